@@ -1,0 +1,76 @@
+# SaferMap. `make demo` and `make test` install whatever is missing first; every step is idempotent.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PG_MAJOR ?= 15
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+SAFERMAP := $(BIN)/safermap
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WORKERS ?= 1
+# Debian packages: the database server with PostGIS and pgRouting, Chromium for page tests and
+# print exports, Node's npm for the front-end libraries.
+APT_PACKAGES := postgresql-$(PG_MAJOR) postgresql-$(PG_MAJOR)-postgis-3 postgresql-$(PG_MAJOR)-pgrouting \
+	chromium fonts-dejavu-core npm
+
+.PHONY: help install system-deps python-deps vendor db-up db-down demo serve test bench clean
+
+help:
+	@echo "make demo   - install, start the database, load the demo data and serve http://$(HOST):$(PORT)"
+	@echo "make test   - install and run the whole test suite against a real PostGIS"
+	@echo "make serve  - serve the app (WORKERS=N for more processes)"
+	@echo "make bench  - benchmarks (bench/), ratios measured side by side"
+
+install: system-deps python-deps vendor
+
+system-deps:
+	@if command -v dpkg >/dev/null 2>&1; then \
+	  missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	  if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ]; then \
+	      echo "Installing Debian packages:" $$missing; \
+	      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	    else echo "Missing Debian packages (install them as root):" $$missing; exit 1; fi; \
+	  fi; \
+	else echo "Not Debian: make sure PostgreSQL with PostGIS and pgRouting, Chromium and npm are installed."; fi
+
+python-deps: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@
+
+vendor: static/vendor/.installed
+
+static/vendor/.installed: package.json
+	npm install --no-audit --no-fund --loglevel=error
+	rm -rf static/vendor && mkdir -p static/vendor
+	cp -r node_modules/leaflet/dist static/vendor/leaflet
+	cp node_modules/leaflet.vectorgrid/dist/Leaflet.VectorGrid.bundled.min.js static/vendor/
+	@touch $@
+
+db-up: install
+	$(SAFERMAP) db up
+
+db-down:
+	$(SAFERMAP) db down
+
+demo: db-up
+	$(SAFERMAP) demo --host $(HOST) --port $(PORT)
+	$(SAFERMAP) serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
+
+serve: db-up
+	$(SAFERMAP) serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
+
+test: install
+	$(BIN)/pytest -q
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) node_modules static/vendor

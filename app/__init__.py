@@ -1,0 +1,1 @@
+"""SaferMap: crime and CCTV mapping for community safety partnerships."""

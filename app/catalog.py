@@ -1,0 +1,134 @@
+"""The layer catalog: layers/*.toml, validated once at start-up.
+
+Each file declares one overlay layer: the view it reads, its geometry, zoom range, fields, style,
+popup, the least role that may see it and the precision of incident locations. Tiles, TileJSON and
+map pages are all driven from here.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from app.roles import Role
+
+IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class Cluster(BaseModel):
+    """Below `max_zoom`, points are shipped as grid cells carrying their count (every incident
+    is still represented); from `max_zoom + 1` on, one feature per point."""
+    model_config = ConfigDict(extra="forbid")
+    max_zoom: int = Field(15, ge=0, le=24)
+    cell_px: int = Field(16, ge=2, le=256)  # cell edge in tile pixels (of 256)
+
+
+class Style(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    color: str = "#3388ff"
+    fill_color: str | None = None
+    fill_opacity: float = Field(0.3, ge=0, le=1)
+    weight: float = Field(1.5, ge=0, le=20)
+    radius: float = Field(5, ge=0, le=50)
+    by: str | None = None                      # a field whose value picks the colour
+    colors: dict[str, str] = Field(default_factory=dict)
+
+
+class Popup(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str | None = None                   # a field shown as the popup heading
+    fields: list[str] = Field(default_factory=list)
+
+
+class Filters(BaseModel):
+    """Which request filters the layer honours, and the view columns they apply to."""
+    model_config = ConfigDict(extra="forbid")
+    date: str | None = None                    # from/to apply to this column (a date)
+    category: str | None = None                # category applies to this column
+
+
+class Layer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    title: str
+    description: str = ""
+    source: str                                 # a view with partnership_id and geom columns
+    geometry: Literal["point", "line", "polygon"]
+    minzoom: int = Field(0, ge=0, le=24)
+    maxzoom: int = Field(22, ge=0, le=24)
+    fields: dict[str, Literal["string", "number", "boolean"]]
+    least_role: Role = Role.viewer
+    precision: Literal["exact", "sanitised", "aggregate"] = "exact"
+    versioned_by: list[str]                     # tables whose data version changes the tiles
+    filters: Filters = Field(default_factory=Filters)
+    cluster: Cluster | None = None
+    style: Style = Field(default_factory=Style)
+    popup: Popup = Field(default_factory=Popup)
+    attribution: str = ""
+    visible: bool = True                        # shown when the page opens
+
+    @field_validator("id", "source")
+    @classmethod
+    def _identifier(cls, v: str) -> str:
+        if not IDENT.match(v):
+            raise ValueError("must be a lower-case SQL identifier")
+        return v
+
+    @field_validator("fields")
+    @classmethod
+    def _field_names(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v:
+            if not IDENT.match(name):
+                raise ValueError(f"field {name!r} must be a lower-case SQL identifier")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Layer":
+        if self.minzoom > self.maxzoom:
+            raise ValueError("minzoom must not exceed maxzoom")
+        for f in self.popup.fields + ([self.popup.title] if self.popup.title else []):
+            if f not in self.fields:
+                raise ValueError(f"popup field {f!r} is not among the layer's fields")
+        for col in (self.filters.date, self.filters.category, self.style.by):
+            if col is not None and not IDENT.match(col):
+                raise ValueError(f"{col!r} must be a lower-case SQL identifier")
+        if self.cluster and self.geometry != "point":
+            raise ValueError("only point layers can be clustered")
+        return self
+
+
+class CatalogError(ValueError):
+    pass
+
+
+class Catalog:
+    def __init__(self, layers: dict[str, Layer], fingerprint: str) -> None:
+        self.layers = layers
+        self.fingerprint = fingerprint  # part of every ETag: a catalog change invalidates tiles
+
+    def get(self, layer_id: str) -> Layer | None:
+        return self.layers.get(layer_id)
+
+    def visible_to(self, role: str) -> list[Layer]:
+        from app.roles import at_least
+        return [l for l in self.layers.values() if at_least(role, l.least_role)]
+
+    @classmethod
+    def load(cls, directory: Path) -> "Catalog":
+        layers: dict[str, Layer] = {}
+        h = hashlib.sha256()
+        for path in sorted(directory.glob("*.toml")):
+            raw = path.read_bytes()
+            h.update(raw)
+            try:
+                layer = Layer.model_validate(tomllib.loads(raw.decode()))
+            except (tomllib.TOMLDecodeError, ValueError) as e:
+                raise CatalogError(f"{path.name}: {e}") from e
+            if layer.id != path.stem:
+                raise CatalogError(f"{path.name}: id {layer.id!r} must match the file name")
+            layers[layer.id] = layer
+        return cls(layers, h.hexdigest()[:16])

@@ -1,0 +1,170 @@
+"""The private PostgreSQL cluster under var/, used whenever DATABASE_URL is not set.
+
+PostgreSQL refuses to run as root; when we are root the cluster belongs to, and runs as, the
+system user `postgres` that Debian's package creates.
+"""
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.settings import Settings
+
+EXTENSIONS = ("postgis", "pgrouting")
+
+CLUSTER_CONF = """
+# Written by safermap: a private cluster for one app, reachable only from this machine.
+listen_addresses = '127.0.0.1'
+port = {port}
+unix_socket_directories = '{socket_dir}'
+max_connections = 200
+shared_buffers = 256MB
+work_mem = 32MB
+maintenance_work_mem = 256MB
+jit = off
+"""
+
+
+class EmbeddedError(RuntimeError):
+    pass
+
+
+@dataclass
+class Cluster:
+    settings: Settings
+
+    @property
+    def root(self) -> Path:
+        return self.settings.var_dir
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "pgdata"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.root / "pgsocket"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "log" / "postgres.log"
+
+    # -- binaries and users -------------------------------------------------
+    def bindir(self) -> Path:
+        if self.settings.pg_bindir:
+            return self.settings.pg_bindir
+        candidates = sorted(
+            Path("/usr/lib/postgresql").glob("*/bin"),
+            key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+            reverse=True,
+        )
+        for c in candidates:
+            if (c / "initdb").exists():
+                return c
+        found = shutil.which("initdb")
+        if found:
+            return Path(found).parent
+        raise EmbeddedError(
+            "PostgreSQL server binaries (initdb, pg_ctl) were not found. Install PostgreSQL with "
+            "PostGIS (`make install` does it on Debian) or set SAFERMAP_PG_BINDIR."
+        )
+
+    def _run_as(self) -> dict:
+        """subprocess kwargs that drop root to the postgres user."""
+        if os.geteuid() != 0:
+            return {}
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError as e:
+            raise EmbeddedError("Running as root needs the system user 'postgres' to own the cluster.") from e
+        return {"user": "postgres", "group": "postgres", "extra_groups": []}
+
+    def _pg(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        cmd = [str(self.bindir() / tool), *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=self.root, **self._run_as())
+        if check and proc.returncode != 0:
+            raise EmbeddedError(f"{tool} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+        return proc
+
+    def _own(self, *paths: Path) -> None:
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            for p in paths:
+                os.chown(p, pw.pw_uid, pw.pw_gid)
+
+    # -- lifecycle -----------------------------------------------------------
+    def initialised(self) -> bool:
+        return (self.data_dir / "PG_VERSION").exists()
+
+    def running(self) -> bool:
+        if not self.initialised():
+            return False
+        return self._pg("pg_ctl", "-D", str(self.data_dir), "status", check=False).returncode == 0
+
+    def init(self) -> bool:
+        """Create the cluster if it does not exist. Returns True when it was created."""
+        if self.initialised():
+            return False
+        for d in (self.root, self.data_dir, self.socket_dir, self.log_file.parent):
+            d.mkdir(parents=True, exist_ok=True)
+        self._own(self.data_dir, self.socket_dir, self.log_file.parent)
+        self.data_dir.chmod(0o700)
+        self._pg("initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
+                 "-E", "UTF8", "--locale=C.UTF-8")
+        conf = self.data_dir / "postgresql.conf"
+        with conf.open("a") as f:
+            f.write(CLUSTER_CONF.format(port=self.settings.embedded_port, socket_dir=self.socket_dir))
+        return True
+
+    def start(self) -> bool:
+        """Start the cluster if it is not running. Returns True when it was started."""
+        if self.running():
+            return False
+        for d in (self.socket_dir, self.log_file.parent):
+            d.mkdir(parents=True, exist_ok=True)
+        self._own(self.socket_dir, self.log_file.parent)
+        # A stale pid file after a machine restart would stop pg_ctl; pg_ctl handles it itself.
+        self._pg("pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t", "60", "start")
+        return True
+
+    def stop(self) -> bool:
+        if not self.running():
+            return False
+        self._pg("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
+        return True
+
+    def psql(self, sql: str, db: str = "postgres") -> str:
+        proc = self._pg("psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
+                        "-h", str(self.socket_dir), "-p", str(self.settings.embedded_port),
+                        "-U", "postgres", "-d", db, "-c", sql)
+        return proc.stdout.strip()
+
+    def ensure_database(self, name: str | None = None) -> None:
+        name = name or self.settings.embedded_db
+        exists = self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
+        if not exists:
+            self.psql(f'CREATE DATABASE "{name}"')
+        for ext in EXTENSIONS:
+            self.psql(f"CREATE EXTENSION IF NOT EXISTS {ext} CASCADE", db=name)
+
+    def up(self) -> None:
+        self.init()
+        self.start()
+        deadline = time.time() + 30
+        while not self.running():
+            if time.time() > deadline:
+                raise EmbeddedError(f"The cluster did not start; see {self.log_file}")
+            time.sleep(0.2)
+        self.ensure_database()
+
+    def status(self) -> str:
+        if not self.initialised():
+            return f"not initialised (would live in {self.data_dir})"
+        state = "running" if self.running() else "stopped"
+        return (f"{state}: data {self.data_dir}, "
+                f"postgresql://postgres@127.0.0.1:{self.settings.embedded_port}/{self.settings.embedded_db}")

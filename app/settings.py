@@ -1,0 +1,87 @@
+"""All configuration in one place: environment variables prefixed SAFERMAP_ (plus DATABASE_URL)."""
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SAFERMAP_", extra="ignore")
+
+    # With no DATABASE_URL the app uses its private cluster under var/ (see app/embedded.py).
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "SAFERMAP_DATABASE_URL")
+    )
+    var_dir: Path = ROOT / "var"
+    embedded_port: int = 54329
+    embedded_db: str = "safermap"
+    pg_bindir: Path | None = None  # where initdb/pg_ctl live; found automatically when unset
+
+    # Pool size x workers must stay under the server's max_connections.
+    pool_size: int = 5
+    max_overflow: int = 5
+
+    secret_key: str | None = None  # signs session cookies; shared by every worker
+    session_max_age_s: int = 12 * 3600
+    cookie_secure: bool = False  # set true behind TLS
+
+    layers_dir: Path = ROOT / "layers"
+    static_dir: Path = ROOT / "static"
+
+    max_features_limit: int = 10_000  # the documented maximum `limit` on list endpoints
+    tile_cache_entries: int = 2_000
+
+    @property
+    def embedded(self) -> bool:
+        return not self.database_url
+
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy async URL: DATABASE_URL, or the embedded cluster's."""
+        if self.database_url:
+            return to_async_url(self.database_url)
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.embedded_port}/{self.embedded_db}"
+
+    def resolved_secret_key(self) -> str:
+        """A stable secret: from the environment, else one kept under var/ so all workers agree."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.var_dir / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+
+def to_async_url(url: str) -> str:
+    for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix):]
+    return url
+
+
+def to_sync_url(url: str) -> str:
+    """The same database through psycopg, for Alembic."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def to_libpq_url(url: str) -> str:
+    """The same database as a plain libpq/asyncpg DSN."""
+    for prefix in ("postgresql+asyncpg://", "postgresql+psycopg://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql://" + url[len(prefix):]
+    return url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
