@@ -9,7 +9,7 @@ import json
 import math
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
@@ -21,6 +21,7 @@ from app.errors import AppError, BadRequest, Conflict, NotFound
 router = APIRouter(prefix="/api/cameras", tags=["cameras"])
 
 MAX_LIMIT = 10_000
+CameraId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The camera id")]
 CameraType = Literal["fixed", "ptz", "dome", "anpr", "redeployable"]
 Status = Literal["operational", "faulty", "decommissioned", "planned"]
 AgencyKind = Literal["police", "council", "fire", "ambulance", "probation", "transport", "private", "other"]
@@ -187,14 +188,14 @@ async def create_camera(body: CameraFeatureIn, session: SessionDep, principal: P
 
 
 @router.get("/{camera_id}", summary="One camera")
-async def get_camera(camera_id: int, session: SessionDep, principal: Viewer, response: Response) -> dict:
+async def get_camera(camera_id: CameraId, session: SessionDep, principal: Viewer, response: Response) -> dict:
     row = await _fetch(session, principal.partnership_id, camera_id)
     response.headers["ETag"] = f'"{row.version}"'
     return feature(row)
 
 
 @router.patch("/{camera_id}", summary="Change a camera; needs the row version (properties.version or If-Match)")
-async def patch_camera(camera_id: int, body: CameraPatch, session: SessionDep, principal: Pcso,
+async def patch_camera(camera_id: CameraId, body: CameraPatch, session: SessionDep, principal: Pcso,
                        if_match: Annotated[str | None, Header()] = None) -> dict:
     p = body.properties
     version = p.version
@@ -241,7 +242,7 @@ async def patch_camera(camera_id: int, body: CameraPatch, session: SessionDep, p
 
 
 @router.delete("/{camera_id}", status_code=204, summary="Remove a camera and its coverage")
-async def delete_camera(camera_id: int, session: SessionDep, principal: Operator) -> Response:
+async def delete_camera(camera_id: CameraId, session: SessionDep, principal: Operator) -> Response:
     gone = (await session.execute(text("DELETE FROM camera WHERE id = :id AND partnership_id = :p RETURNING id"),
                                   {"id": camera_id, "p": principal.partnership_id})).first()
     if gone is None:
