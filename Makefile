@@ -15,7 +15,7 @@ WORKERS ?= 1
 APT_PACKAGES := postgresql-$(PG_MAJOR) postgresql-$(PG_MAJOR)-postgis-3 postgresql-$(PG_MAJOR)-pgrouting \
 	chromium fonts-dejavu-core npm
 
-.PHONY: help install system-deps python-deps vendor db-up db-down demo serve test bench clean
+.PHONY: help install system-deps python-deps vendor vendor-copy db-up db-down demo serve test bench clean
 
 help:
 	@echo "make demo   - install, start the database, load the demo data and serve http://$(HOST):$(PORT)"
@@ -47,11 +47,15 @@ $(VENV)/.installed: pyproject.toml
 vendor: static/vendor/.installed
 
 static/vendor/.installed: package.json
-	npm install --no-audit --no-fund --loglevel=error
+	npm install --no-package-lock --no-audit --no-fund --loglevel=error
+	$(MAKE) --no-print-directory vendor-copy
+	@touch $@
+
+# Copies what the pages load from node_modules into static/vendor/ (served at /static/vendor).
+vendor-copy:
 	rm -rf static/vendor && mkdir -p static/vendor
 	cp -r node_modules/leaflet/dist static/vendor/leaflet
 	cp node_modules/leaflet.vectorgrid/dist/Leaflet.VectorGrid.bundled.min.js static/vendor/
-	@touch $@
 
 db-up: install
 	$(SAFERMAP) db up
