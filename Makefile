@@ -11,9 +11,10 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 # Debian packages: the database server with PostGIS and pgRouting, Chromium for page tests and
-# print exports, Node's npm for the front-end libraries.
+# print exports. npm (for the front-end libraries) is installed from Debian only when no npm is on
+# the PATH: a Node.js from elsewhere brings its own, and Debian's would conflict with it.
 APT_PACKAGES := postgresql-$(PG_MAJOR) postgresql-$(PG_MAJOR)-postgis-3 postgresql-$(PG_MAJOR)-pgrouting \
-	chromium fonts-dejavu-core npm
+	chromium fonts-dejavu-core
 
 .PHONY: help install system-deps python-deps vendor vendor-copy db-up db-down demo serve test bench clean
 
@@ -28,6 +29,7 @@ install: system-deps python-deps vendor
 system-deps:
 	@if command -v dpkg >/dev/null 2>&1; then \
 	  missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	  command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	  if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" = 0 ]; then \
 	      echo "Installing Debian packages:" $$missing; \
