@@ -5,6 +5,7 @@ system user `postgres` that Debian's package creates.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import shutil
@@ -43,16 +44,38 @@ class Cluster:
         return self.settings.var_dir
 
     @property
+    def home(self) -> Path:
+        """Where the cluster lives: var/, unless the postgres user cannot reach it (a checkout
+        inside a private directory, as root); then a directory of its own under
+        /var/lib/postgresql/safermap, recorded in var/cluster-home so every command agrees."""
+        marker = self.root / "cluster-home"
+        return Path(marker.read_text().strip()) if marker.exists() else self.root
+
+    @property
     def data_dir(self) -> Path:
-        return self.root / "pgdata"
+        return self.home / "pgdata"
 
     @property
     def socket_dir(self) -> Path:
-        return self.root / "pgsocket"
+        return self.home / "pgsocket"
 
     @property
     def log_file(self) -> Path:
-        return self.root / "log" / "postgres.log"
+        return self.home / "log" / "postgres.log"
+
+    def _choose_home(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() != 0 or (self.root / "cluster-home").exists():
+            return
+        reachable = subprocess.run(["test", "-x", str(self.root)],
+                                   capture_output=True, **self._run_as()).returncode == 0
+        if reachable:
+            return
+        key = hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:12]
+        home = Path("/var/lib/postgresql/safermap") / key
+        home.mkdir(parents=True, exist_ok=True)
+        self._own(home)
+        (self.root / "cluster-home").write_text(str(home))
 
     # -- binaries and users -------------------------------------------------
     def bindir(self) -> Path:
@@ -86,7 +109,7 @@ class Cluster:
 
     def _pg(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         cmd = [str(self.bindir() / tool), *args]
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=self.root, **self._run_as())
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=self.home, **self._run_as())
         if check and proc.returncode != 0:
             raise EmbeddedError(f"{tool} failed: {proc.stderr.strip() or proc.stdout.strip()}")
         return proc
@@ -108,6 +131,7 @@ class Cluster:
 
     def init(self) -> bool:
         """Create the cluster if it does not exist. Returns True when it was created."""
+        self._choose_home()
         if self.initialised():
             return False
         for d in (self.root, self.data_dir, self.socket_dir, self.log_file.parent):
