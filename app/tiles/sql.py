@@ -1,0 +1,165 @@
+"""The SQL behind vector tiles and TileJSON, built from the validated catalog.
+
+Identifiers come only from the catalog (already checked against a strict pattern) and still go
+through `ident()`; every value is a bound parameter. Each tile is one statement: it returns the
+tile and the data versions it was drawn from, read in the same snapshot, so the ETag a tile is
+cached under always describes exactly the data in it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date
+
+from app.catalog import IDENT, Layer
+
+EXTENT = 4096           # tile coordinate space (ST_AsMVT's default)
+BUFFER = 64             # tile units drawn beyond the edge, so symbols and outlines do not clip
+HALF_WORLD = 20037508.342789244  # EPSG:3857 half width, metres
+
+
+def ident(name: str) -> str:
+    """Quote a catalog identifier. The catalog already enforced the pattern; this refuses anything
+    else rather than escaping it, so a bad name can never reach SQL."""
+    if not IDENT.match(name):
+        raise ValueError(f"not a catalog identifier: {name!r}")
+    return '"' + name + '"'
+
+
+@dataclass(frozen=True)
+class TileFilters:
+    """Request filters a layer honours (from/to on its date column, categories on its category
+    column). Part of the ETag and of the SQL shape."""
+    date_from: date | None = None
+    date_to: date | None = None
+    categories: tuple[str, ...] = ()
+
+    def key(self) -> str:
+        return f"{self.date_from or ''}..{self.date_to or ''};{','.join(self.categories)}"
+
+    def shape(self) -> tuple[bool, bool, bool]:
+        return (self.date_from is not None, self.date_to is not None, bool(self.categories))
+
+    def params(self) -> dict:
+        return {"date_from": self.date_from, "date_to": self.date_to, "categories": list(self.categories)}
+
+
+VERSIONS = """
+    SELECT coalesce(array_agg(source || '=' || version ORDER BY source), '{}')
+    FROM data_version WHERE partnership_id = :p AND source = ANY(:tables)
+"""
+
+
+def _where(layer: Layer, shape: tuple[bool, bool, bool], envelope: str | None) -> str:
+    # Scope to the partnership first; filter by the envelope transformed to the column's CRS
+    # (never the column to the tile's), so the GiST index on geom is used.
+    clauses = ["t.partnership_id = :p"]
+    if envelope:
+        clauses.append(f"t.geom && ST_Transform({envelope}, 4326)")
+    has_from, has_to, has_cats = shape
+    if layer.filters.date and has_from:
+        clauses.append(f"t.{ident(layer.filters.date)} >= :date_from")
+    if layer.filters.date and has_to:
+        clauses.append(f"t.{ident(layer.filters.date)} <= :date_to")
+    if layer.filters.category and has_cats:
+        clauses.append(f"t.{ident(layer.filters.category)} = ANY(:categories)")
+    return " AND ".join(clauses)
+
+
+def _features(layer: Layer, shape: tuple[bool, bool, bool]) -> str:
+    """One MVT feature per row: the catalog's fields, the row id as the MVT feature id."""
+    cols = ", ".join(f"t.{ident(f)}" for f in layer.fields)
+    envelope = "ST_TileEnvelope(:z, :x, :y, margin => :margin)"
+    return f"""
+        SELECT ST_AsMVT(f, :name, {EXTENT}, 'geom', 'id') FROM (
+            SELECT ST_AsMVTGeom(ST_Transform(t.geom, 3857), ST_TileEnvelope(:z, :x, :y),
+                                {EXTENT}, {BUFFER}, true) AS geom,
+                   t.id, {cols}
+            FROM {ident(layer.source)} AS t
+            WHERE {_where(layer, shape, envelope)}
+        ) AS f WHERE f.geom IS NOT NULL"""
+
+
+def _cells(layer: Layer, shape: tuple[bool, bool, bool]) -> str:
+    """Aggregates for dense zooms: points grouped into square cells of `cell_px` tile pixels, one
+    feature per occupied cell at the mean position of its members, carrying `count` (and the most
+    frequent category). Cells partition the tile (half-open edges, no margin), so every point is
+    counted in exactly one tile and one cell. Positions are computed arithmetically from lon/lat
+    (spherical Mercator), which is cheaper than transforming and clipping every point."""
+    cat = layer.filters.category
+    cat_col = f", t.{ident(cat)} AS cat" if cat else ""
+    cat_group = ", cat" if cat else ""
+    top = ", (array_agg(cat ORDER BY n DESC, cat))[1] AS top_category" if cat else ""
+    top_out = ", top_category" if cat else ""
+    return f"""
+        WITH pts AS (
+            SELECT (ST_X(t.geom) + 180.0) / 360.0 * :scale - :ox AS px,
+                   (0.5 - ln(tan(pi() / 4 + radians(ST_Y(t.geom)) / 2)) / (2 * pi())) * :scale - :oy AS py
+                   {cat_col}
+            FROM {ident(layer.source)} AS t
+            WHERE {_where(layer, shape, "ST_TileEnvelope(:z, :x, :y)")}
+        ), by_cat AS (
+            SELECT floor(px / :cell)::int AS cx, floor(py / :cell)::int AS cy{cat_group},
+                   count(*) AS n, sum(px) AS sx, sum(py) AS sy
+            FROM pts WHERE px >= 0 AND px < {EXTENT} AND py >= 0 AND py < {EXTENT}
+            GROUP BY 1, 2{cat_group}
+        ), cells AS (
+            SELECT sum(n)::int AS count, sum(sx) / sum(n) AS mx, sum(sy) / sum(n) AS my{top}
+            FROM by_cat GROUP BY cx, cy
+        )
+        SELECT ST_AsMVT(f, :name, {EXTENT}, 'geom') FROM (
+            SELECT ST_MakePoint(round(mx), round(my)) AS geom, count{top_out} FROM cells
+        ) AS f"""
+
+
+# Built statements, keyed by the layer's full definition (pydantic models are not hashable, and a
+# catalog reload must never reuse a statement built for a different definition).
+_BUILT: dict[tuple, str] = {}
+
+
+def _memo(key: tuple, build) -> str:
+    if key not in _BUILT:
+        if len(_BUILT) > 512:
+            _BUILT.clear()
+        _BUILT[key] = build()
+    return _BUILT[key]
+
+
+def tile_sql(layer: Layer, clustered: bool, shape: tuple[bool, bool, bool]) -> str:
+    """The whole tile statement: (tile bytes, data versions) from one snapshot."""
+    def build() -> str:
+        body = _cells(layer, shape) if clustered else _features(layer, shape)
+        return f"SELECT ({body}) AS tile, ({VERSIONS}) AS versions"
+    return _memo(("tile", layer.model_dump_json(), clustered, shape), build)
+
+
+def tile_params(layer: Layer, partnership_id: int, z: int, x: int, y: int, filters: TileFilters) -> dict:
+    scale = float(EXTENT * (1 << z))  # tile units across the whole world at this zoom
+    params = {"p": partnership_id, "z": z, "x": x, "y": y, "name": layer.id,
+              "tables": list(layer.versioned_by), "margin": BUFFER / EXTENT,
+              "scale": scale, "ox": float(x * EXTENT), "oy": float(y * EXTENT),
+              "cell": float(layer.cluster.cell_px * EXTENT // 256) if layer.cluster else 0.0}
+    params.update({k: v for k, v in filters.params().items() if v not in (None, [])})
+    return params
+
+
+def extent_sql(layer: Layer, shape: tuple[bool, bool, bool]) -> str:
+    """Bounds of the caller's data for TileJSON, with the versions they were read at."""
+    return _memo(("extent", layer.model_dump_json(), shape), lambda: _extent_sql(layer, shape))
+
+
+def _extent_sql(layer: Layer, shape: tuple[bool, bool, bool]) -> str:
+    where = _where(layer, shape, None)
+    return f"""
+        SELECT ST_XMin(e) AS minx, ST_YMin(e) AS miny, ST_XMax(e) AS maxx, ST_YMax(e) AS maxy,
+               ({VERSIONS}) AS versions
+        FROM (SELECT ST_Extent(t.geom) AS e FROM {ident(layer.source)} AS t WHERE {where}) AS s"""
+
+
+def lonlat_to_tile(lon: float, lat: float, z: int) -> tuple[int, int]:
+    """The tile (x, y) holding a WGS84 point at zoom z (for tests and the benchmark)."""
+    n = 1 << z
+    lat = max(min(lat, 85.0511), -85.0511)
+    x = int((lon + 180.0) / 360.0 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return min(max(x, 0), n - 1), min(max(y, 0), n - 1)
