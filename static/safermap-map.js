@@ -86,7 +86,8 @@
   }
 
   function clusterRadius(count) {
-    return count <= 1 ? 6 : Math.min(28, 7 + 2.3 * Math.log(count));
+    // Cells are 16 px apart: past ~15 px neighbours would bury each other.
+    return count <= 1 ? 6 : Math.min(15, 6 + 1.8 * Math.log(count));
   }
 
   function styleFunction(layer) {
@@ -337,7 +338,7 @@
     return control;
   }
 
-  function filterControl(map, config, grids) {
+  function filterControl(config, grids, narrow) {
     var filtered = config.layers.filter(function (l) { return l.filters.date || l.filters.category; });
     if (!filtered.length) return null;
     var months = null;
@@ -353,9 +354,11 @@
 
     var control = L.control({ position: "topright" });
     control.onAdd = function () {
-      var form = el("form", "sm-filters leaflet-bar");
-      form.setAttribute("aria-label", "Filter incidents");
-      form.appendChild(el("h4", null, "Filter " + filtered.map(function (l) { return l.title.toLowerCase(); }).join(", ")));
+      var box = el("details", "sm-filters leaflet-bar");
+      box.open = !narrow;
+      box.appendChild(el("summary", null, "Filter " + filtered.map(function (l) { return l.title.toLowerCase(); }).join(", ")));
+      var form = el("form");
+      box.appendChild(form);
       var period = el("div", "sm-filter-period");
       form.appendChild(period);
       function field(labelText, input, parent) {
@@ -397,9 +400,9 @@
       form.addEventListener("change", apply);
       form.addEventListener("submit", function (e) { e.preventDefault(); apply(); });
       form.addEventListener("reset", function () { setTimeout(apply, 0); });
-      L.DomEvent.disableClickPropagation(form);
-      L.DomEvent.disableScrollPropagation(form);
-      return form;
+      L.DomEvent.disableClickPropagation(box);
+      L.DomEvent.disableScrollPropagation(box);
+      return box;
     };
     return control;
   }
@@ -439,7 +442,8 @@
 
   function start(map, configId) {
     var config = JSON.parse(document.getElementById(configId).textContent);
-    var narrow = Math.min(window.innerWidth, window.innerHeight) < 600;
+    // Phones and tablets start with the panels folded, so the map is what they see first.
+    var narrow = window.innerWidth < 1000 || coarsePointer;
 
     brandControl(config).addTo(map);
     if (map.zoomControl) { map.zoomControl.remove(); map.zoomControl.addTo(map); } // below the brand
@@ -460,7 +464,7 @@
     config.layers.slice().sort(function (a, b) { return rank[a.geometry] - rank[b.geometry]; })
       .forEach(function (layer) { if (layer.visible) grids[layer.id].addTo(map); });
     L.control.layers(null, overlays, { collapsed: narrow, position: "topright" }).addTo(map);
-    var filters = filterControl(map, config, grids);
+    var filters = filterControl(config, grids, narrow);
     if (filters) filters.addTo(map);
     legendControl(config, narrow).addTo(map);
     syntheticNote(map, config);
