@@ -1,0 +1,257 @@
+"""Import police.uk street-level crime CSVs (`safermap import police-uk`).
+
+Each file is one import_run. Its rows are parsed (app.ingest.police_uk_parse) while they stream
+through COPY into a temporary staging table; then, in the same transaction, every force-month
+present in the file is deleted and inserted again from the staging table. A republished month
+therefore replaces the old one whole, and a failure at any point leaves the old one untouched.
+The import_run row is written outside that transaction so that a failed or refused file is still
+on record.
+
+Files are refused before anything is loaded when any of them is not a police.uk street CSV.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import asyncpg
+from rich.console import Console
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+from app.db import raw_connection
+from app.ingest.police_uk_parse import NotPoliceUk, ParseStats, Record, parse, read_header, slugify
+from app.settings import Settings
+
+KIND = "police-uk"
+# Parts of a police.uk archive that sit beside the street files but are other data.
+OTHER_ARCHIVE_FILES = ("-outcomes.csv", "-stop-and-search.csv")
+PROGRESS_EVERY = 20_000
+
+PARTNERSHIP_ID = "SELECT id FROM partnership WHERE slug = $1"
+RUN_START = """
+    INSERT INTO import_run (partnership_id, kind, file, checksum, status)
+    VALUES ($1, $2, $3, $4, 'running') RETURNING id
+"""
+RUN_REFUSED = """
+    INSERT INTO import_run (partnership_id, kind, file, checksum, status, message, finished_at)
+    VALUES ($1, $2, $3, $4, 'refused', $5, now())
+"""
+RUN_FINISH = """
+    UPDATE import_run SET status = $2, rows_total = $3, rows_loaded = $4, rows_rejected = $5,
+           rejects = $6::jsonb, message = $7, finished_at = now()
+    WHERE id = $1
+"""
+# Bigger local buffers keep a million staged rows in memory; only settable before any temp table.
+SESSION_SETUP = "SET temp_buffers = '256MB'"
+STAGE_TABLE = "police_uk_stage"
+STAGE_CREATE = f"""
+    CREATE TEMP TABLE {STAGE_TABLE} (
+        force text, external_ref text, category text, month date, lon double precision,
+        lat double precision, location_text text, lsoa_code text, lsoa_name text, outcome text,
+        context text
+    ) ON COMMIT DROP
+"""
+STAGE_COLUMNS = ("force", "external_ref", "category", "month", "lon", "lat", "location_text", "lsoa_code",
+                 "lsoa_name", "outcome", "context")
+AGENCY_ENSURE = """
+    INSERT INTO agency (partnership_id, name, kind) VALUES ($1, $2, 'police')
+    ON CONFLICT (partnership_id, name) DO NOTHING
+"""
+AGENCY_ID = "SELECT id FROM agency WHERE partnership_id = $1 AND name = $2"
+DATASET_ENSURE = """
+    INSERT INTO dataset (partnership_id, agency_id, source_key, name, kind)
+    VALUES ($1, $2, $3, $4, 'police_uk')
+    ON CONFLICT (partnership_id, source_key) DO NOTHING
+"""
+# The row lock serialises concurrent imports of one force, so two of them never both insert a month.
+DATASET_LOCK = "SELECT id FROM dataset WHERE partnership_id = $1 AND source_key = $2 FOR UPDATE"
+DELETE_MONTHS = "DELETE FROM incident WHERE dataset_id = $1 AND month = ANY($2::date[])"
+INSERT_INCIDENTS = f"""
+    INSERT INTO incident (partnership_id, dataset_id, import_run_id, external_ref, category, month, geom,
+                          location_text, lsoa_code, lsoa_name, outcome, context)
+    SELECT $1, f.dataset_id, $2, s.external_ref, s.category, s.month,
+           ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326),
+           s.location_text, s.lsoa_code, s.lsoa_name, s.outcome, s.context
+    FROM {STAGE_TABLE} s
+    JOIN unnest($3::text[], $4::int[]) AS f(force, dataset_id) ON f.force = s.force
+"""
+
+
+class ImportRefused(Exception):
+    """Nothing was imported: an unknown partnership, a missing path, or a file that is not police.uk's."""
+
+
+@dataclass
+class FileResult:
+    path: Path
+    ok: bool
+    stats: ParseStats
+    message: str
+    seconds: float
+
+
+def find_files(paths: list[Path]) -> tuple[list[Path], list[Path]]:
+    """The CSVs named or found under folders (police.uk archives nest YYYY-MM/YYYY-MM-force-street.csv),
+    and the outcomes/stop-and-search files skipped from folders."""
+    files, skipped = [], []
+    for p in paths:
+        if p.is_dir():
+            for f in sorted(p.rglob("*.csv")):
+                (skipped if f.name.endswith(OTHER_ARCHIVE_FILES) else files).append(f)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise ImportRefused(f"{p}: no such file or folder.")
+    if not files:
+        raise ImportRefused("No police.uk street CSV files found in " + ", ".join(str(p) for p in paths) + ".")
+    return files, skipped
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def header_problem(path: Path) -> str | None:
+    """Why `path` is not a police.uk street CSV, or None when its header is."""
+    with path.open("rb") as f:
+        first = f.readline(1 << 16)  # the header only: a bad byte further on fails that file's load
+    try:
+        read_header([first.decode("utf-8-sig")])
+    except NotPoliceUk as e:
+        return str(e)
+    except UnicodeDecodeError:
+        return "not a police.uk CSV: its header is not UTF-8 text"
+    return None
+
+
+class RowsColumn(ProgressColumn):
+    """'123,456 rows · 98,765 rows/s'."""
+
+    def render(self, task: Task) -> Text:
+        rows = task.fields.get("rows", 0)
+        rate = rows / task.elapsed if task.elapsed else 0.0
+        return Text(f"{rows:,} rows · {rate:,.0f} rows/s", style="progress.data.speed")
+
+
+def _tracked(records: Iterable[Record], stats: ParseStats, progress: Progress, task, raw) -> Iterator[Record]:
+    """Pass records through, reporting bytes read and rows seen to the progress bar now and then."""
+    n = 0
+    for n, rec in enumerate(records, 1):
+        if n % PROGRESS_EVERY == 0:
+            progress.update(task, completed=raw.tell(), rows=stats.total)
+        yield rec
+    progress.update(task, completed=raw.tell(), rows=stats.total)
+
+
+def _count(status: str) -> int:
+    """'DELETE 42' -> 42."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+def _month_list(months: Iterable[date]) -> str:
+    return ", ".join(sorted(m.strftime("%Y-%m") for m in months))
+
+
+async def _replace(conn: asyncpg.Connection, partnership_id: int, run_id: int, stats: ParseStats) -> list[str]:
+    """Delete then insert every force-month the staging table holds; return what was done, in words."""
+    by_force: dict[str, list[date]] = {}
+    for force, month in stats.force_months:
+        by_force.setdefault(force, []).append(month)
+    forces, dataset_ids, notes = [], [], []
+    for force in sorted(by_force):
+        await conn.execute(AGENCY_ENSURE, partnership_id, force)
+        agency_id = await conn.fetchval(AGENCY_ID, partnership_id, force)
+        key = f"police-uk:{slugify(force)}"
+        await conn.execute(DATASET_ENSURE, partnership_id, agency_id, key, f"police.uk: {force}")
+        dataset_id = await conn.fetchval(DATASET_LOCK, partnership_id, key)
+        deleted = _count(await conn.execute(DELETE_MONTHS, dataset_id, by_force[force]))
+        forces.append(force)
+        dataset_ids.append(dataset_id)
+        notes.append(f"{force} {_month_list(by_force[force])}"
+                     + (f" (replaced {deleted:,} earlier incidents)" if deleted else ""))
+    await conn.execute(INSERT_INCIDENTS, partnership_id, run_id, forces, dataset_ids)
+    return notes
+
+
+async def load_file(conn: asyncpg.Connection, partnership_id: int, path: Path, progress: Progress) -> FileResult:
+    """Load one file in one transaction and record its import_run; never raises for a bad file."""
+    started = time.perf_counter()
+    stats = ParseStats()
+    run_id = await conn.fetchval(RUN_START, partnership_id, KIND, path.name, sha256(path))
+    task = progress.add_task(path.name, total=path.stat().st_size, rows=0)
+    try:
+        async with conn.transaction():
+            await conn.execute(STAGE_CREATE)
+            with path.open(encoding="utf-8-sig", newline="") as f:
+                records = _tracked(parse(f, stats), stats, progress, task, f.buffer)
+                await conn.copy_records_to_table(STAGE_TABLE, records=records, columns=STAGE_COLUMNS)
+            progress.update(task, description=f"{path.name}: replacing months")
+            notes = await _replace(conn, partnership_id, run_id, stats) if stats.force_months else []
+    except Exception as e:  # anything at all: the transaction has rolled back, so say so and go on
+        reason = "the file is not UTF-8 text" if isinstance(e, UnicodeDecodeError) else str(e).splitlines()[0]
+        message = f"failed after {stats.total:,} rows, nothing of this file was loaded: {reason}"
+        await conn.execute(RUN_FINISH, run_id, "failed", stats.total, 0, stats.rejected,
+                           json.dumps(stats.rejects), message)
+        progress.update(task, description=f"{path.name}: failed")
+        return FileResult(path, False, stats, message, time.perf_counter() - started)
+    message = "loaded " + ("; ".join(notes) if notes else "no rows")
+    if stats.rejected > len(stats.rejects):
+        message += f"; {stats.rejected:,} rows rejected, the first {len(stats.rejects):,} are listed"
+    await conn.execute(RUN_FINISH, run_id, "loaded", stats.total, stats.loaded, stats.rejected,
+                       json.dumps(stats.rejects), message)
+    progress.update(task, description=f"{path.name}: done", completed=path.stat().st_size)
+    return FileResult(path, True, stats, message, time.perf_counter() - started)
+
+
+def _report(console: Console, r: FileResult) -> None:
+    s = r.stats
+    rate = s.total / r.seconds if r.seconds else 0
+    colour = "green" if r.ok else "red"
+    console.print(f"[{colour}]{r.path.name}[/]: {s.total:,} rows, {s.loaded if r.ok else 0:,} loaded, "
+                  f"{s.rejected:,} rejected in {r.seconds:.1f} s ({rate:,.0f} rows/s). {r.message}")
+    for rej in s.rejects[:10]:
+        console.print(f"  line {rej['line']}: {rej['reason']}")
+    if s.rejected > 10:
+        console.print(f"  ... and {s.rejected - 10:,} more (see `GET /api/imports`)")
+
+
+async def import_paths(settings: Settings, paths: list[Path], partnership_slug: str, console: Console) -> bool:
+    """Import police.uk street CSVs (files or folders) into a partnership.
+
+    Returns False when any file failed to load (its import_run says why; the others still load).
+    Raises ImportRefused, having loaded nothing, for an unknown partnership, a missing path or a
+    file that is not a police.uk street CSV (each such file gets a 'refused' import_run).
+    """
+    files, skipped = find_files([Path(p) for p in paths])
+    async with raw_connection(settings) as conn:
+        await conn.execute(SESSION_SETUP)
+        partnership_id = await conn.fetchval(PARTNERSHIP_ID, partnership_slug)
+        if partnership_id is None:
+            raise ImportRefused(f"No partnership '{partnership_slug}'. "
+                                f"Create it with: safermap partnership add {partnership_slug} \"Name\"")
+        refused = [(f, why) for f in files if (why := header_problem(f))]
+        if refused:
+            for f, why in refused:
+                await conn.execute(RUN_REFUSED, partnership_id, KIND, f.name, sha256(f), why)
+            listed = "; ".join(f"{f}: {why}" for f, why in refused)
+            raise ImportRefused(f"Nothing was imported. {listed}")
+        if skipped:
+            console.print(f"skipping {len(skipped)} outcomes/stop-and-search file(s): not street-level crime")
+        results = []
+        with Progress(TextColumn("{task.description}"), BarColumn(), RowsColumn(), TimeElapsedColumn(),
+                      console=console, transient=False) as progress:
+            for f in files:
+                results.append(await load_file(conn, partnership_id, f, progress))
+    for r in results:
+        _report(console, r)
+    return all(r.ok for r in results)

@@ -1,0 +1,139 @@
+"""The police.uk import against its floor: a bare COPY of the same file into a plain table.
+
+    .venv/bin/python -m bench.import_bench [ROWS] [DATABASE_URL]
+
+With no DATABASE_URL it uses a scratch database `safermap_bench` on the embedded cluster, made
+(with PostGIS) and migrated when missing. Prints rows/s of both and their ratio; `run()` fills a
+report dict for `make bench`.
+"""
+from __future__ import annotations
+
+import asyncio
+import io
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import psycopg
+from rich.console import Console
+
+from app.ingest.police_uk import import_paths
+from app.settings import Settings, to_libpq_url
+from bench.synthetic import write_police_uk_csv
+
+BENCH_DB = "safermap_bench"
+PARTNERSHIP = "bench-import"
+ROWS = 1_000_000
+
+# Empty the benchmark partnership (not deleted: its id and data sets stay, as a real one's would).
+PARTNERSHIP_RESET = (
+    "INSERT INTO partnership (slug, name) VALUES ($1, 'Import benchmark') ON CONFLICT (slug) DO NOTHING",
+    "DELETE FROM incident WHERE partnership_id = (SELECT id FROM partnership WHERE slug = $1)",
+    "DELETE FROM import_run WHERE partnership_id = (SELECT id FROM partnership WHERE slug = $1)",
+)
+PLAIN_TABLE = """
+    DROP TABLE IF EXISTS bench_plain_copy;
+    CREATE UNLOGGED TABLE bench_plain_copy (
+        crime_id text, month text, reported_by text, falls_within text, longitude double precision,
+        latitude double precision, location text, lsoa_code text, lsoa_name text, crime_type text,
+        last_outcome text, context text);
+"""
+
+
+def default_database_url() -> str:
+    """The scratch benchmark database on the embedded cluster, made and migrated when missing."""
+    from app.cli import migrate
+    from app.embedded import Cluster
+    settings = Settings(database_url=None)
+    Cluster(settings).up()
+    server = f"postgresql://postgres@127.0.0.1:{settings.embedded_port}/postgres"
+    with psycopg.connect(server, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DB,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+    url = urlunsplit(urlsplit(server)._replace(path=f"/{BENCH_DB}"))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+    migrate(Settings(database_url=url))
+    return url
+
+
+async def _reset(url: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        for statement in PARTNERSHIP_RESET:
+            await conn.execute(statement, PARTNERSHIP)
+    finally:
+        await conn.close()
+
+
+async def _bare_copy(url: str, path: Path) -> float:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(PLAIN_TABLE)
+        started = time.perf_counter()
+        await conn.copy_to_table("bench_plain_copy", source=path, format="csv", header=True)
+        seconds = time.perf_counter() - started
+        await conn.execute("DROP TABLE bench_plain_copy")
+        return seconds
+    finally:
+        await conn.close()
+
+
+async def _counts(url: str) -> tuple[int, int]:
+    conn = await asyncpg.connect(url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT count(*) AS n, count(geom) AS mapped FROM incident i JOIN partnership p "
+            "ON p.id = i.partnership_id WHERE p.slug = $1", PARTNERSHIP)
+        return row["n"], row["mapped"]
+    finally:
+        await conn.close()
+
+
+def run(report: dict, database_url: str, rows: int = ROWS, console: Console | None = None) -> dict:
+    """Time `import_paths` on `rows` synthetic rows (twice: a first load and a replacing re-import)
+    and a bare COPY of the same file; put the numbers in `report` and return it."""
+    url = to_libpq_url(database_url)
+    settings = Settings(database_url=url)
+    console = console or Console(file=io.StringIO())
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_police_uk_csv(Path(tmp) / "2024-01-greater-manchester-street.csv", rows)
+        asyncio.run(_reset(url))
+        started = time.perf_counter()
+        ok = asyncio.run(import_paths(settings, [path], PARTNERSHIP, console))
+        first = time.perf_counter() - started
+        started = time.perf_counter()
+        ok = asyncio.run(import_paths(settings, [path], PARTNERSHIP, console)) and ok
+        again = time.perf_counter() - started
+        total, mapped = asyncio.run(_counts(url))
+        bare = asyncio.run(_bare_copy(url, path))
+        asyncio.run(_reset(url))  # leave the scratch database small
+    report.update({
+        "import_rows": rows, "import_ok": ok, "incidents_after_reimport": total, "incidents_mapped": mapped,
+        "import_s": round(first, 2), "import_rows_per_s": round(rows / first),
+        "reimport_s": round(again, 2), "reimport_rows_per_s": round(rows / again),
+        "bare_copy_s": round(bare, 2), "bare_copy_rows_per_s": round(rows / bare),
+        "import_vs_bare_copy": round(first / bare, 2),
+    })
+    return report
+
+
+def main() -> None:
+    rows = int(sys.argv[1]) if len(sys.argv) > 1 else ROWS
+    url = sys.argv[2] if len(sys.argv) > 2 else default_database_url()
+    console = Console(stderr=True)
+    report = run({}, url, rows, console)
+    print(f"police.uk import: {report['import_rows']:,} rows in {report['import_s']} s "
+          f"({report['import_rows_per_s']:,} rows/s); re-import replacing the month {report['reimport_s']} s "
+          f"({report['reimport_rows_per_s']:,} rows/s); incidents after re-import {report['incidents_after_reimport']:,} "
+          f"({report['incidents_mapped']:,} mapped)")
+    print(f"bare COPY of the same file into a plain table: {report['bare_copy_s']} s "
+          f"({report['bare_copy_rows_per_s']:,} rows/s)")
+    print(f"import / bare COPY time: {report['import_vs_bare_copy']}x")
+
+
+if __name__ == "__main__":
+    main()
