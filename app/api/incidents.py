@@ -1,5 +1,188 @@
+"""Incidents as GeoJSON, the categories present, and the record of imports.
+
+Every query starts with the caller's partnership. Incidents are dated by month (police.uk gives
+no day), so a month matches a period when it overlaps it.
+"""
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import date
+from typing import Annotated
 
-router = APIRouter()
+from fastapi import APIRouter, Query, Request
+from sqlalchemy import text
+
+from app.api.deps import Analyst, SessionDep, Viewer
+from app.api.params import parse_bbox, parse_month_or_date
+from app.errors import BadRequest
+from app.ingest.police_uk_parse import CATEGORIES, slugify
+
+router = APIRouter(tags=["incidents"])
+
+MAX_LIMIT = 10_000
+DEFAULT_LIMIT = 1_000
+# numberMatched is counted exactly up to this many; beyond it, only when asked (count=exact).
+COUNT_CAP = 100_000
+MAX_IMPORTS_LIMIT = 500
+CATEGORY_BY_SLUG = {slugify(c): c for c in CATEGORIES}
+
+INCIDENT_SELECT = """
+    SELECT i.id, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, i.category, to_char(i.month, 'YYYY-MM') AS month,
+           i.location_text, i.lsoa_code, i.lsoa_name, i.outcome, i.external_ref, d.source_key AS dataset
+    FROM incident i JOIN dataset d ON d.id = i.dataset_id
+"""
+# Only mapped incidents (with a location) are in the collection; the count agrees with that.
+BASE_WHERE = "i.partnership_id = :p AND i.geom IS NOT NULL"
+COUNT_CAPPED = "SELECT count(*) FROM (SELECT 1 FROM incident i WHERE {where} LIMIT :cap) AS m"
+COUNT_EXACT = "SELECT count(*) FROM incident i WHERE {where}"
+CATEGORY_COUNTS = """
+    SELECT category, count(*) AS count, count(geom) AS mapped
+    FROM incident WHERE partnership_id = :p {period}
+    GROUP BY category ORDER BY count(*) DESC, category
+"""
+IMPORT_RUNS = """
+    SELECT id, kind, file, checksum, status, rows_total, rows_loaded, rows_rejected, rejects, message,
+           started_at, finished_at
+    FROM import_run WHERE partnership_id = :p
+    ORDER BY id DESC LIMIT :limit OFFSET :offset
+"""
+
+
+def _categories(values: list[str] | None) -> list[str]:
+    """Repeated and/or comma-separated; police.uk's API slugs ('anti-social-behaviour') work too."""
+    out = []
+    for v in values or []:
+        for part in v.split(","):
+            part = part.strip()
+            if part:
+                out.append(CATEGORY_BY_SLUG.get(part, part))
+    return out
+
+
+def _period(from_: str | None, to: str | None) -> tuple[date | None, date | None]:
+    start = parse_month_or_date(from_, "from")
+    end = parse_month_or_date(to, "to", end=True)
+    if start and end and start > end:
+        raise BadRequest("from must not be after to.")
+    # A month matches when it overlaps the period: months are stored as their first day.
+    return (start.replace(day=1) if start else None), end
+
+
+def _feature(row) -> dict:
+    props = {k: row._mapping[k] for k in ("category", "month", "location_text", "lsoa_code", "lsoa_name",
+                                           "outcome", "external_ref", "dataset")}
+    return {"type": "Feature", "id": row.id,
+            "geometry": {"type": "Point", "coordinates": [row.lon, row.lat]}, "properties": props}
+
+
+@router.get("/api/incidents", summary="Mapped incidents as a GeoJSON FeatureCollection")
+async def list_incidents(
+    request: Request, session: SessionDep, principal: Viewer,
+    bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (WGS84)")] = None,
+    from_: Annotated[str | None, Query(alias="from", description="YYYY-MM or YYYY-MM-DD")] = None,
+    to: Annotated[str | None, Query(description="YYYY-MM (inclusive) or YYYY-MM-DD")] = None,
+    category: Annotated[list[str] | None, Query(description="repeat or comma-separate; names or slugs")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"at most {MAX_LIMIT}")] = DEFAULT_LIMIT,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int | None, Query(description="keyset paging: incidents with id above this "
+                                                   "(the `next` link uses it)")] = None,
+    count: Annotated[str, Query(pattern="^(capped|exact)$",
+                                description=f"'capped' counts up to {COUNT_CAP:,}; 'exact' always counts")] = "capped",
+) -> dict:
+    """Incidents of your partnership that have a location, ordered by id.
+
+    Incidents with no location ("No location" in police.uk) are stored but are not in this map
+    collection, and not in `numberMatched`; `GET /api/categories` counts them. Months match when
+    they overlap `from`..`to`. `numberMatched` is exact when this page holds everything or the
+    matches number at most 100,000; beyond that it is left out unless `count=exact` is given
+    (counting millions on every page is slow), and `numberMatchedAtLeast` says so. Follow the
+    `next` link (keyset paging, stable under inserts) for the following page.
+    """
+    where, params = [BASE_WHERE], {"p": principal.partnership_id}
+    box = parse_bbox(bbox)
+    if box:
+        where.append("i.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)")
+        params.update(x0=box.minlon, y0=box.minlat, x1=box.maxlon, y1=box.maxlat)
+    start, end = _period(from_, to)
+    if start:
+        where.append("i.month >= :start")
+        params["start"] = start
+    if end:
+        where.append("i.month <= :end")
+        params["end"] = end
+    categories = _categories(category)
+    if categories:
+        where.append("i.category = ANY(:categories)")
+        params["categories"] = categories
+    filters = " AND ".join(where)
+    page_where = filters + (" AND i.id > :after" if after is not None else "")
+    rows = (await session.execute(
+        text(f"{INCIDENT_SELECT} WHERE {page_where} ORDER BY i.id LIMIT :lim OFFSET :offset"),
+        {**params, "after": after, "lim": limit + 1, "offset": offset})).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    body: dict = {"type": "FeatureCollection", "features": [_feature(r) for r in rows]}
+    if not more and after is None and (rows or offset == 0):
+        matched: int | None = offset + len(rows)  # this page is the end: no count query needed
+    else:
+        matched = await _count(session, filters, params, count)
+    if matched is None:
+        body["numberMatchedAtLeast"] = COUNT_CAP + 1
+    else:
+        body["numberMatched"] = matched
+    body["numberReturned"] = len(rows)
+    body["links"] = []
+    if more:
+        nxt = str(request.url.remove_query_params("offset").include_query_params(after=rows[-1].id, limit=limit))
+        body["links"].append({"rel": "next", "href": nxt, "type": "application/geo+json"})
+        body["next"] = nxt
+    return body
+
+
+async def _count(session, filters: str, params: dict, mode: str) -> int | None:
+    """The number of matches, or None when over COUNT_CAP and an exact count was not asked for."""
+    if mode == "exact":
+        return (await session.execute(text(COUNT_EXACT.format(where=filters)), params)).scalar_one()
+    n = (await session.execute(text(COUNT_CAPPED.format(where=filters)), {**params, "cap": COUNT_CAP + 1})).scalar_one()
+    return n if n <= COUNT_CAP else None
+
+
+@router.get("/api/categories", summary="Incident categories present, with counts")
+async def list_categories(
+    session: SessionDep, principal: Viewer,
+    from_: Annotated[str | None, Query(alias="from", description="YYYY-MM or YYYY-MM-DD")] = None,
+    to: Annotated[str | None, Query(description="YYYY-MM (inclusive) or YYYY-MM-DD")] = None,
+) -> dict:
+    """The categories of your partnership's incidents with their counts (`mapped`: those with a
+    location), most frequent first, and the 14 police.uk crime types with their slugs."""
+    start, end = _period(from_, to)
+    period, params = "", {"p": principal.partnership_id}
+    if start:
+        period += " AND month >= :start"
+        params["start"] = start
+    if end:
+        period += " AND month <= :end"
+        params["end"] = end
+    rows = (await session.execute(text(CATEGORY_COUNTS.format(period=period)), params)).all()
+    return {
+        "categories": [{"name": r.category, "slug": slugify(r.category), "count": r.count, "mapped": r.mapped,
+                        "police_uk": r.category in CATEGORIES} for r in rows],
+        "police_uk_categories": [{"name": c, "slug": slugify(c)} for c in CATEGORIES],
+    }
+
+
+@router.get("/api/imports", summary="Import runs, newest first")
+async def list_imports(
+    session: SessionDep, principal: Analyst,
+    limit: Annotated[int, Query(ge=1, le=MAX_IMPORTS_LIMIT, description=f"at most {MAX_IMPORTS_LIMIT}")] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict:
+    """Your partnership's imports: status (running, loaded, failed, refused), counts, and the
+    rejected rows with their line numbers (at most 1,000 listed per run; `rows_rejected` counts all)."""
+    rows = (await session.execute(text(IMPORT_RUNS),
+                                  {"p": principal.partnership_id, "limit": limit, "offset": offset})).all()
+    return {"imports": [{
+        "id": r.id, "kind": r.kind, "file": r.file, "checksum": r.checksum, "status": r.status,
+        "rows_total": r.rows_total, "rows_loaded": r.rows_loaded, "rows_rejected": r.rows_rejected,
+        "rejects": r.rejects, "message": r.message, "started_at": r.started_at.isoformat(),
+        "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+    } for r in rows], "limit": limit, "offset": offset}
