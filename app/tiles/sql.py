@@ -67,7 +67,8 @@ def _where(layer: Layer, shape: tuple[bool, bool, bool], envelope: str | None) -
 
 
 def _features(layer: Layer, shape: tuple[bool, bool, bool]) -> str:
-    """One MVT feature per row: the catalog's fields, the row id as the MVT feature id."""
+    """One MVT feature per row: the catalog's fields, the row id as the MVT feature id. (ST_AsMVT
+    skips the rare NULL geometry ST_AsMVTGeom returns; filtering on it would draw each twice.)"""
     cols = ", ".join(f"t.{ident(f)}" for f in layer.fields)
     envelope = "ST_TileEnvelope(:z, :x, :y, margin => :margin)"
     return f"""
@@ -77,38 +78,41 @@ def _features(layer: Layer, shape: tuple[bool, bool, bool]) -> str:
                    t.id, {cols}
             FROM {ident(layer.source)} AS t
             WHERE {_where(layer, shape, envelope)}
-        ) AS f WHERE f.geom IS NOT NULL"""
+        ) AS f"""
 
 
 def _cells(layer: Layer, shape: tuple[bool, bool, bool]) -> str:
-    """Aggregates for dense zooms: points grouped into square cells of `cell_px` tile pixels, one
-    feature per occupied cell at the mean position of its members, carrying `count` (and the most
-    frequent category). Cells partition the tile (half-open edges, no margin), so every point is
-    counted in exactly one tile and one cell. Positions are computed arithmetically from lon/lat
-    (spherical Mercator), which is cheaper than transforming and clipping every point."""
+    """Aggregates for dense zooms: points grouped into square cells of about `cell_px` tile pixels,
+    one feature per occupied cell at the mean position of its members, carrying `count` (and the
+    most frequent category). Cells are numbered on a world grid (n per tile side) computed from
+    lon/lat alone, so a point on an edge shared by two tiles gets the same cell number in both and
+    is counted in exactly one tile and one cell. The arithmetic (spherical Mercator) is cheaper
+    than transforming and clipping every point, and the edge test runs per cell, not per point."""
     cat = layer.filters.category
     cat_col = f", t.{ident(cat)} AS cat" if cat else ""
     cat_group = ", cat" if cat else ""
     top = ", (array_agg(cat ORDER BY n DESC, cat))[1] AS top_category" if cat else ""
     top_out = ", top_category" if cat else ""
+    gx = "(ST_X(t.geom) + 180.0) / 360.0 * :gscale"
+    gy = "(0.5 - ln(tan(pi() / 4 + radians(ST_Y(t.geom)) / 2)) / (2 * pi())) * :gscale"
     return f"""
-        WITH pts AS (
-            SELECT (ST_X(t.geom) + 180.0) / 360.0 * :scale - :ox AS px,
-                   (0.5 - ln(tan(pi() / 4 + radians(ST_Y(t.geom)) / 2)) / (2 * pi())) * :scale - :oy AS py
-                   {cat_col}
-            FROM {ident(layer.source)} AS t
-            WHERE {_where(layer, shape, "ST_TileEnvelope(:z, :x, :y)")}
-        ), by_cat AS (
-            SELECT floor(px / :cell)::int AS cx, floor(py / :cell)::int AS cy{cat_group},
-                   count(*) AS n, sum(px) AS sx, sum(py) AS sy
-            FROM pts WHERE px >= 0 AND px < {EXTENT} AND py >= 0 AND py < {EXTENT}
+        WITH by_cat AS MATERIALIZED (  -- a fence: the cell-range test must not run per point
+            SELECT floor(gx)::bigint AS cx, floor(gy)::bigint AS cy{cat_group},
+                   count(*) AS n, sum(gx) AS sx, sum(gy) AS sy
+            FROM (  -- OFFSET 0 keeps this apart, so each point's position is computed once
+                SELECT {gx} AS gx, {gy} AS gy{cat_col}
+                FROM {ident(layer.source)} AS t
+                WHERE {_where(layer, shape, "ST_TileEnvelope(:z, :x, :y)")}
+                OFFSET 0
+            ) AS p
             GROUP BY 1, 2{cat_group}
         ), cells AS (
-            SELECT sum(n)::int AS count, sum(sx) / sum(n) AS mx, sum(sy) / sum(n) AS my{top}
-            FROM by_cat GROUP BY cx, cy
+            SELECT sum(n)::int AS count, sum(sx) / sum(n) - :gx0 AS mx, sum(sy) / sum(n) - :gy0 AS my{top}
+            FROM by_cat WHERE cx >= :gx0 AND cx < :gx0 + :n AND cy >= :gy0 AND cy < :gy0 + :n
+            GROUP BY cx, cy
         )
         SELECT ST_AsMVT(f, :name, {EXTENT}, 'geom') FROM (
-            SELECT ST_MakePoint(round(mx), round(my)) AS geom, count{top_out} FROM cells
+            SELECT ST_MakePoint(round(mx * :unit), round(my * :unit)) AS geom, count{top_out} FROM cells
         ) AS f"""
 
 
@@ -134,11 +138,11 @@ def tile_sql(layer: Layer, clustered: bool, shape: tuple[bool, bool, bool]) -> s
 
 
 def tile_params(layer: Layer, partnership_id: int, z: int, x: int, y: int, filters: TileFilters) -> dict:
-    scale = float(EXTENT * (1 << z))  # tile units across the whole world at this zoom
     params = {"p": partnership_id, "z": z, "x": x, "y": y, "name": layer.id,
-              "tables": list(layer.versioned_by), "margin": BUFFER / EXTENT,
-              "scale": scale, "ox": float(x * EXTENT), "oy": float(y * EXTENT),
-              "cell": float(layer.cluster.cell_px * EXTENT // 256) if layer.cluster else 0.0}
+              "tables": list(layer.versioned_by), "margin": BUFFER / EXTENT}
+    if layer.cluster:
+        n = max(1, round(256 / layer.cluster.cell_px))  # cells per tile side
+        params.update(n=n, gscale=float(n << z), gx0=x * n, gy0=y * n, unit=EXTENT / n)
     params.update({k: v for k, v in filters.params().items() if v not in (None, [])})
     return params
 
