@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import sys
 import tempfile
 import time
@@ -112,6 +113,7 @@ def run(report: dict, database_url: str, rows: int = ROWS, console: Console | No
         bare = asyncio.run(_bare_copy(url, path))
         asyncio.run(_reset(url))  # leave the scratch database small
     report.update({
+        "load_average_1m": round(os.getloadavg()[0], 2),  # the machine may be shared: say how busy it was
         "import_rows": rows, "import_ok": ok, "incidents_after_reimport": total, "incidents_mapped": mapped,
         "import_s": round(first, 2), "import_rows_per_s": round(rows / first),
         "reimport_s": round(again, 2), "reimport_rows_per_s": round(rows / again),
@@ -132,7 +134,8 @@ def main() -> None:
           f"({report['incidents_mapped']:,} mapped)")
     print(f"bare COPY of the same file into a plain table: {report['bare_copy_s']} s "
           f"({report['bare_copy_rows_per_s']:,} rows/s)")
-    print(f"import / bare COPY time: {report['import_vs_bare_copy']}x")
+    print(f"import / bare COPY time: {report['import_vs_bare_copy']}x "
+          f"(load average at the end: {report['load_average_1m']})")
 
 
 if __name__ == "__main__":

@@ -126,6 +126,15 @@ async def test_importing_the_same_file_twice_gives_the_same_incidents(settings, 
     assert (await db.execute(text("SELECT count(*) FROM incident"))).scalar_one() == 9
 
 
+async def test_concurrent_imports_of_one_month_never_duplicate_it(settings, db):
+    import asyncio
+    pid = await partnership(db)
+    results = await asyncio.gather(*(import_paths(settings, [JAN], "test-csp", quiet()) for _ in range(3)))
+    assert results == [True, True, True]
+    assert (await counts(db, pid))["total"] == 9
+    assert (await db.execute(text("SELECT count(*) FROM dataset"))).scalar_one() == 1
+
+
 async def test_a_revised_month_replaces_the_old_one_and_leaves_other_months(settings, db):
     pid = await partnership(db)
     await import_paths(settings, [JAN, FEB], "test-csp", quiet())
