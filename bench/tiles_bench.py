@@ -404,7 +404,9 @@ def run(report: dict) -> dict:
     tipg_version = ensure_tipg()
     zooms = {z: sum(1 for t in tiles if t[0] == z) for z in ZOOMS}
     log(f"{len(tiles)} tiles {zooms}; {CLIENTS} concurrent clients; {os.cpu_count()} CPUs")
+    load_before = os.getloadavg()[0]
     results = asyncio.run(measure(tiles, token, tipg_version))
+    load_after = os.getloadavg()[0]
     rows = [r.row() for r in results]
     by = {r["name"]: r for r in rows}
     floor = rows[0]
@@ -428,7 +430,9 @@ def run(report: dict) -> dict:
     report["tiles"] = {"tiles": len(tiles), "by_zoom": zooms, "clients": CLIENTS, "incidents": INCIDENTS,
                        "build_s": round(load_s, 1), "cpus": os.cpu_count(), "results": rows, "ratios": ratios,
                        "wall_s": round(time.perf_counter() - t0, 1)}
-    print(f"\nwall time {report['tiles']['wall_s']} s")
+    report["tiles"]["load_avg_1m"] = [round(load_before, 2), round(load_after, 2)]
+    print(f"\nwall time {report['tiles']['wall_s']} s; 1-minute load average before/after "
+          f"{load_before:.2f}/{load_after:.2f} (others' work on this machine skews every line alike)")
     return report
 
 
