@@ -58,6 +58,8 @@ vendor-copy:
 	rm -rf static/vendor && mkdir -p static/vendor
 	cp -r node_modules/leaflet/dist static/vendor/leaflet
 	cp node_modules/leaflet.vectorgrid/dist/Leaflet.VectorGrid.bundled.min.js static/vendor/
+	mkdir -p static/vendor/swagger-ui
+	cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css static/vendor/swagger-ui/
 
 db-up: install
 	$(SAFERMAP) db up
@@ -75,7 +77,7 @@ serve: db-up
 test: install
 	$(BIN)/pytest -q
 
-bench: install
+bench: db-up
 	$(BIN)/python -m bench
 
 clean:

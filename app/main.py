@@ -6,13 +6,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from app import errors
 from app.api import auth, cameras, health, incidents, maps, tiles
 from app.auth import Sessions
 from app.catalog import Catalog
-from app.db import make_engine, make_sessionmaker
+from app.db import make_engine, make_read_sessionmaker, make_sessionmaker
 from app.settings import Settings, get_settings
 
 API_DESCRIPTION = """
@@ -24,6 +27,16 @@ partnership. Every request needs `Authorization: Bearer <token>` (or the session
 """
 
 
+class VersionedStaticFiles(StaticFiles):
+    """Static files; a URL carrying `?v=<content hash>` never changes, so it is cached for a year."""
+
+    async def get_response(self, path: str, scope: Scope):
+        response = await super().get_response(path, scope)
+        if response.status_code == 200 and b"v=" in scope.get("query_string", b""):
+            response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        return response
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -32,18 +45,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.read_sessionmaker = make_read_sessionmaker(engine)
         try:
             yield
         finally:
             await engine.dispose()
 
-    app = FastAPI(title="SaferMap", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan)
+    # /docs is served below from static/vendor: FastAPI's default page loads Swagger UI from a CDN.
+    app = FastAPI(title="SaferMap", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.catalog = Catalog.load(settings.layers_dir)
     app.state.sessions = Sessions(settings.resolved_secret_key(), settings.session_max_age_s)
     errors.install(app)
     for module in (health, auth, cameras, incidents, tiles, maps):
         app.include_router(module.router)
-    app.mount("/static", StaticFiles(directory=settings.static_dir, check_dir=False), name="static")
+    app.mount("/static", VersionedStaticFiles(directory=settings.static_dir, check_dir=False), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url, title="SaferMap API",
+            swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css", swagger_favicon_url="data:,")
+
     logging.basicConfig(level=logging.INFO)
     return app

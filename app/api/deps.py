@@ -13,8 +13,14 @@ from app.errors import Unauthorized
 from app.settings import Settings
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.sessionmaker() as session:
+    """A session for the request: autocommit for safe methods (no transaction round trips),
+    a transaction for writes (committed by the handler, rolled back otherwise)."""
+    maker = request.app.state.read_sessionmaker if request.method in SAFE_METHODS else request.app.state.sessionmaker
+    async with maker() as session:
         yield session
 
 

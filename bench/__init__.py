@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): every claim is a ratio measured side by side in one run."""

@@ -1,0 +1,32 @@
+"""`make bench`: the police.uk import beside a bare COPY, then tiles beside tipg and the bare
+ST_AsMVT query. Prints each table and writes the whole report to bench/out/report.json."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from bench import import_bench, tiles_bench
+
+OUT = Path(__file__).resolve().parent / "out"
+
+
+def main() -> None:
+    which = set(sys.argv[1:]) or {"import", "tiles"}
+    report: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    if "import" in which:
+        print("== police.uk import: 1,000,000 rows ==", flush=True)
+        report["import"] = import_bench.run({}, import_bench.default_database_url())
+        for key, value in report["import"].items():
+            print(f"  {key:<28} {value}")
+    if "tiles" in which:
+        print("\n== tiles: 1,000,000 incidents, 500 tiles z12-16 ==", flush=True)
+        tiles_bench.run(report)
+    OUT.mkdir(exist_ok=True)
+    (OUT / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    print(f"\nreport: {OUT / 'report.json'}")
+
+
+if __name__ == "__main__":
+    main()
