@@ -12,6 +12,7 @@ from http import HTTPStatus
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("safermap")
@@ -68,6 +69,26 @@ def _describe(errors: list[dict]) -> tuple[str, list[dict]]:
     return f"{first['field']}: {first['message']}", items
 
 
+def sqlstate(exc: BaseException) -> str:
+    """The SQLSTATE of a database error, however deeply the driver wrapped it ('' if none)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        code = getattr(seen, "sqlstate", None)
+        if isinstance(code, str):
+            return code
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return ""
+
+
+# Database errors a request can cause by its own values, and what the client is told. The rest
+# are our fault: logged, and answered 500 without detail.
+SQLSTATE_CLASSES = {
+    "22": (400, "Bad request", "A value in the request is out of range or is not valid text."),
+    "23": (409, "Conflict", "The change conflicts with data that already exists."),
+    "57014": (503, "Too slow", "The request took too long and was stopped; narrow it and try again."),
+}
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> JSONResponse:
@@ -83,6 +104,15 @@ def install(app: FastAPI) -> None:
         title = HTTPStatus(exc.status_code).phrase if exc.status_code in HTTPStatus._value2member_map_ else "Error"
         detail = exc.detail if isinstance(exc.detail, str) else title
         return problem(request, exc.status_code, title, detail)
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        code = sqlstate(exc)
+        known = SQLSTATE_CLASSES.get(code) or SQLSTATE_CLASSES.get(code[:2])
+        if known:
+            log.info("request refused by the database (%s): %s %s", code, request.method, request.url.path)
+            return problem(request, *known)
+        return await unexpected(request, exc)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

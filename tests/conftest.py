@@ -60,6 +60,7 @@ def settings(database_url: str, tmp_path_factory) -> Settings:
 def clean_tables(database_url: str) -> Iterator[None]:
     yield
     with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SET lock_timeout = '30s'")  # a leaked lock fails the run instead of hanging it
         conn.execute(f"TRUNCATE {DATA_TABLES} RESTART IDENTITY CASCADE")
 
 
