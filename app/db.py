@@ -18,8 +18,16 @@ def make_engine(settings: Settings) -> AsyncEngine:
         # No pre-ping: it costs a round trip on every request; a connection the server dropped
         # is discarded by SQLAlchemy when it fails, and the pool recycles connections hourly.
         pool_recycle=3600,
-        connect_args={"server_settings": {"application_name": "safermap", "jit": "off"}},
+        connect_args={"server_settings": server_settings(settings)},
     )
+
+
+def server_settings(settings: Settings) -> dict[str, str]:
+    """Set at connection start-up: the app works as its own role (see migration 0004)."""
+    values = {"application_name": "safermap", "jit": "off"}
+    if settings.db_role:
+        values["role"] = settings.db_role
+    return values
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -35,7 +43,8 @@ def make_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
 @asynccontextmanager
 async def raw_connection(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
     """A plain asyncpg connection, for COPY and other bulk work in the CLI."""
-    conn = await asyncpg.connect(to_libpq_url(settings.resolved_database_url()))
+    conn = await asyncpg.connect(to_libpq_url(settings.resolved_database_url()),
+                                 server_settings=server_settings(settings))
     try:
         yield conn
     finally:

@@ -23,6 +23,10 @@ class Settings(BaseSettings):
     embedded_db: str = "safermap"
     pg_bindir: Path | None = None  # where initdb/pg_ctl live; found automatically when unset
 
+    # The database role the app works as (migration 0004): it cannot alter the audit trail.
+    # Empty means the connecting user's own role.
+    db_role: str = "safermap_app"
+
     # Pool size x workers must stay under the server's max_connections.
     pool_size: int = 5
     max_overflow: int = 5
@@ -36,6 +40,7 @@ class Settings(BaseSettings):
 
     max_features_limit: int = 10_000  # the documented maximum `limit` on list endpoints
     tile_cache_entries: int = 2_000
+    tile_cache_bytes: int = 256 * 1024 * 1024
 
     @property
     def embedded(self) -> bool:
