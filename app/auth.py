@@ -31,6 +31,7 @@ class Principal:
     partnership_slug: str
     srid: int
     token_id: int | None
+    agency_id: int | None = None
 
     def require(self, least_role: str) -> None:
         if not at_least(self.role, least_role):
@@ -46,7 +47,7 @@ def digest(token: str) -> bytes:
 
 
 PRINCIPAL_BY_TOKEN = text("""
-    SELECT p.id, p.name, p.role, p.partnership_id, pa.slug, pa.srid, t.id AS token_id
+    SELECT p.id, p.name, p.role, p.partnership_id, pa.slug, pa.srid, t.id AS token_id, p.agency_id
     FROM api_token t
     JOIN principal p ON p.id = t.principal_id
     JOIN partnership pa ON pa.id = p.partnership_id
@@ -55,7 +56,7 @@ PRINCIPAL_BY_TOKEN = text("""
 """)
 
 PRINCIPAL_BY_SESSION = text("""
-    SELECT p.id, p.name, p.role, p.partnership_id, pa.slug, pa.srid, t.id AS token_id
+    SELECT p.id, p.name, p.role, p.partnership_id, pa.slug, pa.srid, t.id AS token_id, p.agency_id
     FROM principal p
     JOIN partnership pa ON pa.id = p.partnership_id
     LEFT JOIN api_token t ON t.id = :token_id
@@ -68,7 +69,8 @@ PRINCIPAL_BY_SESSION = text("""
 
 def _principal(row) -> Principal:
     return Principal(id=row.id, name=row.name, role=row.role, partnership_id=row.partnership_id,
-                     partnership_slug=row.slug, srid=row.srid, token_id=row.token_id)
+                     partnership_slug=row.slug, srid=row.srid, token_id=row.token_id,
+                     agency_id=row.agency_id)
 
 
 async def principal_from_token(session: AsyncSession, token: str) -> Principal:
