@@ -178,3 +178,22 @@ async def test_out_of_range_ids_are_4xx_not_500(client, make_caller):
     caller = await make_caller(role="admin")
     for cid in ("99999999999999", "-1", "0"):
         assert (await client.get(f"/api/cameras/{cid}", headers=caller.headers)).status_code == 422
+
+
+async def test_every_camera_change_is_audited_with_before_and_after(client, make_caller, db):
+    caller = await make_caller(role="operator")
+    cid = (await client.post("/api/cameras", headers=caller.headers,
+                             json=camera_feature(bearing=10, name="Market St"))).json()["id"]
+    await client.patch(f"/api/cameras/{cid}", headers=caller.headers,
+                       json={"properties": {"version": 1, "bearing": 200}})
+    # A refused change leaves no trace of a change that did not happen.
+    await client.patch(f"/api/cameras/{cid}", headers=caller.headers, json={"properties": {"version": 1, "bearing": 5}})
+    await client.delete(f"/api/cameras/{cid}", headers=caller.headers)
+    rows = (await db.execute(text(
+        "SELECT action, target, principal_name, detail FROM audit_event WHERE target = :t ORDER BY id"),
+        {"t": f"camera/{cid}"})).all()
+    assert [r.action for r in rows] == ["camera.create", "camera.update", "camera.delete"]
+    assert rows[0].detail["after"]["name"] == "Market St"
+    assert rows[1].detail == {"before": {"bearing": 10, "version": 1}, "after": {"bearing": 200, "version": 2}}
+    assert rows[2].detail["before"]["bearing"] == 200
+    assert all(r.principal_name == "operator of test-csp" for r in rows)

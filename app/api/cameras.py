@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
+from app import audit
 from app.api.deps import Operator, Pcso, SessionDep, SettingsDep, Viewer
 from app.api.params import parse_bbox
 from app.errors import AppError, BadRequest, Conflict, NotFound
@@ -126,6 +127,12 @@ async def _fetch(session, partnership_id: int, camera_id: int):
     return row
 
 
+def changes(before: dict, after: dict) -> dict:
+    """The audit detail of a change: each property that changed, with its old and new value."""
+    keys = sorted(k for k in after if before.get(k) != after.get(k) and k not in ("updated_at",))
+    return {"before": {k: before.get(k) for k in keys}, "after": {k: after.get(k) for k in keys}}
+
+
 COLUMNS = ("name", "camera_type", "status", "bearing", "fov", "range_m", "height_m", "monitored",
            "retention_days", "contact", "notes", "reference")
 
@@ -182,9 +189,12 @@ async def create_camera(body: CameraFeatureIn, session: SessionDep, principal: P
              "verified": bool(p.verified), "who": principal.name})).scalar_one()
     except IntegrityError as e:
         raise Conflict(f"A camera with reference {p.reference!r} already exists in your partnership.") from e
+    created = feature(await _fetch(session, principal.partnership_id, new_id))
+    await audit.record(session, "camera.create", principal=principal, target=f"camera/{new_id}",
+                       detail={"after": {**created["properties"], "coordinates": created["geometry"]["coordinates"]}})
     await session.commit()
     response.headers["Location"] = f"/api/cameras/{new_id}"
-    return feature(await _fetch(session, principal.partnership_id, new_id))
+    return created
 
 
 @router.get("/{camera_id}", summary="One camera")
@@ -207,6 +217,7 @@ async def patch_camera(camera_id: CameraId, body: CameraPatch, session: SessionD
     if version is None:
         raise PreconditionRequired("Send the version you read (properties.version or If-Match) so that "
                                    "nobody's change is overwritten.")
+    before = feature(await _fetch(session, principal.partnership_id, camera_id))
     sets, params = [], {"id": camera_id, "p": principal.partnership_id, "version": version}
     given = p.model_dump(exclude_unset=True)
     for col in COLUMNS:
@@ -237,15 +248,20 @@ async def patch_camera(camera_id: CameraId, body: CameraPatch, session: SessionD
         current = await _fetch(session, principal.partnership_id, camera_id)  # 404 when it is not ours
         raise Conflict(f"The camera was changed by someone else (now version {current.version}, you sent "
                        f"{version}). Reload it and apply your change again.", current_version=current.version)
+    after = feature(await _fetch(session, principal.partnership_id, camera_id))
+    await audit.record(session, "camera.update", principal=principal, target=f"camera/{camera_id}",
+                       detail=changes({**before["properties"], "coordinates": before["geometry"]["coordinates"]},
+                                      {**after["properties"], "coordinates": after["geometry"]["coordinates"]}))
     await session.commit()
-    return feature(await _fetch(session, principal.partnership_id, camera_id))
+    return after
 
 
 @router.delete("/{camera_id}", status_code=204, summary="Remove a camera and its coverage")
 async def delete_camera(camera_id: CameraId, session: SessionDep, principal: Operator) -> Response:
-    gone = (await session.execute(text("DELETE FROM camera WHERE id = :id AND partnership_id = :p RETURNING id"),
-                                  {"id": camera_id, "p": principal.partnership_id})).first()
-    if gone is None:
-        raise NotFound(f"No camera {camera_id} in your partnership.")
+    before = feature(await _fetch(session, principal.partnership_id, camera_id))  # 404 when not ours
+    await session.execute(text("DELETE FROM camera WHERE id = :id AND partnership_id = :p"),
+                          {"id": camera_id, "p": principal.partnership_id})
+    await audit.record(session, "camera.delete", principal=principal, target=f"camera/{camera_id}",
+                       detail={"before": {**before["properties"], "coordinates": before["geometry"]["coordinates"]}})
     await session.commit()
     return Response(status_code=204)
