@@ -184,3 +184,12 @@ def test_cli_exit_codes(database_url: str, monkeypatch, tmp_path):
         get_settings.cache_clear()
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT count(*) FROM camera").fetchone()[0] == 8
+
+
+async def test_a_register_import_is_audited(settings, make_caller, db):
+    caller = await make_caller("audit-csp", role="admin")
+    register = Path(__file__).parent / "data" / "cameras" / "register_latlon.csv"
+    await import_register(settings, register, caller.slug, Console(file=io.StringIO()))
+    row = (await db.execute(text("SELECT action, partnership_id, detail FROM audit_event"))).one()
+    assert row.action == "import.cameras" and row.partnership_id == caller.partnership_id
+    assert row.detail["file"] == register.name and row.detail["inserted"] >= 1

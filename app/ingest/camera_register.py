@@ -19,6 +19,7 @@ import asyncpg
 from pyproj import Transformer
 from rich.console import Console
 
+from app import audit
 from app.db import raw_connection
 from app.ingest.camera_values import (parse_bool, parse_camera_type, parse_direction, parse_number,
                                       parse_status)
@@ -418,6 +419,11 @@ async def import_register(settings: Settings, path: Path, partnership_slug: str,
             try:
                 async with conn.transaction():
                     inserted, updated = await _load(conn, partnership_id, parsed)
+                    await audit.record_raw(conn, "import.cameras", partnership_id=partnership_id,
+                                           target=f"import_run/{run_id}", principal_name="safermap CLI",
+                                           detail={"file": path.name, "checksum": checksum,
+                                                   "inserted": inserted, "updated": updated,
+                                                   "rejected": len(parsed.rejects)})
             except asyncpg.PostgresError as e:  # nothing was written: the transaction rolled back
                 status, message = "failed", f"the database refused the load: {e}"
             except BaseException:
