@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from app import errors
-from app.api import auth, cameras, health, incidents, maps, tiles
+from app.api import auth, cameras, embeds, health, incidents, maps, tiles
 from app.auth import Sessions
 from app.catalog import Catalog
 from app.db import make_engine, make_read_sessionmaker, make_sessionmaker
@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.catalog = Catalog.load(settings.layers_dir)
     app.state.sessions = Sessions(settings.resolved_secret_key(), settings.session_max_age_s)
     errors.install(app)
-    for module in (health, auth, cameras, incidents, tiles, maps):
+    for module in (health, auth, cameras, incidents, tiles, maps, embeds):
         app.include_router(module.router)
     app.mount("/static", VersionedStaticFiles(directory=settings.static_dir, check_dir=False), name="static")
 
