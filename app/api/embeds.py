@@ -132,8 +132,8 @@ def cells_sql(layer: Layer) -> str:
     only when it holds at least :min_count incidents of data sets shared at all. Cell numbers come
     from lon/lat alone and points outside 0..n-1 are dropped, so a point on a shared tile edge is
     counted once."""
-    gx = "((ST_X(t.geom) + 180.0) / 360.0 * :ntiles - :x) * :n"
-    gy = "((0.5 - ln(tan(pi() / 4 + radians(ST_Y(t.geom)) / 2)) / (2 * pi())) * :ntiles - :y) * :n"
+    gx = "((ST_X(t.geom) + 180.0) / 360.0 * :ntiles - :tx) * :n"
+    gy = "((0.5 - ln(tan(pi() / 4 + radians(ST_Y(t.geom)) / 2)) / (2 * pi())) * :ntiles - :ty) * :n"
     return f"""
         SELECT (
             WITH pts AS (
@@ -454,7 +454,8 @@ async def embed_tile(public_id: PublicId, layer_id: str, z: int, x: int, y: int,
                   "tables": list(layer.versioned_by), **embed.area_params()}
         if cells:
             n = 16 >> max(0, z - FINEST_GRID_ZOOM)
-            params.update(n=n, ntiles=float(1 << z), unit=EXTENT / n, min_count=MIN_COUNT)
+            params.update(n=n, ntiles=float(1 << z), tx=float(x), ty=float(y), unit=EXTENT / n,
+                          min_count=MIN_COUNT)
             sql = cells_sql(layer)
         else:
             params["margin"] = BUFFER / EXTENT
