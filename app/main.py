@@ -12,8 +12,11 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from app import errors
-from app.api import auth, cameras, embeds, health, incidents, maps, tiles
+from app.api import admin_users, auth, cameras, embeds, health, incidents, maps, tiles
 from app.auth import Sessions
+from app.pages.base import csp
+from app.security import Csrf, RateLimiter, SecurityMiddleware
+from starlette.middleware.cors import CORSMiddleware
 from app.catalog import Catalog
 from app.db import make_engine, make_read_sessionmaker, make_sessionmaker
 from app.settings import Settings, get_settings
@@ -57,17 +60,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.catalog = Catalog.load(settings.layers_dir)
     app.state.sessions = Sessions(settings.resolved_secret_key(), settings.session_max_age_s)
+    app.state.csrf = Csrf(settings.resolved_secret_key())
+    app.state.sign_in_limiter = RateLimiter(settings.sign_in_per_ip_per_minute)
     errors.install(app)
-    for module in (health, auth, cameras, incidents, tiles, maps, embeds):
+    for module in (health, auth, cameras, incidents, tiles, maps, embeds, admin_users):
         app.include_router(module.router)
+    app.include_router(auth.tokens_router)
+    app.include_router(admin_users.api_router)
+    # CORS only for configured origins; the security middleware is outermost, so its headers and
+    # limits apply to everything (add_middleware puts the last added outside).
+    if settings.cors_origin_list:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list, allow_credentials=False,
+                           allow_methods=["GET", "POST", "PATCH", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match"],
+                           expose_headers=["ETag", "Location", "Retry-After"], max_age=600)
+    app.add_middleware(SecurityMiddleware, settings=settings, secret=settings.resolved_secret_key())
     app.mount("/static", VersionedStaticFiles(directory=settings.static_dir, check_dir=False), name="static")
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=app.openapi_url, title="SaferMap API",
             swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
             swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css", swagger_favicon_url="data:,")
+        # Its own policy (this origin, its inline script by hash), not the middleware's default-src 'none'.
+        page.headers["Content-Security-Policy"] = csp(page.body.decode())
+        return page
 
     logging.basicConfig(level=logging.INFO)
     return app

@@ -33,7 +33,22 @@ class Settings(BaseSettings):
 
     secret_key: str | None = None  # signs session cookies; shared by every worker
     session_max_age_s: int = 12 * 3600
-    cookie_secure: bool = False  # set true behind TLS
+    cookie_secure: bool = False  # set true behind TLS (cookies are also Secure on any HTTPS request)
+
+    # Sign-in: after `sign_in_max_failures` consecutive failures an email is locked for 1, 2, 4...
+    # minutes (capped); each IP may try `sign_in_per_ip_per_minute` times a minute.
+    sign_in_max_failures: int = 5
+    sign_in_lock_cap_minutes: int = 60
+    sign_in_per_ip_per_minute: int = 20
+    user_token_days: int = 90  # default lifetime of a user's API token
+
+    # Hardening (app/security.py). CORS origins: comma-separated, e.g. "https://intranet.example.gov.uk";
+    # empty means no CORS headers at all.
+    cors_origins: str = ""
+    max_body_bytes: int = 1024 * 1024          # JSON and form bodies
+    max_upload_bytes: int = 20 * 1024 * 1024   # multipart uploads (e.g. a camera photo)
+    rate_limit_per_minute: int = 1200          # /api per token, session or IP (per worker)
+    tile_rate_limit_per_minute: int = 12000    # /tiles: a map page asks for dozens at once
 
     layers_dir: Path = ROOT / "layers"
     static_dir: Path = ROOT / "static"
@@ -41,6 +56,10 @@ class Settings(BaseSettings):
     max_features_limit: int = 10_000  # the documented maximum `limit` on list endpoints
     tile_cache_entries: int = 2_000
     tile_cache_bytes: int = 256 * 1024 * 1024
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
     @property
     def embedded(self) -> bool:
