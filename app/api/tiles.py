@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import replace
 from typing import Annotated
 from urllib.parse import quote, urlencode
@@ -16,13 +17,14 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Header, Query, Request, Response
 from sqlalchemy import text
 
+from app import audit, sharing
 from app.api.deps import CatalogDep, SessionDep, Viewer
 from app.api.params import parse_month_or_date
 from app.auth import Principal
 from app.catalog import Catalog, Layer
 from app.errors import BadRequest, NotFound
 from app.tiles.cache import TileCache, etag, fill_versions, matches
-from app.tiles.sql import VERSIONS, TileFilters, extent_sql, tile_params, tile_sql
+from app.tiles.sql import TileFilters, extent_sql, tile_params, tile_sql, versions_sql
 
 router = APIRouter(prefix="/tiles", tags=["tiles"])
 
@@ -35,7 +37,13 @@ CACHE_CONTROL = "private, max-age=0, must-revalidate"
 VARY = "Authorization, Cookie"
 TYPE_NAMES = {"string": "String", "number": "Number", "boolean": "Boolean"}
 
-VERSIONS_SQL = text(VERSIONS)
+
+async def current_versions(session, layer: Layer, principal: Principal) -> list[str]:
+    """The data versions the layer's tiles depend on for this caller (one cheap lookup)."""
+    found = (await session.execute(text(versions_sql(layer)), {
+        "p": principal.partnership_id, "agency": principal.agency_id,
+        "tables": list(layer.versioned_by)})).scalar_one()
+    return fill_versions(found, layer.versioned_by)
 
 FromQuery = Annotated[str | None, Query(alias="from", description="ISO month or date, YYYY-MM or YYYY-MM-DD")]
 ToQuery = Annotated[str | None, Query(alias="to", description="ISO month or date; a month includes all its days")]
@@ -119,15 +127,14 @@ async def tilejson(layer_id: str, request: Request, session: SessionDep, princip
                    if_none_match: Annotated[str | None, Header()] = None) -> Response:
     layer = visible_layer(catalog, layer_id, principal)
     filters = parse_filters(layer, date_from, date_to, category)
-    key = ("tilejson", layer.id, filters.key(), principal.partnership_id, principal.role, catalog.fingerprint,
+    key = ("tilejson", layer.id, filters.key(), *sharing.access_key(principal), catalog.fingerprint,
            str(request.base_url))
-    found = (await session.execute(VERSIONS_SQL, {"p": principal.partnership_id,
-                                                  "tables": list(layer.versioned_by)})).scalar_one()
-    tag = etag(*key, versions=fill_versions(found, layer.versioned_by))
+    tag = etag(*key, versions=await current_versions(session, layer, principal))
     if matches(if_none_match, tag):
         return not_modified(tag)
+    # Bounds come through the sharing function too: below exact they are anonymous points'.
     row = (await session.execute(text(extent_sql(layer, filters.shape())),
-                                 {"p": principal.partnership_id, "tables": list(layer.versioned_by),
+                                 {"tables": list(layer.versioned_by), **sharing.access_params(principal),
                                   **{k: v for k, v in filters.params().items() if v not in (None, [])}})).one()
     tag = etag(*key, versions=fill_versions(row.versions, layer.versioned_by))
     if row.minx is None:
@@ -178,26 +185,69 @@ async def tile(layer_id: str, z: int, x: int, y: int, request: Request, session:
     layer = visible_layer(catalog, layer_id, principal)
     check_tile(z, x, y)
     filters = parse_filters(layer, date_from, date_to, category)
-    key = (layer.id, z, x, y, filters.key(), principal.partnership_id, principal.role, catalog.fingerprint)
+    # Two callers of one role but different agencies may see different tiles: the sharing access
+    # (partnership, role, agency, cap) is part of the key.
+    key = (layer.id, z, x, y, filters.key(), *sharing.access_key(principal), catalog.fingerprint)
     if not layer.minzoom <= z <= layer.maxzoom:
         tag = etag(*key, "outside-zoom-range", versions=())  # always empty: no database needed
         return not_modified(tag) if matches(if_none_match, tag) else tile_response(b"", tag)
 
-    found = (await session.execute(VERSIONS_SQL, {"p": principal.partnership_id,
-                                                  "tables": list(layer.versioned_by)})).scalar_one()
-    tag = etag(*key, versions=fill_versions(found, layer.versioned_by))
+    tag = etag(*key, versions=await current_versions(session, layer, principal))
     if matches(if_none_match, tag):
         return not_modified(tag)
     cache = tile_cache(request)
     cached = cache.get(tag)
     if cached is not None:
+        if tag in exact_tiles(request):
+            await audit_exact_tile(request, session, principal, layer, z, x, y)
         return tile_response(cached, tag)
 
     clustered = layer.cluster is not None and z <= layer.cluster.max_zoom
     row = (await session.execute(text(tile_sql(layer, clustered, filters.shape())),
-                                 tile_params(layer, principal.partnership_id, z, x, y, filters))).one()
+                                 tile_params(layer, principal.partnership_id, z, x, y, filters,
+                                             sharing.access_params(principal), sharing.suppress_below()))).one()
     # The versions read with the tile (same snapshot) name it, even if data changed meanwhile.
     tag = etag(*key, versions=fill_versions(row.versions, layer.versioned_by))
     data = bytes(row.tile or b"")
     cache.put(tag, data)
+    if row.exact:
+        exact_tiles(request).add(tag)
+        await audit_exact_tile(request, session, principal, layer, z, x, y)
     return tile_response(data, tag)
+
+
+def exact_tiles(request: Request) -> set[str]:
+    """ETags of cached tiles that hold exact incident locations (so a cache hit is audited too)."""
+    tags = getattr(request.app.state, "exact_tile_tags", None)
+    if tags is None or len(tags) > 100_000:
+        tags = request.app.state.exact_tile_tags = set()
+    return tags
+
+
+AUDIT_EVERY_S = 60.0
+
+
+async def audit_exact_tile(request: Request, session, principal: Principal, layer: Layer,
+                           z: int, x: int, y: int) -> None:
+    """A map pans through many tiles: record one 'view.exact' per caller and layer per minute
+    (per worker), naming the area of the tile that triggered it, so the trail stays readable."""
+    seen: dict = getattr(request.app.state, "exact_audit_seen", None) or {}
+    request.app.state.exact_audit_seen = seen
+    now = time.monotonic()
+    k = (principal.id, layer.id)
+    if now - seen.get(k, -AUDIT_EVERY_S) < AUDIT_EVERY_S:
+        return
+    seen[k] = now
+    if len(seen) > 50_000:
+        seen.clear()
+    await audit.record(session, "view.exact", principal=principal, target=f"tiles/{layer.id}",
+                       detail={"layer": layer.id, "tile": f"{z}/{x}/{y}", "bbox": tile_bbox(z, x, y)},
+                       ip=request.client.host if request.client else None)
+    await session.commit()
+
+
+def tile_bbox(z: int, x: int, y: int) -> list[float]:
+    n = 1 << z
+    def lat(t: float) -> float:
+        return math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * t / n))))
+    return [x / n * 360 - 180, lat(y + 1), (x + 1) / n * 360 - 180, lat(y)]

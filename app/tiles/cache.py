@@ -1,7 +1,7 @@
 """Tile ETags and the in-process tile cache.
 
 An ETag names everything a tile depends on: layer, z/x/y, filters, partnership, role, the
-catalog's fingerprint and the data versions of the layer's tables for that partnership. Because
+catalog's fingerprint, the caller's sharing access (partnership, role, agency) and the data versions of the layer's tables for that partnership. Because
 the data version is in the key, every worker's cache is right without any shared state: a change
 in the database changes the key, and stale entries simply age out of the LRU.
 """
@@ -21,9 +21,12 @@ def etag(*parts: object, versions: Iterable[str]) -> str:
 
 
 def fill_versions(found: Iterable[str], tables: Iterable[str]) -> list[str]:
-    """Tables with no row yet have never changed: version 0."""
+    """Tables with no row yet have never changed: version 0. Versions of other partnerships
+    ('7:incident=42', a shared layer seen by a hub agency) are kept as they are."""
     seen = {v.split("=", 1)[0]: v for v in found}
-    return [seen.get(t, f"{t}=0") for t in tables]
+    tables = list(tables)
+    others = sorted(v for k, v in seen.items() if k not in tables)
+    return [seen.get(t, f"{t}=0") for t in tables] + others
 
 
 def matches(if_none_match: str | None, tag: str) -> bool:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from app.catalog import IDENT, Layer
+from app.sharing import is_shared, source_sql
 
 EXTENT = 4096           # tile coordinate space (ST_AsMVT's default)
 BUFFER = 64             # tile units drawn beyond the edge, so symbols and outlines do not clip
@@ -48,12 +49,27 @@ VERSIONS = """
     SELECT coalesce(array_agg(source || '=' || version ORDER BY source), '{}')
     FROM data_version WHERE partnership_id = :p AND source = ANY(:tables)
 """
+# A shared layer may show other partnerships' data (to a hub agency they grant): its versions are
+# those of every partnership the caller can see, the caller's own unprefixed.
+SHARED_VERSIONS = """
+    SELECT coalesce(array_agg(CASE WHEN partnership_id = :p THEN '' ELSE partnership_id || ':' END
+                              || source || '=' || version ORDER BY partnership_id, source), '{}')
+    FROM data_version
+    WHERE partnership_id IN (SELECT safermap_visible_partnerships(:p, CAST(:agency AS integer)))
+      AND source = ANY(:tables)
+"""
+
+
+def versions_sql(layer: Layer) -> str:
+    return SHARED_VERSIONS if is_shared(layer.source) else VERSIONS
 
 
 def _where(layer: Layer, shape: tuple[bool, bool, bool], envelope: str | None) -> str:
     # Scope to the partnership first; filter by the envelope transformed to the column's CRS
     # (never the column to the tile's), so the GiST index on geom is used.
-    clauses = ["t.partnership_id = :p"]
+    # A shared source (the sharing function) is scoped by the function itself, across partnerships
+    # where the rules say so.
+    clauses = ["true"] if is_shared(layer.source) else ["t.partnership_id = :p"]
     if envelope:
         clauses.append(f"t.geom && ST_Transform({envelope}, 4326)")
     has_from, has_to, has_cats = shape
@@ -71,13 +87,22 @@ def _features(layer: Layer, shape: tuple[bool, bool, bool]) -> str:
     skips the rare NULL geometry ST_AsMVTGeom returns; filtering on it would draw each twice.)"""
     cols = ", ".join(f"t.{ident(f)}" for f in layer.fields)
     envelope = "ST_TileEnvelope(:z, :x, :y, margin => :margin)"
+    where = _where(layer, shape, envelope)
+    exact = "false"
+    if is_shared(layer.source):
+        # Aggregate-level rows are for counting only, never shown one by one. Whether the tile
+        # holds exact locations is returned with it (the exact-view audit needs it).
+        where += " AND t.level IN ('sanitised', 'exact')"
+        exact = "coalesce(bool_or(f.level = 'exact'), false)"
+        if "level" not in layer.fields:
+            cols += ", t.level"
     return f"""
-        SELECT ST_AsMVT(f, :name, {EXTENT}, 'geom', 'id') FROM (
+        SELECT ST_AsMVT(f, :name, {EXTENT}, 'geom', 'id') AS tile, {exact} AS exact FROM (
             SELECT ST_AsMVTGeom(ST_Transform(t.geom, 3857), ST_TileEnvelope(:z, :x, :y),
                                 {EXTENT}, {BUFFER}, true) AS geom,
                    t.id, {cols}
-            FROM {ident(layer.source)} AS t
-            WHERE {_where(layer, shape, envelope)}
+            FROM {source_sql(layer.source)} AS t
+            WHERE {where}
         ) AS f"""
 
 
@@ -93,15 +118,18 @@ def _cells(layer: Layer, shape: tuple[bool, bool, bool]) -> str:
     cat_group = ", cat" if cat else ""
     top = ", (array_agg(cat ORDER BY n DESC, cat))[1] AS top_category" if cat else ""
     top_out = ", top_category" if cat else ""
+    # Suppression: a cell is held back when it has fewer than :k incidents and the caller does
+    # not see every one of them exactly (positions of shared rows below exact are anonymous).
+    ex_col = ", t.level = 'exact' AS ex" if is_shared(layer.source) else ", true AS ex"
     gx = "(ST_X(t.geom) + 180.0) / 360.0 * :gscale"
     gy = "(0.5 - ln(tan(pi() / 4 + radians(ST_Y(t.geom)) / 2)) / (2 * pi())) * :gscale"
     return f"""
         WITH by_cat AS MATERIALIZED (  -- a fence: the cell-range test must not run per point
             SELECT floor(gx)::bigint AS cx, floor(gy)::bigint AS cy{cat_group},
-                   count(*) AS n, sum(gx) AS sx, sum(gy) AS sy
+                   count(*) AS n, sum(gx) AS sx, sum(gy) AS sy, bool_and(ex) AS ex
             FROM (  -- OFFSET 0 keeps this apart, so each point's position is computed once
-                SELECT {gx} AS gx, {gy} AS gy{cat_col}
-                FROM {ident(layer.source)} AS t
+                SELECT {gx} AS gx, {gy} AS gy{cat_col}{ex_col}
+                FROM {source_sql(layer.source)} AS t
                 WHERE {_where(layer, shape, "ST_TileEnvelope(:z, :x, :y)")}
                 OFFSET 0
             ) AS p
@@ -110,8 +138,9 @@ def _cells(layer: Layer, shape: tuple[bool, bool, bool]) -> str:
             SELECT sum(n)::int AS count, sum(sx) / sum(n) - :gx0 AS mx, sum(sy) / sum(n) - :gy0 AS my{top}
             FROM by_cat WHERE cx >= :gx0 AND cx < :gx0 + :n AND cy >= :gy0 AND cy < :gy0 + :n
             GROUP BY cx, cy
+            HAVING bool_and(ex) OR sum(n) >= :k
         )
-        SELECT ST_AsMVT(f, :name, {EXTENT}, 'geom') FROM (
+        SELECT ST_AsMVT(f, :name, {EXTENT}, 'geom') AS tile, false AS exact FROM (
             SELECT ST_MakePoint(round(mx * :unit), round(my * :unit)) AS geom, count{top_out} FROM cells
         ) AS f"""
 
@@ -133,13 +162,18 @@ def tile_sql(layer: Layer, clustered: bool, shape: tuple[bool, bool, bool]) -> s
     """The whole tile statement: (tile bytes, data versions) from one snapshot."""
     def build() -> str:
         body = _cells(layer, shape) if clustered else _features(layer, shape)
-        return f"SELECT ({body}) AS tile, ({VERSIONS}) AS versions"
+        return f"SELECT b.tile, b.exact, ({versions_sql(layer)}) AS versions FROM ({body}) AS b"
     return _memo(("tile", layer.model_dump_json(), clustered, shape), build)
 
 
-def tile_params(layer: Layer, partnership_id: int, z: int, x: int, y: int, filters: TileFilters) -> dict:
+def tile_params(layer: Layer, partnership_id: int, z: int, x: int, y: int, filters: TileFilters,
+                access: dict | None = None, suppress_below: int = 5) -> dict:
+    """`access`: the sharing function's parameters for the caller (app.sharing.access_params);
+    without it a shared layer is read as the partnership's admin would."""
     params = {"p": partnership_id, "z": z, "x": x, "y": y, "name": layer.id,
-              "tables": list(layer.versioned_by), "margin": BUFFER / EXTENT}
+              "tables": list(layer.versioned_by), "margin": BUFFER / EXTENT, "k": suppress_below,
+              "role": "admin", "agency": None, "cap": "exact"}
+    params.update(access or {})
     if layer.cluster:
         n = max(1, round(256 / layer.cluster.cell_px))  # cells per tile side
         params.update(n=n, gscale=float(n << z), gx0=x * n, gy0=y * n, unit=EXTENT / n)
@@ -156,8 +190,8 @@ def _extent_sql(layer: Layer, shape: tuple[bool, bool, bool]) -> str:
     where = _where(layer, shape, None)
     return f"""
         SELECT ST_XMin(e) AS minx, ST_YMin(e) AS miny, ST_XMax(e) AS maxx, ST_YMax(e) AS maxy,
-               ({VERSIONS}) AS versions
-        FROM (SELECT ST_Extent(t.geom) AS e FROM {ident(layer.source)} AS t WHERE {where}) AS s"""
+               ({versions_sql(layer)}) AS versions
+        FROM (SELECT ST_Extent(t.geom) AS e FROM {source_sql(layer.source)} AS t WHERE {where}) AS s"""
 
 
 def lonlat_to_tile(lon: float, lat: float, z: int) -> tuple[int, int]:
