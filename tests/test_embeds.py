@@ -313,6 +313,10 @@ async def test_embed_in_chromium_shows_only_on_the_allowed_origin(live_server, m
         embed = r.json()
     (directory / "index.html").write_text(
         f"<!DOCTYPE html><html><body><h1>Intranet</h1>{embed['iframe']}</body></html>")
+    # The lifted copy sends no Referer, so the server serves the page and only the browser's
+    # frame-ancestors check stands between it and the map.
+    lifted = embed["iframe"].replace("strict-origin-when-cross-origin", "no-referrer")
+    (directory / "lifted.html").write_text(f"<!DOCTYPE html><html><body><h1>Elsewhere</h1>{lifted}</body></html>")
 
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -328,8 +332,11 @@ async def test_embed_in_chromium_shows_only_on_the_allowed_origin(live_server, m
         assert "Intranet map" in await frame.locator(".sm-brand").inner_text()
 
         # On another origin the browser refuses to render it (frame-ancestors): nothing inside.
-        await page.goto(f"{other}/index.html", wait_until="load")
+        statuses: list[int] = []
+        page.on("response", lambda res: statuses.append(res.status) if "/embed/" in res.url else None)
+        await page.goto(f"{other}/lifted.html", wait_until="load")
         await asyncio.sleep(1.0)
+        assert statuses and statuses[0] == 200  # served, yet not shown:
         child = page.frames[1] if len(page.frames) > 1 else None
         assert child is None or await child.evaluate("document.querySelector('.leaflet-container')") is None
 
