@@ -18,7 +18,7 @@ RANK = {level: i for i, level in enumerate(LEVELS)}
 # Catalog sources that are served through a sharing function taking the caller, not as a view.
 FUNCTION_SOURCES = {"layer_incidents": "safermap_visible_incidents"}
 # The function's arguments as bound parameters (the agency may be NULL, so typed explicitly).
-FUNCTION_ARGS = "(:p, CAST(:role AS text), CAST(:agency AS integer), CAST(:cap AS text))"
+FUNCTION_ARGS = "(:p, CAST(:role AS text), CAST(:agency AS integer), CAST(:level_cap AS text))"
 
 
 class SharingSettings(BaseSettings):
@@ -45,7 +45,7 @@ def cap_for(principal: Any) -> str:
 def access_params(principal: Any) -> dict[str, Any]:
     """The bound parameters of the sharing function for this caller."""
     return {"p": principal.partnership_id, "role": principal.role,
-            "agency": principal.agency_id, "cap": cap_for(principal)}
+            "agency": principal.agency_id, "level_cap": cap_for(principal)}
 
 
 def access_key(principal: Any) -> tuple:

@@ -43,7 +43,7 @@ async def test_incidents_are_a_geojson_feature_collection(client, settings, make
         "lsoa_code": "E01005001", "lsoa_name": "Manchester 001A",
         "outcome": "Investigation complete; no suspect identified",
         "external_ref": "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90",
-        "dataset": "police-uk:test-constabulary"}
+        "dataset": "police-uk:test-constabulary", "level": "exact"}
     asb = [f for f in body["features"] if f["properties"]["category"] == "Anti-social behaviour"]
     assert len(asb) == 4 and all(f["properties"]["external_ref"] is None for f in asb)
     assert [f["id"] for f in body["features"]] == sorted(f["id"] for f in body["features"])

@@ -1,7 +1,10 @@
 """Incidents as GeoJSON, the categories present, and the record of imports.
 
-Every query starts with the caller's partnership. Incidents are dated by month (police.uk gives
-no day), so a month matches a period when it overlaps it.
+Every query reads incidents through the sharing function (app/sharing.py, migration 0006): it
+scopes to what the caller may see, at the level the rules give (exact, or an anonymous point).
+Rows the caller may only count (aggregate) are never listed; counts that include anything not seen
+exactly hide groups smaller than SAFERMAP_SUPPRESS_BELOW. Incidents are dated by month (police.uk
+gives no day), so a month matches a period when it overlaps it.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from sqlalchemy import text
 
+from app import audit, sharing
 from app.api.deps import Analyst, SessionDep, Viewer
 from app.api.params import parse_bbox, parse_month_or_date
 from app.errors import BadRequest
@@ -25,19 +29,21 @@ COUNT_CAP = 100_000
 MAX_IMPORTS_LIMIT = 500
 CATEGORY_BY_SLUG = {slugify(c): c for c in CATEGORIES}
 
-INCIDENT_SELECT = """
-    SELECT i.id, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, i.category, to_char(i.month, 'YYYY-MM') AS month,
-           i.location_text, i.lsoa_code, i.lsoa_name, i.outcome, i.external_ref, d.source_key AS dataset
-    FROM incident i JOIN dataset d ON d.id = i.dataset_id
+VISIBLE = f"safermap_visible_incidents{sharing.FUNCTION_ARGS} AS i"
+INCIDENT_SELECT = f"""
+    SELECT i.id, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, i.category, i.month_label AS month,
+           i.location_text, i.lsoa_code, i.lsoa_name, i.outcome, i.external_ref, i.dataset, i.level
+    FROM {VISIBLE}
 """
-# Only mapped incidents (with a location) are in the collection; the count agrees with that.
-BASE_WHERE = "i.partnership_id = :p AND i.geom IS NOT NULL"
-COUNT_CAPPED = "SELECT count(*) FROM (SELECT 1 FROM incident i WHERE {where} LIMIT :cap) AS m"
-COUNT_EXACT = "SELECT count(*) FROM incident i WHERE {where}"
-CATEGORY_COUNTS = """
-    SELECT category, count(*) AS count, count(geom) AS mapped
-    FROM incident WHERE partnership_id = :p {period}
-    GROUP BY category ORDER BY count(*) DESC, category
+# Only mapped incidents (with a location) that may be shown one by one are in the collection;
+# the count agrees with that.
+BASE_WHERE = "i.geom IS NOT NULL AND i.level IN ('sanitised', 'exact')"
+COUNT_CAPPED = f"SELECT count(*) FROM (SELECT 1 FROM {VISIBLE} WHERE {{where}} LIMIT :cap) AS m"
+COUNT_EXACT = f"SELECT count(*) FROM {VISIBLE} WHERE {{where}}"
+CATEGORY_COUNTS = f"""
+    SELECT i.category, count(*) AS count, count(i.geom) AS mapped, bool_and(i.level = 'exact') AS exact
+    FROM {VISIBLE} WHERE true {{period}}
+    GROUP BY i.category ORDER BY count(*) DESC, i.category
 """
 IMPORT_RUNS = """
     SELECT id, kind, file, checksum, status, rows_total, rows_loaded, rows_rejected, rejects, message,
@@ -69,7 +75,7 @@ def _period(from_: str | None, to: str | None) -> tuple[date | None, date | None
 
 def _feature(row) -> dict:
     props = {k: row._mapping[k] for k in ("category", "month", "location_text", "lsoa_code", "lsoa_name",
-                                           "outcome", "external_ref", "dataset")}
+                                           "outcome", "external_ref", "dataset", "level")}
     return {"type": "Feature", "id": row.id,
             "geometry": {"type": "Point", "coordinates": [row.lon, row.lat]}, "properties": props}
 
@@ -97,7 +103,7 @@ async def list_incidents(
     (counting millions on every page is slow), and `numberMatchedAtLeast` says so. Follow the
     `next` link (keyset paging, stable under inserts) for the following page.
     """
-    where, params = [BASE_WHERE], {"p": principal.partnership_id}
+    where, params = [BASE_WHERE], sharing.access_params(principal)
     box = parse_bbox(bbox)
     if box:
         where.append("i.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)")
@@ -130,12 +136,24 @@ async def list_incidents(
     else:
         body["numberMatched"] = matched
     body["numberReturned"] = len(rows)
+    if any(r.level == "exact" for r in rows):
+        await _audit_exact(session, principal, request, box, len(rows))
     body["links"] = []
     if more:
         nxt = str(request.url.remove_query_params("offset").include_query_params(after=rows[-1].id, limit=limit))
         body["links"].append({"rel": "next", "href": nxt, "type": "application/geo+json"})
         body["next"] = nxt
     return body
+
+
+async def _audit_exact(session, principal, request: Request, box, returned: int) -> None:
+    """Who saw exact incident locations, through which query, over which area."""
+    area = [box.minlon, box.minlat, box.maxlon, box.maxlat] if box else None
+    await audit.record(session, "view.exact", principal=principal, target="api/incidents",
+                       detail={"layer": "incidents", "query": str(request.url.query), "bbox": area,
+                               "returned": returned},
+                       ip=request.client.host if request.client else None)
+    await session.commit()
 
 
 async def _count(session, filters: str, params: dict, mode: str) -> int | None:
@@ -152,20 +170,31 @@ async def list_categories(
     from_: Annotated[str | None, Query(alias="from", description="YYYY-MM or YYYY-MM-DD")] = None,
     to: Annotated[str | None, Query(description="YYYY-MM (inclusive) or YYYY-MM-DD")] = None,
 ) -> dict:
-    """The categories of your partnership's incidents with their counts (`mapped`: those with a
-    location), most frequent first, and the 14 police.uk crime types with their slugs."""
+    """The categories of the incidents you may see with their counts (`mapped`: those with a
+    location), most frequent first, and the 14 police.uk crime types with their slugs.
+
+    A count that includes incidents you do not see exactly is held back when it is below the
+    suppression threshold (`suppress_below`, 5 by default): it is null, with `suppressed: true`."""
     start, end = _period(from_, to)
-    period, params = "", {"p": principal.partnership_id}
+    period, params = "", sharing.access_params(principal)
     if start:
-        period += " AND month >= :start"
+        period += " AND i.month >= :start"
         params["start"] = start
     if end:
-        period += " AND month <= :end"
+        period += " AND i.month <= :end"
         params["end"] = end
     rows = (await session.execute(text(CATEGORY_COUNTS.format(period=period)), params)).all()
+    k = sharing.suppress_below()
+    categories = []
+    for r in rows:
+        count = None if sharing.suppressed(r.count, r.exact, k) else r.count
+        mapped = None if count is None or sharing.suppressed(r.mapped, r.exact, k) else r.mapped
+        categories.append({"name": r.category, "slug": slugify(r.category), "count": count, "mapped": mapped,
+                           "suppressed": count is None or mapped is None,
+                           "police_uk": r.category in CATEGORIES})
     return {
-        "categories": [{"name": r.category, "slug": slugify(r.category), "count": r.count, "mapped": r.mapped,
-                        "police_uk": r.category in CATEGORIES} for r in rows],
+        "categories": categories,
+        "suppress_below": k,
         "police_uk_categories": [{"name": c, "slug": slugify(c)} for c in CATEGORIES],
     }
 

@@ -23,8 +23,8 @@ from app.api.params import parse_month_or_date
 from app.auth import Principal
 from app.catalog import Catalog, Layer
 from app.errors import BadRequest, NotFound
-from app.tiles.cache import TileCache, etag, fill_versions, matches
-from app.tiles.sql import TileFilters, extent_sql, tile_params, tile_sql, versions_sql
+from app.tiles.cache import TileCache, current_versions, etag, fill_versions, matches
+from app.tiles.sql import TileFilters, extent_sql, tile_params, tile_sql
 
 router = APIRouter(prefix="/tiles", tags=["tiles"])
 
@@ -37,13 +37,6 @@ CACHE_CONTROL = "private, max-age=0, must-revalidate"
 VARY = "Authorization, Cookie"
 TYPE_NAMES = {"string": "String", "number": "Number", "boolean": "Boolean"}
 
-
-async def current_versions(session, layer: Layer, principal: Principal) -> list[str]:
-    """The data versions the layer's tiles depend on for this caller (one cheap lookup)."""
-    found = (await session.execute(text(versions_sql(layer)), {
-        "p": principal.partnership_id, "agency": principal.agency_id,
-        "tables": list(layer.versioned_by)})).scalar_one()
-    return fill_versions(found, layer.versioned_by)
 
 FromQuery = Annotated[str | None, Query(alias="from", description="ISO month or date, YYYY-MM or YYYY-MM-DD")]
 ToQuery = Annotated[str | None, Query(alias="to", description="ISO month or date; a month includes all its days")]

@@ -16,9 +16,11 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import sharing
 from app.auth import Principal
 from app.catalog import Catalog, Layer
 from app.pages.base import LocalMap, PageConfig, csp, render
+from app.tiles.cache import current_versions
 
 # How popups and the legend name the catalog's fields; others are shown as "Field name".
 FIELD_LABELS = {
@@ -82,15 +84,22 @@ async def summarise(session: AsyncSession, principal: Principal, catalog: Catalo
     pid = principal.partnership_id
     versions = dict((await session.execute(
         text("SELECT source, version FROM data_version WHERE partnership_id = :p"), {"p": pid})).all())
-    key = (pid, catalog.fingerprint, tuple(
-        (l.id, tuple(versions.get(s) for s in l.versioned_by)) for l in layers), versions.get("dataset"))
+    # Shared layers (incidents) depend on the caller's access and may include partnerships that
+    # grant the caller's agency: their versions are read through the same query as the tiles'.
+    shared = {}
+    for l in layers:
+        if sharing.is_shared(l.source):
+            shared[l.id] = tuple(await current_versions(session, l, principal))
+    key = (sharing.access_key(principal), catalog.fingerprint, tuple(
+        (l.id, shared.get(l.id) or tuple(versions.get(s) for s in l.versioned_by)) for l in layers),
+        versions.get("dataset"))
     if key in _cache:
         _cache.move_to_end(key)
         return _cache[key]
     synthetic = list((await session.execute(text(
         "SELECT name FROM dataset WHERE partnership_id = :p AND (name ILIKE :s OR source_key ILIKE :s) "
         "ORDER BY name"), {"p": pid, "s": SYNTHETIC})).scalars())
-    summary = Summary({l.id: await _summarise_layer(session, pid, l) for l in layers}, synthetic)
+    summary = Summary({l.id: await _summarise_layer(session, principal, l) for l in layers}, synthetic)
 
     _cache[key] = summary
     if len(_cache) > CACHE_SIZE:
@@ -98,7 +107,10 @@ async def summarise(session: AsyncSession, principal: Principal, catalog: Catalo
     return summary
 
 
-async def _summarise_layer(session: AsyncSession, pid: int, layer: Layer) -> LayerSummary:
+async def _summarise_layer(session: AsyncSession, principal: Principal, layer: Layer) -> LayerSummary:
+    """Extent, months and categories of what this caller may see of the layer: a shared layer is
+    read through the sharing function, so its extent is of anonymous points below exact and
+    sensitive categories held back from the caller are not named."""
     date_col, cat_col = layer.filters.date, layer.filters.category
     cols = ["ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)"]
     inner = ["ST_Extent(geom) AS e"]
@@ -109,9 +121,10 @@ async def _summarise_layer(session: AsyncSession, pid: int, layer: Layer) -> Lay
     if cat_col:
         inner.append(f"(array_agg(DISTINCT {_q(cat_col)}::text))[1:{MAX_CATEGORIES}] AS cats")
         cols.append("cats")
+    scope = "" if sharing.is_shared(layer.source) else "partnership_id = :p AND "
     row = (await session.execute(text(
-        f"SELECT {', '.join(cols)} FROM (SELECT {', '.join(inner)} FROM {_q(layer.source)} "
-        f"WHERE partnership_id = :p AND geom IS NOT NULL) AS s"), {"p": pid})).one()
+        f"SELECT {', '.join(cols)} FROM (SELECT {', '.join(inner)} FROM {sharing.source_sql(layer.source)} "
+        f"AS t WHERE {scope}geom IS NOT NULL) AS s"), sharing.access_params(principal))).one()
     summary = LayerSummary()
     if row[0] is not None:
         summary.extent = (row[0], row[1], row[2], row[3])

@@ -10,6 +10,13 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.catalog import Layer
+from app.tiles.sql import versions_sql
 
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024  # a few dense high-zoom tiles must not exhaust memory
 
@@ -27,6 +34,14 @@ def fill_versions(found: Iterable[str], tables: Iterable[str]) -> list[str]:
     tables = list(tables)
     others = sorted(v for k, v in seen.items() if k not in tables)
     return [seen.get(t, f"{t}=0") for t in tables] + others
+
+
+async def current_versions(session: AsyncSession, layer: Layer, principal: Any) -> list[str]:
+    """The data versions a layer's tiles depend on for this caller (one cheap lookup)."""
+    found = (await session.execute(text(versions_sql(layer)), {
+        "p": principal.partnership_id, "agency": principal.agency_id,
+        "tables": list(layer.versioned_by)})).scalar_one()
+    return fill_versions(found, layer.versioned_by)
 
 
 def matches(if_none_match: str | None, tag: str) -> bool:

@@ -172,7 +172,7 @@ def tile_params(layer: Layer, partnership_id: int, z: int, x: int, y: int, filte
     without it a shared layer is read as the partnership's admin would."""
     params = {"p": partnership_id, "z": z, "x": x, "y": y, "name": layer.id,
               "tables": list(layer.versioned_by), "margin": BUFFER / EXTENT, "k": suppress_below,
-              "role": "admin", "agency": None, "cap": "exact"}
+              "role": "admin", "agency": None, "level_cap": "exact"}
     params.update(access or {})
     if layer.cluster:
         n = max(1, round(256 / layer.cluster.cell_px))  # cells per tile side
