@@ -20,10 +20,12 @@ app = typer.Typer(help="SaferMap: crime and CCTV mapping for community safety pa
 db_app = typer.Typer(help="The database: the embedded cluster under var/, or DATABASE_URL.", no_args_is_help=True)
 partnership_app = typer.Typer(help="Partnerships.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+user_app = typer.Typer(help="Users: people who sign in with email and password.", no_args_is_help=True)
 import_app = typer.Typer(help="Import data.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(partnership_app, name="partnership")
 app.add_typer(token_app, name="token")
+app.add_typer(user_app, name="user")
 app.add_typer(import_app, name="import")
 
 console = Console(stderr=True)
@@ -129,21 +131,170 @@ def partnership_add(slug: str, name: str,
     typer.echo(f"partnership {slug} (id {pid})")
 
 
-@token_app.command("create")
-def token_create(partnership: str = typer.Option(..., help="Partnership slug."),
-                 role: Role = typer.Option(..., help="Role of the token's principal."),
-                 name: str = typer.Option("", help="Who or what the token is for."),
-                 expires_days: Optional[int] = typer.Option(None, help="Days until the token expires.")) -> None:
-    """Create a principal with a role and print its bearer token once."""
-    from app.auth import create_token
+def _user_table(rows, columns: list[str]) -> None:
+    """Tab-separated with a header line: readable, and easy to cut or grep."""
+    typer.echo("\t".join(columns))
+    for r in rows:
+        typer.echo("\t".join("" if r[c] is None else str(r[c]) for c in columns))
+
+
+def _ask_password(prompt: bool) -> str:
+    """A typed password (twice, hidden) or a generated one."""
+    from app import passwords
+    if not prompt:
+        return passwords.generate()
+    password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if (why := passwords.check_policy(password)):
+        fail(why)
+    return password
+
+
+async def _user(session, email: str):
+    from app import users
+    row = await users.user_by_email(session, email)
+    if row is None:
+        fail(f"No user with the email '{email}'.")
+    return row
+
+
+@user_app.command("add")
+def user_add(partnership: str = typer.Option(..., help="Partnership slug."),
+             email: str = typer.Option(..., help="The email they sign in with."),
+             name: str = typer.Option(..., help="Their name, as others see it."),
+             role: Role = typer.Option(..., help="Their role."),
+             agency: Optional[str] = typer.Option(None, help="Their agency (added to the partnership if new)."),
+             prompt: bool = typer.Option(False, "--prompt", help="Type the password instead of generating one.")) -> None:
+    """Add a user who signs in with email and password; a generated password is printed once."""
+    from app import audit, users
+    from app.errors import AppError
+    password = _ask_password(prompt)
 
     async def go(session):
         pid = await partnership_id(session, partnership)
-        principal = (await session.execute(text(
-            "INSERT INTO principal (partnership_id, name, role) VALUES (:p, :n, :r) RETURNING id"),
-            {"p": pid, "n": name or f"{role.value} token", "r": role.value})).scalar_one()
-        return await create_token(session, principal, name, expires_days)
+        uid = await users.add_user(session, pid, name=name, email=email, role=role.value, agency=agency,
+                                   password=password)
+        await audit.record(session, "user.add", partnership_id=pid, target=f"principal:{uid}",
+                           detail={"name": name, "email": email, "role": role.value, "agency": agency, "via": "cli"})
+        return uid
+    try:
+        uid = run_in_session(go)
+    except AppError as e:
+        fail(e.detail)
+    typer.echo(f"user {email} (id {uid}) added to {partnership} as {role.value}")
+    if not prompt:
+        typer.echo(f"password (shown once): {password}")
+
+
+@user_app.command("list")
+def user_list(partnership: str = typer.Option(..., help="Partnership slug.")) -> None:
+    """List the users of a partnership."""
+    from app import users
+
+    async def go(session):
+        return list(await users.list_users(session, await partnership_id(session, partnership)))
+    rows = [{**r, "status": "disabled" if r["disabled_at"] else ("locked" if r["locked"] else "active")}
+            for r in run_in_session(go)]
+    _user_table(rows, ["id", "name", "email", "role", "agency", "status", "last_sign_in_at"])
+
+
+@user_app.command("disable")
+def user_disable(email: str = typer.Argument(..., help="The user's email.")) -> None:
+    """Disable a user: they cannot sign in, and their sessions and tokens stop working at once."""
+    from app import audit, users
+
+    async def go(session):
+        row = await _user(session, email)
+        await users.set_disabled(session, row.id, True)
+        await audit.record(session, "user.disable", partnership_id=row.partnership_id,
+                           target=f"principal:{row.id}", detail={"via": "cli"})
+    run_in_session(go)
+    typer.echo(f"disabled {email}")
+
+
+@user_app.command("reset-password")
+def user_reset_password(email: str = typer.Argument(..., help="The user's email."),
+                        prompt: bool = typer.Option(False, "--prompt", help="Type the password instead of generating one.")) -> None:
+    """Give a user a new password (printed once when generated); ends their sessions and lock-out."""
+    from app import audit, users
+    password = _ask_password(prompt)
+
+    async def go(session):
+        row = await _user(session, email)
+        await users.set_password(session, row.id, password)
+        await audit.record(session, "user.update", partnership_id=row.partnership_id,
+                           target=f"principal:{row.id}", detail={"password": "reset", "via": "cli"})
+    run_in_session(go)
+    typer.echo(f"password of {email} reset")
+    if not prompt:
+        typer.echo(f"password (shown once): {password}")
+
+
+@token_app.command("create")
+def token_create(user: Optional[str] = typer.Option(None, help="Email of the user the token belongs to."),
+                 partnership: Optional[str] = typer.Option(None, help="Partnership slug (for a service token)."),
+                 role: Optional[Role] = typer.Option(None, help="Role of a new service principal."),
+                 name: str = typer.Option("", help="Who or what the token is for."),
+                 expires_days: Optional[int] = typer.Option(
+                     None, min=1, help="Days until the token expires (default for users: SAFERMAP_USER_TOKEN_DAYS, 90).")) -> None:
+    """Print a new bearer token once: for a user (--user), or for a new service principal
+    (--partnership and --role, e.g. a script)."""
+    from app import audit
+    from app.auth import issue_token
+    if bool(user) == bool(partnership and role):
+        fail("Give either --user EMAIL, or --partnership SLUG and --role ROLE.")
+
+    async def go(session):
+        if user:
+            row = await _user(session, user)
+            if row.disabled_at:
+                fail(f"{user} is disabled.")
+            pid, principal, days = row.partnership_id, row.id, expires_days or get_settings().user_token_days
+        else:
+            pid = await partnership_id(session, partnership)
+            principal = (await session.execute(text(
+                "INSERT INTO principal (partnership_id, name, role) VALUES (:p, :n, :r) RETURNING id"),
+                {"p": pid, "n": name or f"{role.value} token", "r": role.value})).scalar_one()
+            days = expires_days
+        token_id, secret = await issue_token(session, principal, name, days)
+        await audit.record(session, "token.create", partnership_id=pid, target=f"token:{token_id}",
+                           detail={"principal": principal, "name": name, "expires_days": days, "via": "cli"})
+        return secret
     typer.echo(run_in_session(go))
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: int = typer.Argument(..., help="The token's id (see `safermap token list`).")) -> None:
+    """Revoke a token: it, and sessions made from it, stop working at once."""
+    from app import audit
+
+    async def go(session):
+        row = (await session.execute(text(
+            "UPDATE api_token t SET revoked_at = now() FROM principal p "
+            "WHERE t.id = :id AND p.id = t.principal_id AND t.revoked_at IS NULL "
+            "RETURNING p.partnership_id, p.id"), {"id": token_id})).first()
+        if row is None:
+            fail(f"No active token with id {token_id}.")
+        await audit.record(session, "token.revoke", partnership_id=row.partnership_id,
+                           target=f"token:{token_id}", detail={"principal": row.id, "via": "cli"})
+    run_in_session(go)
+    typer.echo(f"revoked token {token_id}")
+
+
+@token_app.command("list")
+def token_list(partnership: Optional[str] = typer.Option(None, help="Partnership slug."),
+               user: Optional[str] = typer.Option(None, help="Only this user's tokens (email).")) -> None:
+    """List tokens: name, owner, created, last used, expires, revoked (never the secrets)."""
+    from app import users
+    if not (partnership or user):
+        fail("Give --partnership SLUG or --user EMAIL.")
+
+    async def go(session):
+        if user:
+            row = await _user(session, user)
+            return list(await users.list_tokens(session, row.partnership_id, row.id))
+        return list(await users.list_tokens(session, await partnership_id(session, partnership)))
+    _user_table(run_in_session(go),
+                ["id", "name", "owner", "created_at", "last_used_at", "expires_at", "revoked_at"])
 
 
 # -- imports ---------------------------------------------------------------------------------------
