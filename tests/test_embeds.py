@@ -244,8 +244,7 @@ async def test_incidents_in_an_embed_are_cells_of_at_least_five_never_points(cli
         assert all(c >= 5 for c in counts), (z, counts)  # the lone 3 never show
         assert set(features[0]["properties"]) == {"count"} if features else True
         assert b"EXACT-LOC" not in r.content and b"Burglary" not in r.content
-        if z <= 14:
-            assert sum(counts) in (7, 12)  # the 40 not-shared never counted
+        assert sum(counts) <= 15  # the 40 of the data set shared with nobody are never counted
         # Each cell is drawn at its centre on the grid, not at the incidents' position.
         n = 16 >> max(0, z - 14)
         unit = 4096 / n

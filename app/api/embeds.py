@@ -6,9 +6,11 @@ tiles check that key themselves: it is not a bearer token, so it opens no other 
 /tiles/* answer 401). The page is served only into an iframe (Sec-Fetch-Dest: iframe) and its
 Content-Security-Policy lets only the allowed origins frame it, so a copied URL shows nothing.
 
-Incident data in an embed is never exact. Until the sharing rules' visibility function serves
-sanitised points, incident layers are served as cells on a fixed grid (about 100 m at the finest)
-drawn at the cell centre, with cells of fewer than MIN_COUNT incidents left out.
+Incident data in an embed is never exact: it is read through the sharing rules' one function
+(app/sharing.py) as the role 'embed' capped at the embed's precision, so only anonymous points
+of shared data sets, without sensitive categories, and it is served only as cells on a fixed
+grid (about 100 m at the finest) drawn at the cell centre, with cells of fewer than
+SAFERMAP_SUPPRESS_BELOW (5) incidents left out.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import audit
+from app import audit, sharing
 from app.api.deps import Admin, CatalogDep, SessionDep, SettingsDep
 from app.catalog import Catalog, Layer
 from app.errors import AppError, BadRequest, NotFound, Unprocessable, problem
@@ -40,7 +42,6 @@ from app.tiles.sql import BUFFER, EXTENT, VERSIONS, ident
 router = APIRouter(tags=["embeds"])
 
 MVT = "application/vnd.mapbox-vector-tile"
-MIN_COUNT = 5            # cells with fewer incidents are left out (small-number suppression)
 FINEST_GRID_ZOOM = 14    # cells stop shrinking here: 16 per z14 tile, ~100 m in Great Britain
 MAX_ZOOM = 18            # where a finest cell fills a tile; the embed map zooms no further
 MAX_DAYS = 2 * 366
@@ -132,18 +133,23 @@ def cells_sql(layer: Layer) -> str:
     only when it holds at least :min_count incidents of data sets shared at all. Cell numbers come
     from lon/lat alone and points outside 0..n-1 are dropped, so a point on a shared tile edge is
     counted once."""
+    # Incidents come through the sharing rules' one function, as the role 'embed' capped at the
+    # embed's precision: anonymous points only, sensitive categories held back.
+    shared = layer.source in sharing.FUNCTION_SOURCES
+    source = sharing.source_sql(layer.source) if shared else ident(layer.source)
+    unshared = "" if shared else """
+                  AND NOT EXISTS (SELECT 1 FROM dataset d
+                                  WHERE d.id = t.dataset_id AND d.sharing_level = 'none')"""
     gx = "((ST_X(t.geom) + 180.0) / 360.0 * :ntiles - :tx) * :n"
     gy = "((0.5 - ln(tan(pi() / 4 + radians(ST_Y(t.geom)) / 2)) / (2 * pi())) * :ntiles - :ty) * :n"
     return f"""
         SELECT (
             WITH pts AS (
                 SELECT floor({gx})::int AS cx, floor({gy})::int AS cy
-                FROM {ident(layer.source)} AS t
+                FROM {source} AS t
                 WHERE t.partnership_id = :p
                   AND t.geom && ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326)
-                  AND t.geom && ST_MakeEnvelope(:ax0, :ay0, :ax1, :ay1, 4326)
-                  AND NOT EXISTS (SELECT 1 FROM dataset d
-                                  WHERE d.id = t.dataset_id AND d.sharing_level = 'none')
+                  AND t.geom && ST_MakeEnvelope(:ax0, :ay0, :ax1, :ay1, 4326){unshared}
             ), cells AS (
                 SELECT cx, cy, count(*)::int AS count FROM pts
                 WHERE cx >= 0 AND cx < :n AND cy >= 0 AND cy < :n
@@ -313,6 +319,7 @@ class LiveEmbed:
     layers: tuple[str, ...]
     area: tuple[float, float, float, float] | None
     allowed_origins: tuple[str, ...]
+    precision: str
 
     def area_params(self) -> dict:
         x0, y0, x1, y1 = self.area or (-180.0, -90.0, 180.0, 90.0)
@@ -327,7 +334,7 @@ async def live_embed(session: AsyncSession, public_id: str, key: str | None) -> 
         raise NotFound(GONE)
     return LiveEmbed(row.id, row.partnership_id, row.partnership_name, row.public_id, row.title,
                      tuple(row.layers), (row.x0, row.y0, row.x1, row.y1) if row.x0 is not None else None,
-                     tuple(row.allowed_origins))
+                     tuple(row.allowed_origins), row.precision)
 
 
 def refuse_unless_framed(request: Request, allowed: tuple[str, ...] = ()) -> None:
@@ -400,7 +407,7 @@ async def embed_map(public_id: PublicId, request: Request, session: SessionDep, 
     bounds = await bounds_of(session, catalog, embed)
     config = embed_page.embed_config(embed.title, embed.partnership_name, bounds, [
         embed_page.layer_config(l, f"/embed/{embed.public_id}/tiles/{l.id}/{{z}}/{{x}}/{{y}}.mvt?key={key}",
-                                aggregate=aggregated(l), max_zoom=MAX_ZOOM, min_count=MIN_COUNT)
+                                aggregate=aggregated(l), max_zoom=MAX_ZOOM, min_count=sharing.suppress_below())
         for l in layers], max_zoom=MAX_ZOOM)
     body, csp = embed_page.embed_html(settings.static_dir, config, embed.allowed_origins)
     if (await session.execute(COUNT_VIEW, {"id": embed.id})).scalar_one():
@@ -436,7 +443,8 @@ async def embed_tile(public_id: PublicId, layer_id: str, z: int, x: int, y: int,
     if not 0 <= z <= 24 or not (0 <= x < (1 << z) and 0 <= y < (1 << z)):
         raise BadRequest(f"Tile {z}/{x}/{y} does not exist.")
     cells = aggregated(layer)
-    key_parts = ("embed", embed.id, embed.public_id, layer.id, z, x, y, catalog.fingerprint, MIN_COUNT)
+    key_parts = ("embed", embed.id, embed.public_id, embed.precision, layer.id, z, x, y, catalog.fingerprint,
+                 sharing.suppress_below())
     headers = {"Cache-Control": CACHE_CONTROL, "Referrer-Policy": "no-referrer"}
     outside = not layer.minzoom <= z <= min(layer.maxzoom, MAX_ZOOM) or not _touches(embed.area, z, x, y)
     if outside:
@@ -455,7 +463,8 @@ async def embed_tile(public_id: PublicId, layer_id: str, z: int, x: int, y: int,
         if cells:
             n = 16 >> max(0, z - FINEST_GRID_ZOOM)
             params.update(n=n, ntiles=float(1 << z), tx=float(x), ty=float(y), unit=EXTENT / n,
-                          min_count=MIN_COUNT)
+                          min_count=sharing.suppress_below(), role=Role.embed.value, agency=None,
+                          level_cap=embed.precision)
             sql = cells_sql(layer)
         else:
             params["margin"] = BUFFER / EXTENT
