@@ -346,6 +346,9 @@ def synthetic_incidents(extract: OsmExtract, rng: np.random.Generator, today: da
 
 
 # -- loading ---------------------------------------------------------------------------------------
+REFRESH_ANON_POINTS = "SELECT safermap_refresh_anon_points($1)"
+
+
 async def _copy(conn: asyncpg.Connection, table: str, columns: list[str], records: list[tuple]) -> None:
     if records:
         await conn.copy_records_to_table(table, columns=columns, records=records)
@@ -371,6 +374,9 @@ async def _load(conn: asyncpg.Connection, extract: OsmExtract, cameras: list[dic
     await _copy(conn, "building", BUILDING_COLUMNS, list(zip(
         [pid] * len(b), b["osm_id"].tolist(), _values(b["name"]), _values(b["height_m"]), _values(b["levels"]),
         _ewkb(b.geometry.to_numpy()))))
+    # Anonymous points for sanitised sharing come from the streets just loaded; the incidents
+    # copied below get theirs from the incident trigger (migration 0006).
+    await conn.execute(REFRESH_ANON_POINTS, pid)
     # Each camera row fires the coverage trigger, which draws its wedge in the partnership's CRS.
     camera_geoms = _ewkb(np.array([c["geom"] for c in cameras], dtype=object))
     await _copy(conn, "camera", CAMERA_COLUMNS, [

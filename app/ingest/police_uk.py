@@ -72,14 +72,24 @@ DATASET_ENSURE = """
 # The row lock serialises concurrent imports of one force, so two of them never both insert a month.
 DATASET_LOCK = "SELECT id FROM dataset WHERE partnership_id = $1 AND source_key = $2 FOR UPDATE"
 DELETE_MONTHS = "DELETE FROM incident WHERE dataset_id = $1 AND month = ANY($2::date[])"
+# Each incident gets its anonymous location (sanitised sharing, migration 0006) as it is written:
+# computed once per distinct point (police.uk points are shared by thousands of incidents), so the
+# incident trigger has nothing left to do and no row is written twice.
 INSERT_INCIDENTS = f"""
+    WITH pts AS MATERIALIZED (
+        SELECT DISTINCT s.lon, s.lat FROM {STAGE_TABLE} s WHERE s.lon IS NOT NULL AND s.lat IS NOT NULL
+    ), anon AS MATERIALIZED (
+        SELECT p.lon, p.lat, l.anon_point_id, l.geom_anon
+        FROM pts p CROSS JOIN LATERAL safermap_anon_location($1, ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326)) AS l
+    )
     INSERT INTO incident (partnership_id, dataset_id, import_run_id, external_ref, category, month, geom,
-                          location_text, lsoa_code, lsoa_name, outcome, context)
+                          location_text, lsoa_code, lsoa_name, outcome, context, geom_anon, anon_point_id)
     SELECT $1, f.dataset_id, $2, s.external_ref, s.category, s.month,
            ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326),
-           s.location_text, s.lsoa_code, s.lsoa_name, s.outcome, s.context
+           s.location_text, s.lsoa_code, s.lsoa_name, s.outcome, s.context, a.geom_anon, a.anon_point_id
     FROM {STAGE_TABLE} s
     JOIN unnest($3::text[], $4::int[]) AS f(force, dataset_id) ON f.force = s.force
+    LEFT JOIN anon a ON a.lon = s.lon AND a.lat = s.lat
 """
 
 

@@ -83,18 +83,19 @@ LANGUAGE sql STABLE AS $$
     LEFT JOIN LATERAL (
         SELECT c.id, c.geom FROM (  -- KNN on the metric index; ties go to the lowest id
             SELECT ap.id, ap.geom, ap.geom_m <-> m.g AS dist FROM anon_point ap
-            WHERE ap.partnership_id = p_partnership
+            WHERE ap.partnership_id = p_partnership AND ST_DWithin(ap.geom_m, m.g, 500)
             ORDER BY ap.geom_m <-> m.g LIMIT 4
         ) AS c
-        WHERE c.dist <= 500
         ORDER BY c.dist, c.id LIMIT 1
     ) AS a ON true
     WHERE pa.id = p_partnership
 $$;
 
 -- New incidents get their anonymous location at once. Work is per distinct point (police.uk
--- points are already shared by thousands of incidents); rows that arrive with geom_anon set (the
--- police.uk import computes it while loading) cost only the scan of the transition table.
+-- points are already shared by thousands of incidents), but updating rows just written costs a
+-- second write of each and of its index entries, so bulk loads should set geom_anon while
+-- inserting (the police.uk import does, with safermap_anon_location per distinct point): rows that
+-- arrive with it set cost only the scan of the transition table here.
 -- (enable_seqscan off for this function only: on a small or freshly built anon_point table the
 -- planner would otherwise scan every anonymous point for every incident point instead of KNN.)
 CREATE FUNCTION safermap_incident_anonymise() RETURNS trigger LANGUAGE plpgsql
@@ -105,7 +106,7 @@ BEGIN
             SELECT DISTINCT ON (n.partnership_id, ST_AsEWKB(n.geom))
                    n.partnership_id, ST_AsEWKB(n.geom) AS k, n.geom FROM new_rows n
             WHERE n.geom_anon IS NULL AND n.geom IS NOT NULL
-        ), m AS (  -- keyed by the point's bytes: hashable, and exact
+        ), m AS MATERIALIZED (  -- once per distinct point (a fence); keyed by its bytes: hashable, exact
             SELECT d.partnership_id, d.k, l.anon_point_id, l.geom_anon
             FROM d CROSS JOIN LATERAL safermap_anon_location(d.partnership_id, d.geom) AS l
         )
@@ -149,7 +150,7 @@ BEGIN
     WITH d AS (
         SELECT DISTINCT ON (ST_AsEWKB(geom)) ST_AsEWKB(geom) AS k, geom FROM incident
         WHERE partnership_id = p_partnership AND geom IS NOT NULL
-    ), m AS (
+    ), m AS MATERIALIZED (  -- once per distinct point
         SELECT d.k, l.anon_point_id, l.geom_anon
         FROM d CROSS JOIN LATERAL safermap_anon_location(p_partnership, d.geom) AS l
     )
