@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import Scope
 
 from app import errors
@@ -16,7 +17,6 @@ from app.api import admin_users, auth, cameras, embeds, health, incidents, maps,
 from app.auth import Sessions
 from app.pages.base import csp
 from app.security import Csrf, RateLimiter, SecurityMiddleware
-from starlette.middleware.cors import CORSMiddleware
 from app.catalog import Catalog
 from app.db import make_engine, make_read_sessionmaker, make_sessionmaker
 from app.settings import Settings, get_settings
