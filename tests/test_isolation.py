@@ -176,7 +176,7 @@ def check_tile(body: bytes, me: Borough, others: list[Borough], where: str, coun
 
 def check_response(r, me: Borough, others: list[Borough], where: str, counts: dict | None = None,
                    slack: float = 0.001) -> None:
-    assert r.status_code < 500, f"{where}: {r.status_code} {r.text[:200]}"
+    assert r.status_code < 500 and r.status_code != 429, f"{where}: {r.status_code} {r.text[:200]}"
     check_text(json.dumps(dict(r.headers)), me, others, where + " (headers)")
     if r.headers.get("content-type", "").startswith(MVT):
         check_tile(r.content, me, others, where, counts if counts is not None else {})
