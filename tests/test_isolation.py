@@ -51,6 +51,7 @@ class Borough:
     incident_ids: set[int] = field(default_factory=set)
     incidents: int = 0
     embed_id: int = 0
+    dataset_id: int = 0
     public_id: str = ""
     key: str = ""
 
@@ -80,6 +81,7 @@ async def build(db, client, make_caller) -> list[Borough]:
         dataset = (await db.execute(text(
             "INSERT INTO dataset (partnership_id, agency_id, source_key, name) VALUES (:p, :a, :k, :n) RETURNING id"),
             {"p": pid, "a": agency, "k": f"{t.lower()}-dataset", "n": f"{t}-DATASET-SECRET"})).scalar_one()
+        b.dataset_id = dataset
         run = (await db.execute(text(
             "INSERT INTO import_run (partnership_id, kind, file, status, rows_total, rows_loaded, rows_rejected, "
             "rejects, message) VALUES (:p, 'police_uk', :f, 'loaded', :n, :n, 1, CAST(:rej AS jsonb), :m) RETURNING id"),
@@ -203,8 +205,15 @@ def urls_for(app, path: str, me: Borough, others: list[Borough], tiles, layers) 
         return [(f"/tiles/{l}/{z}/{x}/{y}.mvt", {}) for l in layers for z, x, y in tiles
                 if l in ("cameras", "coverage", "incidents") or z == 14]
     if "{" in path:
-        # A route this suite does not know yet: try the ids of everyone's rows in its place.
-        ids = sorted({i for o in others for i in o.camera_ids})[:5] + [1, 2]
+        # Other routes with ids: the other partnerships' ids of that kind (and of cameras, for a
+        # kind this suite does not know yet) in their place.
+        param = re.search(r"\{([^}]+)\}", path)[1]
+        if "dataset" in param:
+            ids = [o.dataset_id for o in others]
+        elif "embed" in param:
+            ids = [o.embed_id for o in others]
+        else:
+            ids = sorted({i for o in others for i in o.camera_ids})[:5] + [1, 2]
         return [(re.sub(r"\{[^}]+\}", str(i), path), {}) for i in ids]
     query = "?bbox=-180,-85,180,85" if path in ("/api/cameras", "/api/incidents") else ""
     return [(path + query, {})]
