@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from dataclasses import replace
 from typing import Annotated
 from urllib.parse import quote, urlencode
@@ -217,23 +216,22 @@ def exact_tiles(request: Request) -> set[str]:
     return tags
 
 
-AUDIT_EVERY_S = 60.0
+# One 'view.exact' per caller and layer per minute: a map pans through many tiles.
+RECENT_EXACT_VIEW = text("""
+    SELECT EXISTS (SELECT 1 FROM audit_event WHERE action = 'view.exact' AND principal_id = :pid
+                   AND target = :target AND at > now() - interval '1 minute')
+""")
 
 
 async def audit_exact_tile(request: Request, session, principal: Principal, layer: Layer,
                            z: int, x: int, y: int) -> None:
-    """A map pans through many tiles: record one 'view.exact' per caller and layer per minute
-    (per worker), naming the area of the tile that triggered it, so the trail stays readable."""
-    seen: dict = getattr(request.app.state, "exact_audit_seen", None) or {}
-    request.app.state.exact_audit_seen = seen
-    now = time.monotonic()
-    k = (principal.id, layer.id)
-    if now - seen.get(k, -AUDIT_EVERY_S) < AUDIT_EVERY_S:
+    """Record who looked at exact incident locations and where (the tile that started it), at
+    most once a minute per caller and layer, so the trail stays readable. Checked in the database,
+    so every worker agrees."""
+    target = f"tiles/{layer.id}"
+    if (await session.execute(RECENT_EXACT_VIEW, {"pid": principal.id, "target": target})).scalar_one():
         return
-    seen[k] = now
-    if len(seen) > 50_000:
-        seen.clear()
-    await audit.record(session, "view.exact", principal=principal, target=f"tiles/{layer.id}",
+    await audit.record(session, "view.exact", principal=principal, target=target,
                        detail={"layer": layer.id, "tile": f"{z}/{x}/{y}", "bbox": tile_bbox(z, x, y)},
                        ip=request.client.host if request.client else None)
     await session.commit()
