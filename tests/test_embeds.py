@@ -356,3 +356,17 @@ async def test_embed_in_chromium_shows_only_on_the_allowed_origin(live_server, m
 
         assert [u for u in requests if urlsplit(u).hostname != "127.0.0.1"] == []
         await browser.close()
+
+
+async def test_sensitive_categories_never_reach_an_embed_and_a_rule_change_shows_at_once(client, make_caller, db):
+    admin = await make_caller("rochdale-csp", "admin")
+    await add_incident_points(db, admin.partnership_id, [(*INSIDE, 9)])
+    embed = await make_embed(client, admin, layers=["incidents"], precision="sanitised")
+    r = await embed_tile(client, embed, "incidents", 14, INSIDE)
+    assert r.status_code == 200 and sum(f["properties"]["count"] for f in decode(r.content)["incidents"]["features"]) == 9
+    # Burglary marked sensitive (even for viewers): the embed, ranking below every role, loses it.
+    await db.execute(text("INSERT INTO sensitive_category (partnership_id, category, least_role) "
+                          "VALUES (:p, 'Burglary', 'viewer')"), {"p": admin.partnership_id})
+    await db.commit()
+    r2 = await embed_tile(client, embed, "incidents", 14, INSIDE, headers={**TILE_FETCH, "If-None-Match": r.headers["etag"]})
+    assert r2.status_code == 204
