@@ -402,3 +402,16 @@ async def test_rule_changes_and_exact_views_are_audited(client, world, db):
     assert [v.principal_id for v in views] == [police.id, police.id]
     assert views[0].target == "api/incidents" and views[0].detail["bbox"] == [-2.26, 53.47, -2.23, 53.49]
     assert views[1].target == "tiles/incidents" and len(views[1].detail["bbox"]) == 4  # once a minute
+
+
+async def test_the_sharing_function_is_inlined_so_tiles_use_the_spatial_indexes(world, db):
+    """If the planner could not inline safermap_visible_incidents, every tile would scan every
+    incident visible to the caller: the plan must reach both GiST indexes through it."""
+    await db.execute(text("SET LOCAL enable_seqscan = off"))  # the test tables are tiny
+    plan = "\n".join(r[0] for r in (await db.execute(text(
+        "EXPLAIN SELECT count(*) FROM safermap_visible_incidents(:p, 'viewer', :a, 'exact') AS t "
+        "WHERE t.geom && ST_Transform(ST_TileEnvelope(17, 65000, 43000), 4326)"),
+        {"p": world.pid, "a": world.council})).all())
+    await db.rollback()
+    assert "Function Scan" not in plan
+    assert "incident_geom_idx" in plan and "incident_geom_anon_idx" in plan
