@@ -162,9 +162,10 @@ def cells_sql(layer: Layer) -> str:
 
 
 def extent_sql(layer: Layer) -> str:
+    source = sharing.source_sql(layer.source) if layer.source in sharing.FUNCTION_SOURCES else ident(layer.source)
     return f"""
         SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (
-            SELECT ST_Extent(t.geom) AS e FROM {ident(layer.source)} AS t
+            SELECT ST_Extent(t.geom) AS e FROM {source} AS t
             WHERE t.partnership_id = :p AND t.geom && ST_MakeEnvelope(:ax0, :ay0, :ax1, :ay1, 4326)
         ) AS s"""
 
@@ -321,6 +322,10 @@ class LiveEmbed:
     allowed_origins: tuple[str, ...]
     precision: str
 
+    def access_params(self) -> dict:
+        """The sharing function's arguments: the role 'embed', no agency, capped at the precision."""
+        return {"p": self.partnership_id, "role": Role.embed.value, "agency": None, "level_cap": self.precision}
+
     def area_params(self) -> dict:
         x0, y0, x1, y1 = self.area or (-180.0, -90.0, 180.0, 90.0)
         return {"ax0": x0, "ay0": y0, "ax1": x1, "ay1": y1}
@@ -381,7 +386,7 @@ async def bounds_of(session: AsyncSession, catalog: Catalog, embed: LiveEmbed) -
         if layer is None:
             continue
         row = (await session.execute(text(extent_sql(layer)),
-                                     {"p": embed.partnership_id, **embed.area_params()})).one()
+                                     {**embed.access_params(), **embed.area_params()})).one()
         if row[0] is not None:
             boxes.append(row)
     if not boxes:
@@ -463,8 +468,7 @@ async def embed_tile(public_id: PublicId, layer_id: str, z: int, x: int, y: int,
         if cells:
             n = 16 >> max(0, z - FINEST_GRID_ZOOM)
             params.update(n=n, ntiles=float(1 << z), tx=float(x), ty=float(y), unit=EXTENT / n,
-                          min_count=sharing.suppress_below(), role=Role.embed.value, agency=None,
-                          level_cap=embed.precision)
+                          min_count=sharing.suppress_below(), **embed.access_params())
             sql = cells_sql(layer)
         else:
             params["margin"] = BUFFER / EXTENT
