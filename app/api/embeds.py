@@ -22,7 +22,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import audit, sharing
 from app.api.deps import Admin, CatalogDep, SessionDep, SettingsDep
 from app.catalog import Catalog, Layer
-from app.errors import AppError, BadRequest, NotFound, Unprocessable, problem
+from app.errors import AppError, BadRequest, Forbidden, NotFound, Unprocessable, problem
 from app.pages import embed as embed_page
 from app.roles import Role
 from app.tiles.cache import TileCache, etag, fill_versions, matches
@@ -57,10 +57,6 @@ ORIGIN = re.compile(
 EmbedId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The embed id")]
 PublicId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{8,64}$", description="The embed's public id")]
 KeyQuery = Annotated[str | None, Query(max_length=200, description="The embed key from the iframe snippet")]
-
-
-class Forbidden403(AppError):
-    status, title = 403, "Not allowed"
 
 
 # -- SQL -------------------------------------------------------------------------------------------
@@ -347,23 +343,23 @@ def refuse_unless_framed(request: Request, allowed: tuple[str, ...] = ()) -> Non
     top-level navigation (Sec-Fetch-Dest: document) and gets nothing. Where the browser names the
     framing page (Referer), it must be an allowed origin too; frame-ancestors is the real wall."""
     if request.headers.get("sec-fetch-dest") != "iframe":
-        raise Forbidden403("This map can only be shown inside a frame on a site it was made for.")
+        raise Forbidden("This map can only be shown inside a frame on a site it was made for.")
     referer = request.headers.get("referer")
     if allowed and referer:
         parts = urlsplit(referer)
         origin = f"{parts.scheme}://{parts.netloc}".lower()
         own = f"{request.url.scheme}://{request.url.netloc}".lower()
         if origin not in allowed and origin != own:
-            raise Forbidden403("This map can only be shown inside a frame on a site it was made for.")
+            raise Forbidden("This map can only be shown inside a frame on a site it was made for.")
 
 
 def refuse_browser_misuse(request: Request) -> None:
     """Tiles are for the embed page's own scripts: not for another site, not to open in a tab."""
     if request.headers.get("sec-fetch-dest") in ("document", "iframe", "frame", "embed", "object"):
-        raise Forbidden403("Embedded map tiles are only for the embedded map.")
+        raise Forbidden("Embedded map tiles are only for the embedded map.")
     site = request.headers.get("sec-fetch-site")
     if site is not None and site != "same-origin":
-        raise Forbidden403("Embedded map tiles are only for the embedded map.")
+        raise Forbidden("Embedded map tiles are only for the embedded map.")
 
 
 def refusal_headers(response: Response) -> Response:
@@ -411,7 +407,7 @@ async def embed_map(public_id: PublicId, request: Request, session: SessionDep, 
     layers = [l for l in (catalog.get(i) for i in embed.layers) if l is not None]
     bounds = await bounds_of(session, catalog, embed)
     config = embed_page.embed_config(embed.title, embed.partnership_name, bounds, [
-        embed_page.layer_config(l, f"/embed/{embed.public_id}/tiles/{l.id}/{{z}}/{{x}}/{{y}}.mvt?key={key}",
+        embed_page.layer_config(l, f"/embed/{embed.public_id}/tiles/{l.id}/{{z}}/{{x}}/{{y}}.mvt?key={quote(key or '')}",
                                 aggregate=aggregated(l), max_zoom=MAX_ZOOM, min_count=sharing.suppress_below())
         for l in layers], max_zoom=MAX_ZOOM)
     body, csp = embed_page.embed_html(settings.static_dir, config, embed.allowed_origins)
