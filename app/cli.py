@@ -12,7 +12,7 @@ from alembic.config import Config
 from rich.console import Console
 from sqlalchemy import text
 
-from app.roles import Role
+from app.roles import PrincipalRole
 from app.settings import ROOT, Settings, get_settings, to_sync_url
 
 app = typer.Typer(help="SaferMap: crime and CCTV mapping for community safety partnerships.",
@@ -161,7 +161,7 @@ async def _user(session, email: str):
 def user_add(partnership: str = typer.Option(..., help="Partnership slug."),
              email: str = typer.Option(..., help="The email they sign in with."),
              name: str = typer.Option(..., help="Their name, as others see it."),
-             role: Role = typer.Option(..., help="Their role."),
+             role: PrincipalRole = typer.Option(..., help="Their role."),
              agency: Optional[str] = typer.Option(None, help="Their agency (added to the partnership if new)."),
              prompt: bool = typer.Option(False, "--prompt", help="Type the password instead of generating one.")) -> None:
     """Add a user who signs in with email and password; a generated password is printed once."""
@@ -232,7 +232,7 @@ def user_reset_password(email: str = typer.Argument(..., help="The user's email.
 @token_app.command("create")
 def token_create(user: Optional[str] = typer.Option(None, help="Email of the user the token belongs to."),
                  partnership: Optional[str] = typer.Option(None, help="Partnership slug (for a service token)."),
-                 role: Optional[Role] = typer.Option(None, help="Role of a new service principal."),
+                 role: Optional[PrincipalRole] = typer.Option(None, help="Role of a new service principal."),
                  name: str = typer.Option("", help="Who or what the token is for."),
                  expires_days: Optional[int] = typer.Option(
                      None, min=1, help="Days until the token expires (default for users: SAFERMAP_USER_TOKEN_DAYS, 90).")) -> None:
