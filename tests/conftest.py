@@ -19,7 +19,7 @@ from sqlalchemy import text
 
 from app.settings import ROOT, Settings, to_libpq_url
 
-DATA_TABLES = "partnership, import_run, data_version, audit_event"
+DATA_TABLES = "partnership, incident, import_run, data_version, audit_event"
 
 
 def _server_url() -> str:
