@@ -13,7 +13,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import Scope
 
 from app import errors
-from app.api import admin_users, auth, cameras, embeds, health, incidents, maps, sharing, tiles
+from app.api import admin_users, audit, auth, cameras, embeds, health, incidents, maps, sharing, tiles
 from app.auth import Sessions
 from app.pages.base import csp
 from app.security import Csrf, RateLimiter, SecurityMiddleware
@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.csrf = Csrf(settings.resolved_secret_key())
     app.state.sign_in_limiter = RateLimiter(settings.sign_in_per_ip_per_minute)
     errors.install(app)
-    for module in (health, auth, cameras, incidents, tiles, maps, embeds, admin_users, sharing):
+    for module in (health, auth, cameras, incidents, tiles, maps, embeds, admin_users, sharing, audit):
         app.include_router(module.router)
     app.include_router(auth.tokens_router)
     app.include_router(admin_users.api_router)

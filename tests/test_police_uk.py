@@ -114,6 +114,9 @@ async def test_import_counts_rejects_and_run_record(settings, db):
                                                            "Investigation complete; no suspect identified")
     assert row.context is None and row.external_ref.startswith("a1b2") and row.import_run_id == run.id
     assert (row.lon, row.lat) == pytest.approx((-2.2426, 53.4808))
+    event = (await db.execute(text("SELECT action, target, detail FROM audit_event"))).one()
+    assert (event.action, event.target) == ("import.police-uk", f"import_run/{run.id}")
+    assert (event.detail["rows_loaded"], event.detail["rows_rejected"]) == (9, 6)
 
 
 async def test_importing_the_same_file_twice_gives_the_same_incidents(settings, db):

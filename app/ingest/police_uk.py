@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from app import audit
 from app.db import raw_connection
 from app.ingest.police_uk_parse import NotPoliceUk, ParseStats, Record, parse, read_header, slugify
 from app.settings import Settings
@@ -207,6 +208,11 @@ async def load_file(conn: asyncpg.Connection, partnership_id: int, path: Path, p
                 await conn.copy_records_to_table(STAGE_TABLE, records=records, columns=STAGE_COLUMNS)
             progress.update(task, description=f"{path.name}: replacing months")
             notes = await _replace(conn, partnership_id, run_id, stats) if stats.force_months else []
+            # In the same transaction: the trail records an import exactly when it happened.
+            await audit.record_raw(conn, "import.police-uk", partnership_id=partnership_id,
+                                   target=f"import_run/{run_id}", principal_name="safermap CLI",
+                                   detail={"file": path.name, "rows_loaded": stats.loaded,
+                                           "rows_rejected": stats.rejected, "months": notes})
     except Exception as e:  # anything at all: the transaction has rolled back, so say so and go on
         reason = "the file is not UTF-8 text" if isinstance(e, UnicodeDecodeError) else str(e).splitlines()[0]
         message = f"failed after {stats.total:,} rows, nothing of this file was loaded: {reason}"

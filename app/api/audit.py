@@ -1,0 +1,112 @@
+"""The audit trail for administrators: filter it as JSON, download it as CSV, read it on a page.
+
+Only the caller's partnership is shown. Downloading the trail is itself recorded.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime, time, timezone
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import text
+
+from app import audit
+from app.api.deps import Admin, SessionDep, SettingsDep
+from app.api.params import parse_month_or_date
+from app.errors import BadRequest
+from app.pages import audit as page
+
+router = APIRouter(tags=["audit"])
+
+MAX_LIMIT = 1_000
+MAX_CSV_ROWS = 100_000
+EVENTS = """
+    SELECT id, at, principal_id, principal_name, action, target, detail, ip
+    FROM audit_event
+    WHERE partnership_id = :p
+      AND (CAST(:since AS timestamptz) IS NULL OR at >= :since)
+      AND (CAST(:until AS timestamptz) IS NULL OR at < :until)
+      AND (CAST(:action AS text) IS NULL OR action = :action OR action LIKE :action_prefix)
+      AND (CAST(:who AS text) IS NULL OR principal_name ILIKE :who_like)
+      AND (CAST(:target AS text) IS NULL OR target = :target)
+      AND (CAST(:before AS bigint) IS NULL OR id < :before)
+    ORDER BY id DESC
+    LIMIT :limit
+"""
+COLUMNS = ("id", "at", "principal_id", "principal_name", "action", "target", "detail", "ip")
+
+FromQuery = Annotated[str | None, Query(alias="from", description="YYYY-MM or YYYY-MM-DD (UTC)")]
+ToQuery = Annotated[str | None, Query(description="YYYY-MM or YYYY-MM-DD, inclusive (UTC)")]
+ActionQuery = Annotated[str | None, Query(max_length=100, description="an action, or a prefix such as 'camera.'")]
+WhoQuery = Annotated[str | None, Query(max_length=200, description="part of the person's name")]
+TargetQuery = Annotated[str | None, Query(max_length=200, description="e.g. camera/12")]
+
+
+def _params(principal, date_from, date_to, action, who, target, limit, before=None) -> dict:
+    start = parse_month_or_date(date_from, "from")
+    end = parse_month_or_date(date_to, "to", end=True)
+    if start and end and start > end:
+        raise BadRequest("from must not be after to.")
+    like = lambda s: s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")  # noqa: E731
+    return {
+        "p": principal.partnership_id,
+        "since": datetime.combine(start, time.min, timezone.utc) if start else None,
+        "until": datetime.combine(end, time.max, timezone.utc) if end else None,
+        "action": action or None, "action_prefix": like(action) + "%" if action and action.endswith(".") else None,
+        "who": who or None, "who_like": f"%{like(who)}%" if who else None,
+        "target": target or None, "before": before, "limit": limit,
+    }
+
+
+def _event(row) -> dict:
+    return {"id": row.id, "at": row.at.isoformat(), "principal_id": row.principal_id,
+            "principal_name": row.principal_name, "action": row.action, "target": row.target,
+            "detail": row.detail, "ip": row.ip}
+
+
+@router.get("/api/audit", summary="The audit trail, newest first")
+async def list_events(session: SessionDep, principal: Admin, date_from: FromQuery = None, date_to: ToQuery = None,
+                      action: ActionQuery = None, who: WhoQuery = None, target: TargetQuery = None,
+                      before: Annotated[int | None, Query(ge=1, le=2**62, description="events older than this id")] = None,
+                      limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"at most {MAX_LIMIT}")] = 100) -> dict:
+    """Sign-ins, exact views, exports, imports, camera changes and changes of users, rules and
+    embeds in your partnership. Page with `before` = the last id you got."""
+    params = _params(principal, date_from, date_to, action, who, target, limit, before)
+    rows = (await session.execute(text(EVENTS), params)).all()
+    return {"events": [_event(r) for r in rows], "numberReturned": len(rows)}
+
+
+@router.get("/api/audit.csv", summary="The audit trail as CSV (at most 100,000 events)")
+async def export_events(session: SessionDep, principal: Admin, date_from: FromQuery = None, date_to: ToQuery = None,
+                        action: ActionQuery = None, who: WhoQuery = None, target: TargetQuery = None) -> Response:
+    params = _params(principal, date_from, date_to, action, who, target, MAX_CSV_ROWS)
+    rows = (await session.execute(text(EVENTS), params)).all()
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(COLUMNS)
+    for r in rows:
+        writer.writerow([r.id, r.at.isoformat(), r.principal_id, r.principal_name, r.action, r.target,
+                         json.dumps(r.detail, ensure_ascii=False), r.ip])
+    await audit.record(session, "audit.export", principal=principal, target="audit",
+                       detail={"rows": len(rows), "filters": {k: params[k] for k in ("since", "until", "action", "who", "target")}})
+    await session.commit()
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="safermap-audit.csv"',
+                             "Cache-Control": "no-store"})
+
+
+@router.get("/admin/audit", summary="The audit trail page", response_class=HTMLResponse)
+async def audit_page(request: Request, session: SessionDep, principal: Admin, settings: SettingsDep,
+                     date_from: FromQuery = None, date_to: ToQuery = None, action: ActionQuery = None,
+                     who: WhoQuery = None, target: TargetQuery = None) -> HTMLResponse:
+    params = _params(principal, date_from, date_to, action, who, target, 500)
+    rows = (await session.execute(text(EVENTS), params)).all()
+    filters = {"from": date_from or "", "to": date_to or "", "action": action or "", "who": who or "",
+               "target": target or ""}
+    body = page.audit_html(settings.static_dir, events=[_event(r) for r in rows], filters=filters,
+                           csv_query=str(request.url.query))
+    return HTMLResponse(body, headers={"Cache-Control": "no-store", "Content-Security-Policy": page.CSP})
