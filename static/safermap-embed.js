@@ -7,25 +7,9 @@
 (function () {
   "use strict";
 
-  var COLOUR = /^#[0-9a-fA-F]{3,8}$/;
-  var PANE_Z = { polygon: 410, line: 420, point: 430 };
-
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
-
-  function colour(value, fallback) {
-    return typeof value === "string" && COLOUR.test(value) ? value : fallback;
-  }
-
-  function escapeHtml(text) {
-    return String(text).replace(/[&<>"']/g, function (c) {
-      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
-    });
-  }
+  var common = window.SaferMapCommon;
+  var el = common.el, colour = common.colour, escapeHtml = common.escapeHtml;
+  var PANE_Z = common.PANE_Z;
 
   function formatValue(layer, field, value) {
     if (value === undefined || value === null || value === "") return layer.empty[field] || "—";

@@ -8,27 +8,10 @@
   "use strict";
 
   var SVG_NS = "http://www.w3.org/2000/svg";
-  var PANE_Z = { polygon: 410, line: 420, point: 430 }; // coverage under incidents under cameras
-  var COLOUR = /^#[0-9a-fA-F]{3,8}$/;
+  var common = window.SaferMapCommon;
+  var el = common.el, colour = common.colour, escapeHtml = common.escapeHtml;
+  var PANE_Z = common.PANE_Z;
   var coarsePointer = window.matchMedia && window.matchMedia("(pointer: coarse)").matches;
-
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
-
-  function colour(value, fallback) {
-    return typeof value === "string" && COLOUR.test(value) ? value : fallback;
-  }
-
-  // Leaflet's layers control inserts names as HTML, so titles are escaped on the way in.
-  function escapeHtml(text) {
-    return String(text).replace(/[&<>"']/g, function (c) {
-      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
-    });
-  }
 
   function shortCount(n) {
     if (n < 1000) return String(n);

@@ -60,7 +60,7 @@ def embed_html(static_dir: Path, config: dict[str, Any], origins: tuple[str, ...
     bounds = config["bounds"]
     centre = ([(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2]
               if bounds else [54.0, -2.5])
-    fmap = LocalMap(static_dir, scripts=["safermap-embed.js"], styles=["safermap.css"],
+    fmap = LocalMap(static_dir, scripts=["safermap-common.js", "safermap-embed.js"], styles=["safermap.css"],
                     location=centre, zoom_start=13 if bounds else 6, min_zoom=3,
                     max_zoom=config["max_zoom"], control_scale=True)
     fmap.add_child(PageConfig(config, start="SaferMapEmbed.start"))

@@ -188,7 +188,7 @@ def overview_html(static_dir: Path, config: dict[str, Any]) -> tuple[str, str]:
     bounds = config["bounds"]
     centre = ([(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2]
               if bounds else [54.0, -2.5])  # Great Britain when there is nothing to show yet
-    fmap = LocalMap(static_dir, scripts=["safermap-map.js"], styles=["safermap.css"],
+    fmap = LocalMap(static_dir, scripts=["safermap-common.js", "safermap-map.js"], styles=["safermap.css"],
                     location=centre, zoom_start=13 if bounds else 6, min_zoom=3, max_zoom=20,
                     control_scale=True)
     fmap.add_child(PageConfig(config, start="SaferMap.start"))
