@@ -324,6 +324,18 @@ def import_cameras(path: Path = typer.Argument(..., help="A camera register: CSV
         raise typer.Exit(1)
 
 
+@import_app.command("osm")
+def import_osm(path: Path = typer.Argument(..., exists=True, dir_okay=False, help="An OpenStreetMap extract (.osm.pbf)."),
+               partnership: str = typer.Option(..., help="Partnership slug.")) -> None:
+    """Load streets, buildings and surveillance cameras from OpenStreetMap and build the walkable
+    routing network; re-importing replaces the OSM data, never a partner's own cameras."""
+    from app.ingest.osm_import import ImportRefused, import_osm as run_import
+    try:
+        asyncio.run(run_import(get_settings(), path, partnership, console))
+    except ImportRefused as e:
+        fail(str(e), 2)
+
+
 # -- demo and serving ------------------------------------------------------------------------------
 @app.command("demo")
 def demo(host: str = "127.0.0.1", port: int = 8000) -> None:
