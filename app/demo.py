@@ -347,6 +347,7 @@ def synthetic_incidents(extract: OsmExtract, rng: np.random.Generator, today: da
 
 # -- loading ---------------------------------------------------------------------------------------
 REFRESH_ANON_POINTS = "SELECT safermap_refresh_anon_points($1)"
+BUILD_ROUTE_NETWORK = "SELECT safermap_build_route_network($1)"
 
 
 async def _copy(conn: asyncpg.Connection, table: str, columns: list[str], records: list[tuple]) -> None:
@@ -377,6 +378,7 @@ async def _load(conn: asyncpg.Connection, extract: OsmExtract, cameras: list[dic
     # Anonymous points for sanitised sharing come from the streets just loaded; the incidents
     # copied below get theirs from the incident trigger (migration 0006).
     await conn.execute(REFRESH_ANON_POINTS, pid)
+    await conn.execute(BUILD_ROUTE_NETWORK, pid)  # the walkable network (migration 0009)
     # Each camera row fires the coverage trigger, which draws its wedge in the partnership's CRS.
     camera_geoms = _ewkb(np.array([c["geom"] for c in cameras], dtype=object))
     await _copy(conn, "camera", CAMERA_COLUMNS, [

@@ -56,6 +56,8 @@ async def test_demo_loads_real_geography_and_incidents_idempotently(settings, db
     assert first["streets"] > 2000 and first["lit"] > 1000
     assert first["buildings"] > 400 and first["buildings_with_height"] > 100
     assert first["cameras"] > 200
+    edges = (await db.execute(text("SELECT count(*) FROM route_edge"))).scalar_one()
+    assert edges > 4000, "the demo's streets become a walkable network"
     assert first["coverage"] == first["active"]  # the trigger drew every working camera's view
     assert first["incidents"] == 20_000
     assert first["points"] < 4000  # thousands share anonymous map points, as on police.uk
