@@ -17,8 +17,9 @@ from rich.table import Table
 
 from app.auth import create_sign_in_link
 from app.db import make_engine, make_sessionmaker, raw_connection
-from app.ingest.camera_values import parse_direction, parse_number
-from app.ingest.osm_extract import OsmCamera, OsmExtract, bundled_helsinki, read_extract
+from app.ingest.camera_values import parse_direction
+from app.ingest.osm_extract import OsmCamera, OsmExtract, bundled_helsinki, camera_type, read_extract, tag_number
+from app.ingest.pg_copy import BUILDING_COLUMNS, STREET_COLUMNS, copy_rows, ewkb, geometry_as_bytes, values
 from app.settings import Settings
 
 SLUG = "demo"
@@ -127,8 +128,6 @@ COUNTS = """
            (SELECT count(DISTINCT geom) FROM incident WHERE partnership_id = $1) AS points
 """
 
-STREET_COLUMNS = ["partnership_id", "osm_id", "name", "highway", "lit", "geom"]
-BUILDING_COLUMNS = ["partnership_id", "osm_id", "name", "height_m", "levels", "geom"]
 CAMERA_COLUMNS = ["partnership_id", "owner_agency_id", "reference", "name", "geom", "bearing", "fov",
                   "range_m", "height_m", "camera_type", "status", "monitored", "retention_days",
                   "contact", "notes", "source", "verified_at", "verified_by"]
@@ -136,41 +135,7 @@ INCIDENT_COLUMNS = ["partnership_id", "dataset_id", "external_ref", "category", 
                     "location_text", "outcome"]
 
 
-def _ewkb(geoms: np.ndarray) -> list[bytes]:
-    """WGS84 geometries as EWKB, which PostGIS's binary input takes straight into a COPY."""
-    return list(shapely.to_wkb(shapely.set_srid(geoms, 4326), include_srid=True))
-
-
-def _values(column) -> list:
-    """A column's values with pandas' missing markers (NaN, NA) as None, for COPY."""
-    return [None if v is None or v != v else v for v in column.astype(object).tolist()]
-
-
-async def _geometry_as_bytes(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec("geometry", schema="public", format="binary",
-                              encoder=bytes, decoder=bytes)
-
-
 # -- cameras ---------------------------------------------------------------------------------------
-def _tag_number(tags: dict[str, str], *keys: str, units=("m",)) -> float | None:
-    for key in keys:
-        if key in tags:
-            try:
-                return parse_number(tags[key].split(";")[0], units)
-            except ValueError:
-                continue
-    return None
-
-
-def _camera_type(tags: dict[str, str]) -> str:
-    kind = tags.get("camera:type", "").lower()
-    if tags.get("surveillance:type", "").upper() in ("ALPR", "ANPR"):
-        return "anpr"
-    if kind == "panning" or tags.get("revolving") == "yes":
-        return "ptz"
-    return "dome" if kind == "dome" else "fixed"
-
-
 def _facing_street(points_m: np.ndarray, streets_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each camera, the index of its nearest street and the bearing (degrees from grid north)
     that faces it; along the street for a camera mounted on it. OSM seldom tags a direction, and a
@@ -205,14 +170,14 @@ def demo_cameras(extract: OsmExtract, rng: np.random.Generator) -> list[dict]:
     streets_m = shapely.transform(streets.geometry.to_numpy(),
                                   lambda xy: np.column_stack(to_m.transform(xy[:, 0], xy[:, 1])))
     nearest, facing = _facing_street(points_m, streets_m)
-    street_names = _values(streets["name"])
+    street_names = values(streets["name"])
     station = Transformer.from_crs(4326, extract.srid, always_xy=True).transform(HOTSPOTS[0].lon, HOTSPOTS[0].lat)
     now = datetime.now(timezone.utc).replace(microsecond=0)
 
     out = []
     for i, cam in enumerate(cams):
         tags = cam.tags
-        camera_type = _camera_type(tags)
+        cam_type = camera_type(tags)
         zone = tags.get("surveillance", "").lower()
         near_station = np.hypot(xs[i] - station[0], ys[i] - station[1]) < 200
         roll = rng.random()
@@ -220,8 +185,8 @@ def demo_cameras(extract: OsmExtract, rng: np.random.Generator) -> list[dict]:
             owner = POLICE if roll < 0.3 else COUNCIL
         elif zone in ("outdoor", "indoor"):
             owner = PRIVATE[int(rng.integers(len(PRIVATE)))]
-        elif camera_type in ("ptz", "anpr"):  # the town-centre scheme's cameras
-            owner = POLICE if camera_type == "anpr" or roll < 0.2 else COUNCIL
+        elif cam_type in ("ptz", "anpr"):  # the town-centre scheme's cameras
+            owner = POLICE if cam_type == "anpr" or roll < 0.2 else COUNCIL
         elif near_station and roll < 0.5:
             owner = TRANSPORT
         else:
@@ -236,12 +201,12 @@ def demo_cameras(extract: OsmExtract, rng: np.random.Generator) -> list[dict]:
                     break
                 except ValueError:
                     pass
-        if bearing is None and camera_type not in ("ptz", "dome"):
+        if bearing is None and cam_type not in ("ptz", "dome"):
             bearing = round(float(facing[i]), 1)
             notes = "Direction estimated for the demo: faces the nearest street."
-        fov = _tag_number(tags, "camera:angle", units=("°", "deg"))
+        fov = tag_number(tags, "camera:angle", units=("°", "deg"))
         fov = fov if fov is not None and 0 < fov <= 360 else None
-        height = _tag_number(tags, "height", "est_height")
+        height = tag_number(tags, "height", "est_height")
         height = height if height is not None and 0 < height <= 300 else None
 
         status_roll = rng.random()
@@ -254,7 +219,7 @@ def demo_cameras(extract: OsmExtract, rng: np.random.Generator) -> list[dict]:
             "name": (tags.get("name") or (f"Near {street_name}" if street_name else "Unnamed street"))[:200],
             "geom": shapely.Point(cam.lon, cam.lat),
             "bearing": bearing, "fov": fov, "range_m": None, "height_m": height,
-            "camera_type": camera_type, "status": status,
+            "camera_type": cam_type, "status": status,
             "monitored": kind in ("police", "council") or (kind == "transport" and rng.random() < 0.5),
             "retention_days": RETENTION[kind],
             "contact": ("cctv.control@demo-council.example" if kind in ("council", "police")
@@ -283,8 +248,8 @@ def _snap_points(extract: OsmExtract) -> tuple[np.ndarray, np.ndarray, np.ndarra
     points = shapely.line_interpolate_point(lines[owner], fraction, normalized=True)
     x, y = shapely.get_x(points), shapely.get_y(points)
     lon, lat = to_ll.transform(x, y)
-    names = np.array(_values(streets["name"]), dtype=object)[owner]
-    highways = np.array(_values(streets["highway"]), dtype=object)[owner]
+    names = np.array(values(streets["name"]), dtype=object)[owner]
+    highways = np.array(values(streets["highway"]), dtype=object)[owner]
     labels = [f"On or near {n}" if n else f"On or near {UNNAMED.get(h, 'Street')}"
               for n, h in zip(names, highways)]
     named = np.array([bool(n) for n in names])
@@ -334,13 +299,13 @@ def synthetic_incidents(extract: OsmExtract, rng: np.random.Generator, today: da
     outcome_idx = rng.choice(len(outcome_names), size=n, p=outcome_p / outcome_p.sum())
     refs = rng.integers(0, 2**63, size=(n, 4), dtype=np.int64)
 
-    ewkb = _ewkb(geoms)
+    point_wkb = ewkb(geoms)
     rows = []
     for i in range(n):
         category = categories[cat_idx[i]]
         asb = category == "Anti-social behaviour"  # police.uk gives ASB no Crime ID and no outcome
         ref = None if asb else "".join(f"{int(v):016x}" for v in refs[i])
-        rows.append((category, months[month_idx[i]], ewkb[point_idx[i]], labels[point_idx[i]], ref,
+        rows.append((category, months[month_idx[i]], point_wkb[point_idx[i]], labels[point_idx[i]], ref,
                      None if asb else outcome_names[outcome_idx[i]]))
     return rows, len(np.unique(point_idx))
 
@@ -348,11 +313,6 @@ def synthetic_incidents(extract: OsmExtract, rng: np.random.Generator, today: da
 # -- loading ---------------------------------------------------------------------------------------
 REFRESH_ANON_POINTS = "SELECT safermap_refresh_anon_points($1)"
 BUILD_ROUTE_NETWORK = "SELECT safermap_build_route_network($1)"
-
-
-async def _copy(conn: asyncpg.Connection, table: str, columns: list[str], records: list[tuple]) -> None:
-    if records:
-        await conn.copy_records_to_table(table, columns=columns, records=records)
 
 
 async def _load(conn: asyncpg.Connection, extract: OsmExtract, cameras: list[dict],
@@ -369,24 +329,24 @@ async def _load(conn: asyncpg.Connection, extract: OsmExtract, cameras: list[dic
         await conn.execute(statement, pid, *([dataset] if "$2" in statement else []))
 
     s, b = extract.streets, extract.buildings
-    await _copy(conn, "street", STREET_COLUMNS, list(zip(
-        [pid] * len(s), s["osm_id"].tolist(), _values(s["name"]), _values(s["highway"]), _values(s["lit"]),
-        _ewkb(s.geometry.to_numpy()))))
-    await _copy(conn, "building", BUILDING_COLUMNS, list(zip(
-        [pid] * len(b), b["osm_id"].tolist(), _values(b["name"]), _values(b["height_m"]), _values(b["levels"]),
-        _ewkb(b.geometry.to_numpy()))))
+    await copy_rows(conn, "street", STREET_COLUMNS, list(zip(
+        [pid] * len(s), s["osm_id"].tolist(), values(s["name"]), values(s["highway"]), values(s["lit"]),
+        ewkb(s.geometry.to_numpy()))))
+    await copy_rows(conn, "building", BUILDING_COLUMNS, list(zip(
+        [pid] * len(b), b["osm_id"].tolist(), values(b["name"]), values(b["height_m"]), values(b["levels"]),
+        ewkb(b.geometry.to_numpy()))))
     # Anonymous points for sanitised sharing come from the streets just loaded; the incidents
     # copied below get theirs from the incident trigger (migration 0006).
     await conn.execute(REFRESH_ANON_POINTS, pid)
     await conn.execute(BUILD_ROUTE_NETWORK, pid)  # the walkable network (migration 0009)
     # Each camera row fires the coverage trigger, which draws its wedge in the partnership's CRS.
-    camera_geoms = _ewkb(np.array([c["geom"] for c in cameras], dtype=object))
-    await _copy(conn, "camera", CAMERA_COLUMNS, [
+    camera_geoms = ewkb(np.array([c["geom"] for c in cameras], dtype=object))
+    await copy_rows(conn, "camera", CAMERA_COLUMNS, [
         (pid, agency_ids[c["owner"]], c["reference"], c["name"], g, c["bearing"], c["fov"], c["range_m"],
          c["height_m"], c["camera_type"], c["status"], c["monitored"], c["retention_days"], c["contact"],
          c["notes"], "osm", c["verified_at"], c["verified_by"])
         for c, g in zip(cameras, camera_geoms)])
-    await _copy(conn, "incident", INCIDENT_COLUMNS, [
+    await copy_rows(conn, "incident", INCIDENT_COLUMNS, [
         (pid, dataset, ref, category, month, geom, label, outcome)
         for category, month, geom, label, ref, outcome in incidents])
     return pid, admin
@@ -414,7 +374,7 @@ async def load_demo(settings: Settings, console: Console) -> str:
     incidents, points = synthetic_incidents(extract, rng, date.today())
 
     async with raw_connection(settings) as conn:
-        await _geometry_as_bytes(conn)
+        await geometry_as_bytes(conn)
         async with conn.transaction():  # all or nothing: a failed reload leaves the old demo
             with console.status("loading the demo partnership"):
                 pid, admin = await _load(conn, extract, cameras, incidents)

@@ -152,3 +152,23 @@ def read_extract(path: Path) -> OsmExtract:
               max(b[2] for b in boxes), max(b[3] for b in boxes))
     return OsmExtract(Path(path), tuple(float(v) for v in bounds), metric_srid(bounds),
                       streets, buildings, cameras)
+
+
+# -- camera tags ------------------------------------------------------------------------------
+def tag_number(tags: dict[str, str], *keys: str, units=("m",)) -> float | None:
+    for key in keys:
+        if key in tags:
+            try:
+                return parse_number(tags[key].split(";")[0], units)
+            except ValueError:
+                continue
+    return None
+
+
+def camera_type(tags: dict[str, str]) -> str:
+    kind = tags.get("camera:type", "").lower()
+    if tags.get("surveillance:type", "").upper() in ("ALPR", "ANPR"):
+        return "anpr"
+    if kind == "panning" or tags.get("revolving") == "yes":
+        return "ptz"
+    return "dome" if kind == "dome" else "fixed"

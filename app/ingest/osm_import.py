@@ -20,8 +20,8 @@ from pyproj import CRS
 from rich.console import Console
 
 from app.db import raw_connection
-from app.demo import (BUILDING_COLUMNS, STREET_COLUMNS, _camera_type, _copy, _ewkb,
-                      _geometry_as_bytes, _tag_number, _values)
+from app.ingest.osm_extract import camera_type, tag_number
+from app.ingest.pg_copy import BUILDING_COLUMNS, STREET_COLUMNS, copy_rows, ewkb, geometry_as_bytes, values
 from app.ingest.camera_values import parse_direction
 from app.ingest.osm_extract import OsmCamera, OsmExtract, read_extract
 from app.settings import Settings
@@ -91,8 +91,8 @@ COUNTS = """
 def camera_rows(cameras: list[OsmCamera]) -> list[tuple]:
     """Staging rows for OSM cameras: direction, angle, height and type from their tags."""
     rows = []
-    ewkb = _ewkb(shapely.points([(c.lon, c.lat) for c in cameras])) if cameras else []
-    for cam, geom in zip(cameras, ewkb):
+    geoms = ewkb(shapely.points([(c.lon, c.lat) for c in cameras])) if cameras else []
+    for cam, geom in zip(cameras, geoms):
         tags = cam.tags
         bearing = None
         for key in ("camera:direction", "direction"):
@@ -102,16 +102,16 @@ def camera_rows(cameras: list[OsmCamera]) -> list[tuple]:
                     break
                 except ValueError:
                     pass
-        fov = _tag_number(tags, "camera:angle", units=("°", "deg"))
+        fov = tag_number(tags, "camera:angle", units=("°", "deg"))
         fov = fov if fov is not None and 0 < fov <= 360 else None
-        height = _tag_number(tags, "height", "est_height")
+        height = tag_number(tags, "height", "est_height")
         height = height if height is not None and 0 <= height <= 300 else None
         name = (tags.get("name") or tags.get("operator") or "OpenStreetMap camera")[:200]
         described = ", ".join(f"{k}={tags[k]}" for k in ("surveillance", "surveillance:type",
                                                         "camera:type", "camera:mount", "operator")
                               if k in tags)
         notes = f"From OpenStreetMap node {cam.osm_id}" + (f" ({described})" if described else "") + "."
-        rows.append((f"OSM-{cam.osm_id}", name, geom, bearing, fov, height, _camera_type(tags),
+        rows.append((f"OSM-{cam.osm_id}", name, geom, bearing, fov, height, camera_type(tags),
                      notes[:4000]))
     return rows
 
@@ -133,14 +133,14 @@ async def import_osm(settings: Settings, path: Path, slug: str,
         raise ImportRefused(f"cannot read {path}: {e}") from e
     read_s = time.perf_counter() - started
     s, b = extract.streets, extract.buildings
-    street_rows = list(zip(s["osm_id"].tolist(), _values(s["name"]), _values(s["highway"]),
-                           _values(s["lit"]), _ewkb(s.geometry.to_numpy())))
-    building_rows = list(zip(b["osm_id"].tolist(), _values(b["name"]), _values(b["height_m"]),
-                             _values(b["levels"]), _ewkb(b.geometry.to_numpy())))
+    street_rows = list(zip(s["osm_id"].tolist(), values(s["name"]), values(s["highway"]),
+                           values(s["lit"]), ewkb(s.geometry.to_numpy())))
+    building_rows = list(zip(b["osm_id"].tolist(), values(b["name"]), values(b["height_m"]),
+                             values(b["levels"]), ewkb(b.geometry.to_numpy())))
     cameras = camera_rows(extract.cameras)
 
     async with raw_connection(settings) as conn:
-        await _geometry_as_bytes(conn)
+        await geometry_as_bytes(conn)
         async with conn.transaction():
             row = await conn.fetchrow("SELECT id, srid FROM partnership WHERE slug = $1 FOR UPDATE", slug)
             if row is None:
@@ -155,11 +155,11 @@ async def import_osm(settings: Settings, path: Path, slug: str,
                     console.print(f"partnership '{slug}': metric CRS set to EPSG:{srid} for this extract")
             await conn.execute("DELETE FROM street WHERE partnership_id = $1 AND osm_id IS NOT NULL", pid)
             await conn.execute("DELETE FROM building WHERE partnership_id = $1 AND osm_id IS NOT NULL", pid)
-            await _copy(conn, "street", STREET_COLUMNS, [(pid, *r) for r in street_rows])
-            await _copy(conn, "building", BUILDING_COLUMNS, [(pid, *r) for r in building_rows])
+            await copy_rows(conn, "street", STREET_COLUMNS, [(pid, *r) for r in street_rows])
+            await copy_rows(conn, "building", BUILDING_COLUMNS, [(pid, *r) for r in building_rows])
 
             await conn.execute(CAMERA_STAGE)
-            await _copy(conn, "_osm_camera", CAMERA_STAGE_COLUMNS, cameras)
+            await copy_rows(conn, "_osm_camera", CAMERA_STAGE_COLUMNS, cameras)
             skipped = int((await conn.execute(MARK_SKIPPED, pid, OWN_CAMERA_RADIUS_M)).split()[-1])
             await conn.execute(DROP_GONE, pid)
             await conn.execute(UPSERT_CAMERAS, pid)
