@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 
-from app.pages.base import asset_url
+from app.pages.base import page_head
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
@@ -72,17 +72,7 @@ def admin_users_html(static_dir: Path, *, csrf: str, me_id: int, me_name: str, p
     if secret:
         shown = (f'<div class="sm-secret" role="status"><p>{e(secret[0])} (shown once; pass it on securely):</p>'
                  f'<p><code id="sm-secret">{e(secret[1])}</code></p></div>')
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="csrf-token" content="{e(csrf)}">
-<link rel="icon" href="data:,">
-<title>Users: SaferMap</title>
-<link rel="stylesheet" href="{e(asset_url(static_dir, 'safermap.css'))}">
-<script src="{e(asset_url(static_dir, 'safermap-admin.js'))}" defer></script>
-</head>
+    return f"""{page_head(static_dir, "Users", script="safermap-admin.js", csrf=csrf)}
 <body class="sm-admin">
 <header>
   <h1>Users of {e(partnership)}</h1>

@@ -6,8 +6,8 @@ import html
 import json
 from pathlib import Path
 
-from app.pages.admin_users import CSP
-from app.pages.base import asset_url
+from app.pages.admin_users import CSP  # noqa: F401  (the same policy: no script, this origin only)
+from app.pages.base import page_head
 
 e = html.escape
 FIELDS = (("from", "From", "date"), ("to", "To", "date"), ("action", "Action", "text"),
@@ -23,15 +23,7 @@ def audit_html(static_dir: Path, *, events: list[dict], filters: dict[str, str],
         f"<td><code>{e(json.dumps(ev['detail'], ensure_ascii=False)[:500])}</code></td><td>{e(ev['ip'] or '')}</td></tr>"
         for ev in events)
     csv_href = "/api/audit.csv" + (f"?{csv_query}" if csv_query else "")
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" href="data:,">
-<title>Audit trail: SaferMap</title>
-<link rel="stylesheet" href="{e(asset_url(static_dir, 'safermap.css'))}">
-</head>
+    return f"""{page_head(static_dir, "Audit trail")}
 <body class="sm-admin">
 <header><h1>Audit trail</h1><p><a href="/admin/users">Users</a> · <a href="/maps/overview">Map</a></p></header>
 <main>

@@ -39,6 +39,19 @@ def asset_url(static_dir: Path, name: str) -> str:
     return f"{STATIC_PREFIX}/{name}?v={version}"
 
 
+def page_head(static_dir: Path, title: str, *, script: str | None = None, csrf: str | None = None) -> str:
+    """The opening of a server-rendered page (sign-in, admin): our style sheet, at most one deferred
+    script of ours, no inline script (their CSP allows none), and a `data:` favicon so the browser
+    asks for nothing else."""
+    e = html.escape
+    meta = f'<meta name="csrf-token" content="{e(csrf)}">\n' if csrf is not None else ""
+    js = f'<script src="{e(asset_url(static_dir, script))}" defer></script>\n' if script else ""
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+            f"{meta}<link rel=\"icon\" href=\"data:,\">\n<title>{e(title)}: SaferMap</title>\n"
+            f"<link rel=\"stylesheet\" href=\"{e(asset_url(static_dir, 'safermap.css'))}\">\n{js}</head>")
+
+
 def safe_json(value: Any) -> str:
     """JSON that cannot close the <script> element it sits in."""
     return (json.dumps(value, separators=(",", ":"), ensure_ascii=False)

@@ -10,7 +10,7 @@ import html
 import re
 from pathlib import Path
 
-from app.pages.base import asset_url
+from app.pages.base import page_head
 
 DEFAULT_NEXT = "/maps/overview"
 # Only our own map and admin pages: never an absolute URL or //host (an open redirect).
@@ -30,16 +30,7 @@ def sign_in_html(static_dir: Path, next_url: str, message: str = "", *, csrf_tok
                  email: str = "") -> str:
     """The page. Without `csrf_token` the script copies it from the CSRF cookie into the form."""
     e = html.escape
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" href="data:,">
-<title>Sign in: SaferMap</title>
-<link rel="stylesheet" href="{e(asset_url(static_dir, 'safermap.css'))}">
-<script src="{e(asset_url(static_dir, 'safermap-signin.js'))}" defer></script>
-</head>
+    return f"""{page_head(static_dir, "Sign in", script="safermap-signin.js")}
 <body class="sm-sign-in">
 <main>
   <h1>SaferMap</h1>
