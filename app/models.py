@@ -84,6 +84,8 @@ class Camera(Base):
     status: Mapped[str] = mapped_column(Text, default="operational")
     monitored: Mapped[bool] = mapped_column(Boolean, default=False)
     retention_days: Mapped[int | None] = mapped_column(Integer)
+    resolution_px: Mapped[int | None] = mapped_column(Integer)
+    purpose: Mapped[str | None] = mapped_column(Text)
     contact: Mapped[str] = mapped_column(Text, default="")
     notes: Mapped[str] = mapped_column(Text, default="")
     source: Mapped[str] = mapped_column(Text, default="register")
@@ -103,6 +105,9 @@ class CameraCoverage(Base):
     fov: Mapped[float] = mapped_column(Float)
     range_m: Mapped[float] = mapped_column(Float)
     assumed: Mapped[bool] = mapped_column(Boolean)
+    purpose: Mapped[str | None] = mapped_column(Text)
+    bands: Mapped[dict] = mapped_column(JSONB, default=dict)
+    line_of_sight: Mapped[bool] = mapped_column(Boolean, default=False)
     computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
