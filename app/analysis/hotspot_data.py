@@ -1,0 +1,354 @@
+"""The incidents behind every hotspot analysis: filters, periods, the study extent and binned counts.
+
+Everything here reads incidents through the sharing function (`safermap_visible_incidents`) and
+keeps only the caller's own partnership. Binning is done in SQL: incidents are first grouped by
+their (snapped) position, only the distinct positions are transformed to the partnership's metric
+CRS, and those are grouped again into grid cells, so a million rows never cross into Python one by
+one and thousands of incidents on one snapped point are one large count.
+
+Periods are months (police.uk gives a month; `incident.month` is its first day): `from`/`to` take
+YYYY-MM or YYYY-MM-DD, and a month as an upper bound means its last day.
+"""
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from typing import Any, Protocol
+
+import numpy as np
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import sharing
+from app.api.params import parse_month_or_date
+from app.errors import BadRequest
+from app.tiles.cache import fill_versions
+from app.tiles.sql import VERSIONS
+
+MAX_VALUES = 50           # categories or data sets in one request
+MAX_GRID_CELLS = 4_000_000  # 2000 x 2000: a finer grid over a county is refused, not computed
+# The tables whose data versions change what the sharing function returns for a partnership
+# (the same list as the incidents layer's `versioned_by`).
+VERSIONED_BY = ("incident", "dataset", "sharing_rule", "sensitive_category", "anon_point")
+
+VISIBLE = f"safermap_visible_incidents{sharing.FUNCTION_ARGS}"
+
+# Optional filters, added to the WHERE clause only when given (so each shape gets its own plan).
+FILTER_SQL = {
+    "date_from": "t.month >= :date_from",
+    "date_to": "t.month <= :date_to",
+    "categories": "t.category = ANY(:categories)",
+    "datasets": "t.dataset = ANY(:datasets)",
+}
+
+# The partnership's metric CRS and the data versions of what the sharing function reads.
+CONTEXT_SQL = f"SELECT pa.srid, ({VERSIONS}) AS versions FROM partnership pa WHERE pa.id = :p"
+
+# The latest month with any incident the caller may count (with the category/data set filters).
+LATEST_MONTH_SQL = f"""
+    SELECT max(t.month) FROM {VISIBLE} AS t WHERE t.partnership_id = :p AND {{where}}"""
+
+# The level of each data set for the caller, from the same rules the sharing function applies.
+# Levels are read per data set, not per row: each row's `level` evaluates the rules again, which
+# over a million rows costs more than the rest of the query.
+LEVELS = f"""
+    SELECT l.dataset_id, l.level
+    FROM safermap_dataset_levels{sharing.FUNCTION_ARGS} AS l WHERE l.level IN ('sanitised', 'exact')"""
+
+# Metric bounds of every placed incident the caller sees, whatever the period or filters, so grids
+# line up across periods and categories. The extent is taken in WGS84 (cheap), then its outline,
+# densified, is transformed: a straight edge in lon/lat bows slightly in a projected CRS.
+EXTENT_SQL = f"""
+    WITH by_dataset AS (
+        SELECT t.dataset_id, ST_Extent(t.geom) AS e
+        FROM {VISIBLE} AS t WHERE t.partnership_id = :p AND t.geom IS NOT NULL
+        GROUP BY t.dataset_id
+    )
+    SELECT ST_XMin(b) AS minx, ST_YMin(b) AS miny, ST_XMax(b) AS maxx, ST_YMax(b) AS maxy FROM (
+        SELECT ST_Transform(ST_Segmentize(ST_SetSRID(ST_Envelope(ST_Extent(e)::geometry), 4326), 0.01),
+                            CAST(:srid AS integer)) AS b
+        FROM by_dataset WHERE dataset_id IN (SELECT dataset_id FROM ({LEVELS}) AS placeable)
+    ) AS e"""
+
+# Counts per grid cell, in one statement with the data versions it was read at (same snapshot).
+# Rows are grouped by data set and position first (thousands of incidents share a snapped point),
+# so only distinct positions are transformed. Rows of a data set at aggregate level, and rows
+# without a location, are counted but never placed.
+BINS_SQL = f"""
+    WITH by_point AS (
+        SELECT t.dataset_id, ST_X(t.geom) AS lon, ST_Y(t.geom) AS lat, count(*) AS n
+        FROM {VISIBLE} AS t
+        WHERE t.partnership_id = :p AND {{where}}
+        GROUP BY 1, 2, 3
+    ), levelled AS MATERIALIZED (
+        SELECT b.lon, b.lat, b.n, l.level IS NOT NULL AND b.lon IS NOT NULL AS placed,
+               coalesce(l.level = 'exact', false) AS ex
+        FROM by_point b LEFT JOIN ({LEVELS}) AS l ON l.dataset_id = b.dataset_id
+    ), cells AS (
+        SELECT floor((ST_X(m) - CAST(:x0 AS float8)) / CAST(:cell AS float8))::int AS ix,
+               floor((ST_Y(m) - CAST(:y0 AS float8)) / CAST(:cell AS float8))::int AS iy,
+               sum(n)::bigint AS n
+        FROM (SELECT ST_Transform(ST_SetSRID(ST_MakePoint(lon, lat), 4326), CAST(:srid AS integer)) AS m, n
+              FROM levelled WHERE placed) AS p
+        GROUP BY 1, 2
+    )
+    SELECT (SELECT array_agg(ix) FROM cells) AS ix, (SELECT array_agg(iy) FROM cells) AS iy,
+           (SELECT array_agg(n) FROM cells) AS n,
+           (SELECT coalesce(sum(n), 0) FROM levelled WHERE NOT placed)::bigint AS unplaced,
+           (SELECT coalesce(bool_and(ex), true) FROM levelled) AS all_exact,
+           ({VERSIONS}) AS versions"""
+
+
+def with_filter(sql: str, flt: "HotspotFilter") -> str:
+    """The statement with the filter's conditions in place of {where} (not str.format: the SQL
+    holds braces of its own)."""
+    return sql.replace("{where}", flt.where())
+
+
+class HotspotPrincipal(Protocol):
+    """Anyone the sharing function can be asked about: app.auth.Principal, or SystemPrincipal."""
+    partnership_id: int
+    role: str
+    agency_id: int | None
+
+
+@dataclass(frozen=True)
+class SystemPrincipal:
+    """The CLI and benchmarks: a partnership's administrator (sees its own data exactly)."""
+    partnership_id: int
+    role: str = "admin"
+    agency_id: int | None = None
+
+
+@dataclass(frozen=True)
+class HotspotFilter:
+    """Which incidents an analysis counts. Dates are inclusive; None means open-ended (until
+    resolve_period fills in the default period)."""
+    date_from: date | None
+    date_to: date | None
+    categories: tuple[str, ...] = ()
+    datasets: tuple[str, ...] = ()
+
+    def key(self) -> str:
+        return (f"{self.date_from or ''}..{self.date_to or ''};c={','.join(self.categories)}"
+                f";d={','.join(self.datasets)}")
+
+    def where(self) -> str:
+        """The SQL conditions for the filters that are set ('true' when none are)."""
+        clauses = [FILTER_SQL[name] for name, value in self._values().items() if value]
+        return " AND ".join(clauses) or "true"
+
+    def params(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self._values().items() if v}
+
+    def _values(self) -> dict[str, Any]:
+        return {"date_from": self.date_from, "date_to": self.date_to,
+                "categories": self.categories, "datasets": self.datasets}
+
+    def without_period(self) -> "HotspotFilter":
+        return replace(self, date_from=None, date_to=None)
+
+
+def _values(items: list[str] | None, name: str) -> tuple[str, ...]:
+    """Repeatable or comma-separated values, de-duplicated and sorted (so the cache key is stable)."""
+    values = sorted({v.strip() for item in items or [] for v in item.split(",") if v.strip()})
+    if len(values) > MAX_VALUES:
+        raise BadRequest(f"At most {MAX_VALUES} values may be given for {name}.")
+    if any(len(v) > 200 for v in values):
+        raise BadRequest(f"A {name} value is longer than 200 characters.")
+    return tuple(values)
+
+
+def hotspot_filter(from_: str | None, to: str | None, categories: list[str] | None,
+                   datasets: list[str] | None) -> HotspotFilter:
+    """The filter from request parameters; 400 on a bad date or an inverted period."""
+    start = parse_month_or_date(from_, "from")
+    end = parse_month_or_date(to, "to", end=True)
+    if start and end and start > end:
+        raise BadRequest("from must not be after to.")
+    return HotspotFilter(start, end, _values(categories, "category"), _values(datasets, "dataset"))
+
+
+# -- months ----------------------------------------------------------------------------------------
+def month_end(d: date) -> date:
+    nxt = date(d.year + (d.month == 12), d.month % 12 + 1, 1)
+    return nxt - timedelta(days=1)
+
+
+def add_months(d: date, months: int) -> date:
+    """The same day `months` later (or earlier), clamped to the end of a shorter month."""
+    index = d.year * 12 + d.month - 1 + months
+    first = date(index // 12, index % 12 + 1, 1)
+    return first.replace(day=min(d.day, month_end(first).day))
+
+
+def whole_months(start: date, end: date) -> int | None:
+    """How many whole months start..end spans, or None if it does not start and end on month edges."""
+    if start.day != 1 or end != month_end(end):
+        return None
+    return (end.year - start.year) * 12 + end.month - start.month + 1
+
+
+def previous_period(flt: HotspotFilter, compare: str = "previous") -> HotspotFilter:
+    """The period to compare with: the same length just before (`previous`), or the same dates a
+    year earlier (`last_year`). Whole months stay whole months (February has no 31st)."""
+    if flt.date_from is None or flt.date_to is None:
+        raise BadRequest("A comparison needs a period with both from and to (resolve it first).")
+    start, end = flt.date_from, flt.date_to
+    if compare == "last_year":
+        new_start = add_months(start, -12)
+        new_end = month_end(add_months(end, -12)) if end == month_end(end) else add_months(end, -12)
+    elif compare == "previous":
+        months = whole_months(start, end)
+        if months is not None:
+            new_start, new_end = add_months(start, -months), start - timedelta(days=1)
+        else:
+            days = (end - start).days + 1
+            new_start, new_end = start - timedelta(days=days), start - timedelta(days=1)
+    else:
+        raise BadRequest("compare must be 'previous' or 'last_year'.")
+    return replace(flt, date_from=new_start, date_to=new_end)
+
+
+# -- the caller's data context (srid, versions) and small caches keyed by it ------------------------
+@dataclass(frozen=True)
+class DataContext:
+    srid: int
+    version_key: str
+
+
+async def data_context(session: AsyncSession, principal: HotspotPrincipal) -> DataContext:
+    """The partnership's metric CRS and a key naming the data versions and the caller's access:
+    one cheap lookup, so caches can be checked before any incident is read."""
+    row = (await session.execute(text(CONTEXT_SQL), {"p": principal.partnership_id,
+                                                     "tables": list(VERSIONED_BY)})).first()
+    if row is None:
+        raise BadRequest("The caller's partnership does not exist.")
+    return DataContext(row.srid, version_key(principal, row.versions))
+
+
+def version_key(principal: HotspotPrincipal, versions: list[str]) -> str:
+    access = ":".join(str(v) for v in sharing.access_key(principal))
+    return access + "|" + ",".join(fill_versions(versions, VERSIONED_BY))
+
+
+class SmallCache:
+    """A bounded LRU for small results keyed by version (periods, extents)."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self.items: OrderedDict[Any, Any] = OrderedDict()
+
+    def get(self, key: Any) -> Any:
+        if key in self.items:
+            self.items.move_to_end(key)
+            return self.items[key]
+        return None
+
+    def put(self, key: Any, value: Any) -> None:
+        self.items[key] = value
+        self.items.move_to_end(key)
+        while len(self.items) > self.size:
+            self.items.popitem(last=False)
+
+
+_PERIODS = SmallCache()
+_EXTENTS = SmallCache()
+
+
+async def resolve_period(session: AsyncSession, principal: HotspotPrincipal, flt: HotspotFilter) -> HotspotFilter:
+    """Fill in a missing period: no dates -> the latest month with data for the caller; only
+    `from` -> up to the end of that latest month; only `to` -> that month alone. With no data at
+    all the filter is returned unchanged."""
+    if flt.date_from is not None and flt.date_to is not None:
+        return flt
+    context = await data_context(session, principal)
+    key = (context.version_key, flt.without_period().key())
+    latest = _PERIODS.get(key)
+    if latest is None:
+        scope = flt.without_period()
+        latest = (await session.execute(text(with_filter(LATEST_MONTH_SQL, scope)),
+                                        {**sharing.access_params(principal), **scope.params()})).scalar()
+        latest = latest or date.min
+        _PERIODS.put(key, latest)
+    if latest == date.min:
+        return flt
+    if flt.date_from is None and flt.date_to is None:
+        start, end = latest.replace(day=1), month_end(latest)
+    elif flt.date_from is None:
+        start, end = flt.date_to.replace(day=1), flt.date_to
+    else:
+        start, end = flt.date_from, max(month_end(latest), flt.date_from)
+    return replace(flt, date_from=start, date_to=end)
+
+
+async def study_extent(session: AsyncSession, principal: HotspotPrincipal,
+                       flt: HotspotFilter | None = None) -> tuple[float, float, float, float] | None:
+    """(minx, miny, maxx, maxy) in the partnership's metric CRS of all the caller's placed
+    incidents, regardless of period and filters (`flt` is accepted for symmetry and ignored), or
+    None when there are none."""
+    context = await data_context(session, principal)
+    cached = _EXTENTS.get(context.version_key)
+    if cached is not None:
+        return cached or None
+    row = (await session.execute(text(EXTENT_SQL), {**sharing.access_params(principal),
+                                                    "srid": context.srid})).first()
+    extent = () if row is None or row.minx is None else (row.minx, row.miny, row.maxx, row.maxy)
+    _EXTENTS.put(context.version_key, extent)
+    return extent or None
+
+
+@dataclass
+class Bins:
+    """Incident counts on a square grid in the partnership's metric CRS."""
+    srid: int
+    cell_m: float
+    x0: float                  # metric lower-left corner of cell [0, 0]
+    y0: float
+    counts: np.ndarray         # (ny, nx) float64, row 0 southernmost
+    total: int                 # placed: sanitised + exact rows on the grid
+    unplaced: int              # counted but not placed: aggregate-level rows, rows with no location
+    all_exact: bool            # the caller sees every counted incident exactly
+    version_key: str           # data versions + the caller's access: part of every cache key
+
+    def cell_centres(self) -> tuple[np.ndarray, np.ndarray]:
+        """Metric x of each column's centre and y of each row's centre."""
+        ny, nx = self.counts.shape
+        return (self.x0 + (np.arange(nx) + 0.5) * self.cell_m, self.y0 + (np.arange(ny) + 0.5) * self.cell_m)
+
+
+def grid_for(extent: tuple[float, float, float, float], cell_m: float) -> tuple[float, float, int, int]:
+    """(x0, y0, nx, ny): the extent covered by whole cells whose corners are multiples of cell_m, so
+    every grid with the same cell size lines up with every other."""
+    if not (math.isfinite(cell_m) and cell_m > 0):
+        raise BadRequest("cell_m must be a positive number of metres.")
+    minx, miny, maxx, maxy = extent
+    x0, y0 = math.floor(minx / cell_m) * cell_m, math.floor(miny / cell_m) * cell_m
+    nx, ny = math.floor((maxx - x0) / cell_m) + 1, math.floor((maxy - y0) / cell_m) + 1
+    if nx * ny > MAX_GRID_CELLS:
+        raise BadRequest(f"A {cell_m:g} m grid over this area would have {nx * ny:,} cells; at most "
+                         f"{MAX_GRID_CELLS:,} are allowed. Choose a larger cell_m.")
+    return x0, y0, nx, ny
+
+
+async def load_bins(session: AsyncSession, principal: HotspotPrincipal, flt: HotspotFilter, cell_m: float,
+                    extent: tuple[float, float, float, float]) -> Bins:
+    """Counts of the caller's incidents matching `flt` in cells of `cell_m` metres covering `extent`."""
+    x0, y0, nx, ny = grid_for(extent, cell_m)
+    context = await data_context(session, principal)
+    row = (await session.execute(text(with_filter(BINS_SQL, flt)), {
+        **sharing.access_params(principal), **flt.params(), "tables": list(VERSIONED_BY),
+        "x0": x0, "y0": y0, "cell": float(cell_m), "srid": context.srid})).one()
+    counts = np.zeros((ny, nx), dtype=np.float64)
+    unplaced = int(row.unplaced)
+    if row.n:
+        ix, iy, n = (np.asarray(a, dtype=np.int64) for a in (row.ix, row.iy, row.n))
+        inside = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
+        counts[iy[inside], ix[inside]] = n[inside]  # one row per cell: no duplicates to add up
+        # Only data added since the extent was read can fall outside it: counted, not placed.
+        unplaced += int(n[~inside].sum())
+    return Bins(srid=context.srid, cell_m=float(cell_m), x0=x0, y0=y0, counts=counts,
+                total=int(counts.sum()), unplaced=unplaced, all_exact=bool(row.all_exact),
+                version_key=version_key(principal, row.versions))
