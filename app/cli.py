@@ -22,11 +22,13 @@ partnership_app = typer.Typer(help="Partnerships.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 user_app = typer.Typer(help="Users: people who sign in with email and password.", no_args_is_help=True)
 import_app = typer.Typer(help="Import data.", no_args_is_help=True)
+coverage_app = typer.Typer(help="Camera coverage: line of sight past the buildings.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(partnership_app, name="partnership")
 app.add_typer(token_app, name="token")
 app.add_typer(user_app, name="user")
 app.add_typer(import_app, name="import")
+app.add_typer(coverage_app, name="coverage")
 
 console = Console(stderr=True)
 
@@ -334,6 +336,19 @@ def import_osm(path: Path = typer.Argument(..., exists=True, dir_okay=False, hel
         asyncio.run(run_import(get_settings(), path, partnership, console))
     except ImportRefused as e:
         fail(str(e), 2)
+
+
+@coverage_app.command("refresh")
+def coverage_refresh(partnership: str = typer.Option(..., help="Partnership slug.")) -> None:
+    """Recompute every camera's line-of-sight coverage and quality bands (imports and the API do
+    this themselves; use it after changing buildings by hand)."""
+    from app.analysis.coverage import refresh_partnership
+    try:
+        result = asyncio.run(refresh_partnership(get_settings(), partnership))
+    except LookupError as e:
+        fail(str(e), 2)
+    console.print(f"line of sight for {result.cameras:,} cameras among {result.buildings:,} buildings "
+                  f"in {result.seconds:.1f} s")
 
 
 # -- demo and serving ------------------------------------------------------------------------------

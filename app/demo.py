@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from app.auth import create_sign_in_link
+from app.analysis.coverage import refresh_coverage
 from app.db import make_engine, make_sessionmaker, raw_connection
 from app.ingest.camera_values import parse_direction
 from app.ingest.osm_extract import OsmCamera, OsmExtract, bundled_helsinki, camera_type, read_extract, tag_number
@@ -130,7 +131,7 @@ COUNTS = """
 
 CAMERA_COLUMNS = ["partnership_id", "owner_agency_id", "reference", "name", "geom", "bearing", "fov",
                   "range_m", "height_m", "camera_type", "status", "monitored", "retention_days",
-                  "contact", "notes", "source", "verified_at", "verified_by"]
+                  "contact", "notes", "source", "verified_at", "verified_by", "resolution_px"]
 INCIDENT_COLUMNS = ["partnership_id", "dataset_id", "external_ref", "category", "month", "geom",
                     "location_text", "outcome"]
 
@@ -227,6 +228,9 @@ def demo_cameras(extract: OsmExtract, rng: np.random.Generator) -> list[dict]:
             "notes": notes,
             "verified_at": now - timedelta(days=int(rng.integers(1, 180))) if verified else None,
             "verified_by": f"PCSO {int(rng.integers(1000, 9999))}" if verified else None,
+            # A surveyed public-space camera has a known resolution (1080p): its range and quality
+            # bands follow from it; the others keep assumed defaults, drawn as such on the map.
+            "resolution_px": 1920 if verified and kind in ("police", "council") else None,
         })
     return out
 
@@ -344,11 +348,12 @@ async def _load(conn: asyncpg.Connection, extract: OsmExtract, cameras: list[dic
     await copy_rows(conn, "camera", CAMERA_COLUMNS, [
         (pid, agency_ids[c["owner"]], c["reference"], c["name"], g, c["bearing"], c["fov"], c["range_m"],
          c["height_m"], c["camera_type"], c["status"], c["monitored"], c["retention_days"], c["contact"],
-         c["notes"], "osm", c["verified_at"], c["verified_by"])
+         c["notes"], "osm", c["verified_at"], c["verified_by"], c["resolution_px"])
         for c, g in zip(cameras, camera_geoms)])
     await copy_rows(conn, "incident", INCIDENT_COLUMNS, [
         (pid, dataset, ref, category, month, geom, label, outcome)
         for category, month, geom, label, ref, outcome in incidents])
+    await refresh_coverage(conn, pid)  # line of sight past the buildings just loaded
     return pid, admin
 
 

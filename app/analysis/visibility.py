@@ -20,10 +20,13 @@ import numpy as np
 import shapely
 from shapely.geometry import LineString, Point, Polygon
 from shapely.geometry.polygon import orient
+from shapely.ops import nearest_points
 
 ARC_STEP_DEG = 1.0       # the wedge's arc is drawn with a vertex every degree (area error < 0.01%)
 WALL_TOLERANCE_M = 0.05  # a camera this close to a building's outline is on its wall
 OFFSET_M = 0.02          # how far outside the wall a wall-mounted camera's viewpoint is put
+MAX_STEP_OUT_M = 15.0    # a camera drawn further inside than this (past GPS error) leaves by the
+                         # nearest wall instead: it is likely an indoor camera, and sees little
 FAR_FACTOR = 1.1         # shadows reach 1.1 x range, drawn with 4 chords of at most 45 degrees
 FAR_STEPS = 4            # (a chord of 45 deg at 1.1 r stays beyond r: 1.1 cos 22.5 deg = 1.016)
 MIN_SPAN = 1e-9          # walls seen edge-on (radians) hide nothing and would give empty shadows
@@ -48,30 +51,31 @@ def viewpoint(camera: tuple[float, float], bearing: float | None,
     """Where the camera really looks from: its own position, or just outside the wall of the building
     it is drawn in or on."""
     pt = Point(camera)
-    for building in obstacles:
-        if building.distance(pt) <= WALL_TOLERANCE_M:  # inside (distance 0) or on its wall
-            return _out_of(building, pt, bearing)
-    return camera
+    if not any(b.distance(pt) <= WALL_TOLERANCE_M for b in obstacles):
+        return camera
+    # Terraces and blocks are drawn as buildings sharing walls: stepping out of one must not step
+    # into its neighbour, so the camera leaves the whole block it stands in.
+    merged = shapely.union_all(obstacles)
+    block = min(getattr(merged, "geoms", [merged]), key=lambda g: g.distance(pt))
+    return _out_of(block, pt, bearing)
 
 
 def _out_of(building: Polygon, pt: Point, bearing: float | None) -> tuple[float, float]:
     """A point just outside `building`, where a camera at `pt` looks out of it."""
     if bearing is not None:
         dx, dy = math.sin(math.radians(bearing)), math.cos(math.radians(bearing))
-        reach = math.sqrt(building.envelope.area) * 2 + math.dist(pt.coords[0], building.centroid.coords[0]) * 2 + 1
-        ray = LineString([pt.coords[0], (pt.x + dx * reach, pt.y + dy * reach)])
-        # The first point along the bearing where the ray is outside the building.
+        ray = LineString([pt.coords[0], (pt.x + dx * MAX_STEP_OUT_M, pt.y + dy * MAX_STEP_OUT_M)])
+        # The first point along the bearing outside the building: the wall the camera looks out of.
         outside = ray.difference(building.buffer(OFFSET_M / 2))
         if not outside.is_empty:
-            parts = getattr(outside, "geoms", [outside])
-            first = min((p for p in parts), key=lambda p: Point(p.coords[0]).distance(pt))
+            first = min(getattr(outside, "geoms", [outside]), key=lambda p: Point(p.coords[0]).distance(pt))
             x, y = first.coords[0]
             return (x + dx * OFFSET_M, y + dy * OFFSET_M)
     # No bearing (a dome), or looking along the wall: the nearest point just outside the outline.
     grown = building.buffer(OFFSET_M, join_style="mitre")
-    near = shapely.ops.nearest_points(grown.exterior, pt)[0]
+    near = nearest_points(grown.exterior, pt)[0]
     for ring in grown.interiors:  # a courtyard wall may be nearer
-        candidate = shapely.ops.nearest_points(ring, pt)[0]
+        candidate = nearest_points(ring, pt)[0]
         if candidate.distance(pt) < near.distance(pt):
             near = candidate
     return (near.x, near.y)

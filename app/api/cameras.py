@@ -1,7 +1,8 @@
 """Cameras: GeoJSON in and out; PATCH with optimistic locking on the row version.
 
-Coverage is recomputed by the database on every create and update (see the migration's
-`camera_coverage_sync` trigger), so every path that changes a camera keeps its wedge in step.
+The database redraws the plain wedge on every create and update (the `camera_coverage_sync`
+trigger), so every path that changes a camera keeps a coverage shape; within the same transaction
+app.analysis.coverage then cuts it to what the camera can see past the buildings.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from app import audit
+from app.analysis.coverage import refresh_coverage
 from app.api.deps import Operator, Pcso, SessionDep, SettingsDep, Viewer
 from app.api.params import parse_bbox
 from app.errors import AppError, BadRequest, Conflict, NotFound
@@ -25,13 +27,15 @@ MAX_LIMIT = 10_000
 CameraId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The camera id")]
 CameraType = Literal["fixed", "ptz", "dome", "anpr", "redeployable"]
 Status = Literal["operational", "faulty", "decommissioned", "planned"]
+Purpose = Literal["detect", "observe", "recognise", "identify"]
 AgencyKind = Literal["police", "council", "fire", "ambulance", "probation", "transport", "private", "other"]
 
 CAMERA_SELECT = """
     SELECT c.id, ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat, c.reference, c.name,
            a.name AS owner_agency, c.camera_type, c.status, c.bearing, c.fov, c.range_m, c.height_m,
            c.monitored, c.retention_days, c.contact, c.notes, c.source, c.verified_at, c.verified_by,
-           c.version, c.created_at, c.updated_at, cc.assumed AS coverage_assumed
+           c.resolution_px, c.purpose, c.version, c.created_at, c.updated_at,
+           cc.assumed AS coverage_assumed, cc.range_m AS coverage_range_m, cc.line_of_sight
     FROM camera c
     LEFT JOIN agency a ON a.id = c.owner_agency_id
     LEFT JOIN camera_coverage cc ON cc.camera_id = c.id
@@ -72,6 +76,10 @@ class CameraFields(BaseModel):
     height_m: float | None = Field(None, ge=0, le=300)
     monitored: bool | None = None
     retention_days: int | None = Field(None, ge=0, le=3650)
+    resolution_px: int | None = Field(None, ge=160, le=20000,
+                                      description="Horizontal resolution in pixels (e.g. 1920)")
+    purpose: Purpose | None = Field(None, description="What the camera is for (EN 62676-4): its useful "
+                                    "range when range_m is not given and the resolution is known")
     contact: str | None = Field(None, max_length=500)
     notes: str | None = Field(None, max_length=4000)
     verified: bool | None = Field(None, description="true marks the camera verified now, by you")
@@ -127,6 +135,12 @@ async def _fetch(session, partnership_id: int, camera_id: int):
     return row
 
 
+async def _line_of_sight(session, partnership_id: int, camera_id: int) -> None:
+    """Cut the trigger's plain wedge to what the camera sees, in this request's transaction."""
+    conn = await (await session.connection()).get_raw_connection()
+    await refresh_coverage(conn.driver_connection, partnership_id, [camera_id])
+
+
 def changes(before: dict, after: dict) -> dict:
     """The audit detail of a change: each property that changed, with its old and new value."""
     keys = sorted(k for k in after if before.get(k) != after.get(k) and k not in ("updated_at",))
@@ -134,7 +148,9 @@ def changes(before: dict, after: dict) -> dict:
 
 
 COLUMNS = ("name", "camera_type", "status", "bearing", "fov", "range_m", "height_m", "monitored",
-           "retention_days", "contact", "notes", "reference")
+           "retention_days", "contact", "notes", "reference", "resolution_px", "purpose")
+# What the coverage shape depends on (the trigger's column list, migration 0010).
+COVERAGE_COLUMNS = {"bearing", "fov", "range_m", "height_m", "camera_type", "status", "resolution_px", "purpose"}
 
 
 @router.get("", summary="Cameras as a GeoJSON FeatureCollection")
@@ -189,6 +205,7 @@ async def create_camera(body: CameraFeatureIn, session: SessionDep, principal: P
              "verified": bool(p.verified), "who": principal.name})).scalar_one()
     except IntegrityError as e:
         raise Conflict(f"A camera with reference {p.reference!r} already exists in your partnership.") from e
+    await _line_of_sight(session, principal.partnership_id, new_id)
     created = feature(await _fetch(session, principal.partnership_id, new_id))
     await audit.record(session, "camera.create", principal=principal, target=f"camera/{new_id}",
                        detail={"after": {**created["properties"], "coordinates": created["geometry"]["coordinates"]}})
@@ -248,6 +265,8 @@ async def patch_camera(camera_id: CameraId, body: CameraPatch, session: SessionD
         current = await _fetch(session, principal.partnership_id, camera_id)  # 404 when it is not ours
         raise Conflict(f"The camera was changed by someone else (now version {current.version}, you sent "
                        f"{version}). Reload it and apply your change again.", current_version=current.version)
+    if body.geometry is not None or COVERAGE_COLUMNS & given.keys():
+        await _line_of_sight(session, principal.partnership_id, camera_id)
     after = feature(await _fetch(session, principal.partnership_id, camera_id))
     await audit.record(session, "camera.update", principal=principal, target=f"camera/{camera_id}",
                        detail=changes({**before["properties"], "coordinates": before["geometry"]["coordinates"]},

@@ -23,9 +23,11 @@ from app import audit
 from app.db import raw_connection
 from app.ingest.camera_values import (parse_bool, parse_camera_type, parse_direction, parse_number,
                                       parse_status)
+from app.analysis.coverage import refresh_coverage
 from app.settings import Settings
 
 MAX_BYTES = 50 * 1024 * 1024
+PURPOSES = ("detect", "observe", "recognise", "identify")  # EN 62676-4
 AGENCY_KINDS = {"police", "council", "fire", "ambulance", "probation", "transport", "private", "other"}
 
 # Header names people use, normalised (lower case, runs of other characters as '_'), per field.
@@ -48,16 +50,19 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "fov": ("fov", "angle", "field_of_view", "fov_deg", "view_angle"),
     "range_m": ("range_m", "range", "range_metres", "range_meters", "reach", "reach_m"),
     "height_m": ("height_m", "height", "mounting_height", "height_metres", "height_meters"),
+    "resolution_px": ("resolution_px", "resolution", "horizontal_resolution", "resolution_h",
+                      "pixels", "h_pixels", "horizontal_pixels"),
+    "purpose": ("purpose", "use", "en62676_purpose", "dori"),
     "contact": ("contact", "contact_details", "footage_contact", "email", "phone"),
     "notes": ("notes", "note", "comments", "comment", "remarks"),
 }
 # GeoJSON properties use the API's names.
 GEOJSON_FIELDS = ("reference", "name", "owner_agency", "owner_kind", "camera_type", "status",
                   "bearing", "fov", "range_m", "height_m", "monitored", "retention_days",
-                  "contact", "notes")
+                  "contact", "notes", "resolution_px", "purpose")
 # Fields whose column, when the file lacks it, leaves the stored value alone on re-import.
 KEEPABLE = ("name", "owner", "camera_type", "status", "monitored", "retention_days", "bearing",
-            "fov", "range_m", "height_m", "contact", "notes")
+            "fov", "range_m", "height_m", "contact", "notes", "resolution_px", "purpose")
 
 PARTNERSHIP_BY_SLUG = "SELECT id FROM partnership WHERE slug = $1"
 
@@ -86,15 +91,16 @@ UPSERT_AGENCY = """
 # file did not have ($keep) keep what is stored, so a survey made in the app is not wiped.
 UPSERT_CAMERAS = """
     INSERT INTO camera AS c (partnership_id, reference, name, geom, owner_agency_id, camera_type,
-        status, monitored, retention_days, bearing, fov, range_m, height_m, contact, notes, source)
+        status, monitored, retention_days, bearing, fov, range_m, height_m, contact, notes, source,
+        resolution_px, purpose)
     SELECT $1, r.reference, r.name, ST_SetSRID(ST_MakePoint(r.lon, r.lat), 4326), r.owner_id,
            r.camera_type, r.status, r.monitored, r.retention_days, r.bearing, r.fov, r.range_m,
-           r.height_m, r.contact, r.notes, 'register'
+           r.height_m, r.contact, r.notes, 'register', r.resolution_px, r.purpose
     FROM unnest($2::text[], $3::text[], $4::float8[], $5::float8[], $6::int[], $7::text[],
                 $8::text[], $9::bool[], $10::int[], $11::float8[], $12::float8[], $13::float8[],
-                $14::float8[], $15::text[], $16::text[])
+                $14::float8[], $15::text[], $16::text[], $18::int[], $19::text[])
          AS r(reference, name, lon, lat, owner_id, camera_type, status, monitored, retention_days,
-              bearing, fov, range_m, height_m, contact, notes)
+              bearing, fov, range_m, height_m, contact, notes, resolution_px, purpose)
     ON CONFLICT (partnership_id, reference) DO UPDATE SET
         geom = EXCLUDED.geom,
         name = CASE WHEN 'name' = ANY($17) THEN c.name ELSE EXCLUDED.name END,
@@ -109,10 +115,12 @@ UPSERT_CAMERAS = """
         height_m = CASE WHEN 'height_m' = ANY($17) THEN c.height_m ELSE EXCLUDED.height_m END,
         contact = CASE WHEN 'contact' = ANY($17) THEN c.contact ELSE EXCLUDED.contact END,
         notes = CASE WHEN 'notes' = ANY($17) THEN c.notes ELSE EXCLUDED.notes END,
+        resolution_px = CASE WHEN 'resolution_px' = ANY($17) THEN c.resolution_px ELSE EXCLUDED.resolution_px END,
+        purpose = CASE WHEN 'purpose' = ANY($17) THEN c.purpose ELSE EXCLUDED.purpose END,
         source = 'register',
         version = c.version + 1,
         updated_at = now()
-    RETURNING (xmax = 0) AS inserted
+    RETURNING c.id, (xmax = 0) AS inserted
 """
 
 _BNG_TO_WGS84 = Transformer.from_crs(27700, 4326, always_xy=True)
@@ -141,6 +149,8 @@ class CameraRow:
     height_m: float | None = None
     contact: str = ""
     notes: str = ""
+    resolution_px: int | None = None
+    purpose: str | None = None
 
 
 @dataclass
@@ -198,9 +208,23 @@ def _check_record(values: dict[str, str], where: dict[str, int], lonlat: tuple[f
     row.fov = _optional(values, "fov", None, 0, 360, ("°", "deg", "degrees"), lo_open=True)
     row.range_m = _optional(values, "range_m", None, 0, 2000, ("m",), lo_open=True)
     row.height_m = _optional(values, "height_m", None, 0, 300, ("m",))
+    resolution = _optional(values, "resolution_px", _resolution, 160, 20000)
+    row.resolution_px = None if resolution is None else int(resolution)
+    purpose = _text(values, "purpose", 20).lower()
+    purpose = {"recognize": "recognise", "detection": "detect", "observation": "observe",
+               "recognition": "recognise", "identification": "identify"}.get(purpose, purpose)
+    if purpose and purpose not in PURPOSES:
+        raise ValueError(f"purpose {purpose!r} is not one of {', '.join(PURPOSES)}")
+    row.purpose = purpose or None
     row.contact = _text(values, "contact", 500)
     row.notes = _text(values, "notes", 4000)
     return row
+
+
+def _resolution(raw: str) -> float:
+    """Horizontal pixels: '1920', '1920x1080', '1920 px'."""
+    width = re.split(r"\s*[x×*]\s*", raw.strip().lower())[0]
+    return parse_number(width, ("px", "pixels"))
 
 
 def _lonlat(lon: str, lat: str) -> tuple[float, float]:
@@ -388,8 +412,11 @@ async def _load(conn: asyncpg.Connection, partnership_id: int, parsed: Parsed) -
         UPSERT_CAMERAS, partnership_id, cols("reference"), cols("name"), cols("lon"), cols("lat"),
         [owners.get(r.owner) if r.owner else None for r in rows], cols("camera_type"), cols("status"),
         cols("monitored"), cols("retention_days"), cols("bearing"), cols("fov"), cols("range_m"),
-        cols("height_m"), cols("contact"), cols("notes"), parsed.absent)
+        cols("height_m"), cols("contact"), cols("notes"), parsed.absent, cols("resolution_px"),
+        cols("purpose"))
     inserted = sum(1 for r in result if r["inserted"])
+    # Line of sight for what the register touched, in the same transaction as the load.
+    await refresh_coverage(conn, partnership_id, [r["id"] for r in result])
     return inserted, len(result) - inserted
 
 

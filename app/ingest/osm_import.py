@@ -19,6 +19,7 @@ import shapely
 from pyproj import CRS
 from rich.console import Console
 
+from app.analysis.coverage import refresh_coverage
 from app.db import raw_connection
 from app.ingest.osm_extract import camera_type, tag_number
 from app.ingest.pg_copy import BUILDING_COLUMNS, STREET_COLUMNS, copy_rows, ewkb, geometry_as_bytes, values
@@ -45,6 +46,8 @@ class OsmImportResult:
     route_vertices: int
     read_s: float
     load_s: float
+    coverage_cameras: int = 0  # cameras whose line of sight was recomputed
+    coverage_s: float = 0.0
 
 
 CAMERA_STAGE = """
@@ -167,12 +170,16 @@ async def import_osm(settings: Settings, path: Path, slug: str,
 
             edges = await conn.fetchval("SELECT safermap_build_route_network($1)", pid)
             await conn.execute("SELECT safermap_refresh_anon_points($1)", pid)
+            # New buildings change what every camera of the partnership can see.
+            coverage = await refresh_coverage(conn, pid)
             counts = await conn.fetchrow(COUNTS, pid)
     result = OsmImportResult(pid, srid, counts["streets"], counts["buildings"], counts["cameras"], skipped,
-                             edges, counts["vertices"], read_s, time.perf_counter() - started - read_s)
+                             edges, counts["vertices"], read_s, time.perf_counter() - started - read_s,
+                             coverage.cameras, coverage.seconds)
     if console:
         console.print(f"{path}: {result.streets:,} streets, {result.buildings:,} buildings, "
                       f"{result.cameras:,} OSM cameras ({skipped} skipped beside the partnership's own), "
-                      f"routing network {result.route_edges:,} edges / {result.route_vertices:,} vertices; "
+                      f"routing network {result.route_edges:,} edges / {result.route_vertices:,} vertices, "
+                      f"line of sight for {result.coverage_cameras:,} cameras in {result.coverage_s:.1f} s; "
                       f"read {read_s:.1f} s, load {result.load_s:.1f} s (EPSG:{srid})")
     return result
