@@ -14,6 +14,7 @@ from starlette.types import Scope
 
 from app import errors
 from app.api import admin_users, audit, auth, cameras, embeds, health, incidents, maps, sharing, tiles
+from app.api import hotspot_stats
 from app.auth import Sessions
 from app.pages.base import csp
 from app.security import Csrf, RateLimiter, SecurityMiddleware
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for module in (health, auth, cameras, incidents, tiles, maps, embeds, admin_users, sharing, audit):
         app.include_router(module.router)
+    app.include_router(hotspot_stats.router)
     app.include_router(auth.tokens_router)
     app.include_router(admin_users.api_router)
     # CORS only for configured origins; the security middleware is outermost, so its headers and
