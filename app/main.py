@@ -13,7 +13,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import Scope
 
 from app import errors
-from app.api import admin_users, audit, auth, cameras, embeds, health, incidents, maps, sharing, tiles
+from app.api import admin_users, audit, auth, cameras, embeds, footage, health, incidents, maps, sharing, tiles
 from app.api import hotspot_stats
 from app.auth import Sessions
 from app.pages.base import csp
@@ -64,7 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.csrf = Csrf(settings.resolved_secret_key())
     app.state.sign_in_limiter = RateLimiter(settings.sign_in_per_ip_per_minute)
     errors.install(app)
-    for module in (health, auth, cameras, incidents, tiles, maps, embeds, admin_users, sharing, audit):
+    for module in (health, auth, cameras, incidents, tiles, maps, embeds, admin_users, sharing, audit,
+                   footage):
         app.include_router(module.router)
     app.include_router(hotspot_stats.router)
     app.include_router(auth.tokens_router)

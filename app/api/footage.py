@@ -1,0 +1,160 @@
+"""Footage requests for the CCTV control room: which cameras could have seen a place at a time, or a
+walking path between related incidents, whose they are, and by when to ask for their footage; a
+camera's status history; and the printable footage-request list.
+
+Each lookup is audited (counts only, never the place). The logic and SQL are in app/analysis/footage.py.
+"""
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timezone
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from app import audit
+from app.analysis import footage
+from app.api.deps import SessionDep, SettingsDep, Viewer
+from app.api.maps import page_role
+from app.auth import Principal
+from app.errors import BadRequest
+from app.pages import footage_request, sign_in
+
+router = APIRouter(tags=["footage"])
+
+CameraId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The camera id")]
+LonQuery = Annotated[str | None, Query(max_length=40, description="longitude, WGS84 degrees")]
+LatQuery = Annotated[str | None, Query(max_length=40, description="latitude, WGS84 degrees")]
+AtQuery = Annotated[str | None, Query(max_length=40, description="ISO 8601 date-time; no offset means "
+                                                                 "Europe/London; default now")]
+PageViewer = Annotated[Principal | None, Depends(page_role("viewer"))]
+
+
+class PathIncident(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False, description="WGS84 degrees")
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False, description="WGS84 degrees")
+    at: str = Field(max_length=40, description="ISO 8601 date-time; no offset means Europe/London")
+    label: str = Field("", max_length=100, description="optional, e.g. 'robbery' or 'phone found'")
+
+
+class PathRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    incidents: list[PathIncident] = Field(min_length=footage.MIN_INCIDENTS, max_length=footage.MAX_INCIDENTS,
+                                          description="related incidents in time order")
+    margin_minutes: int = Field(15, ge=0, le=240, description="widens each camera's window on both sides")
+
+
+def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with its $defs put in place, for a body this route reads itself."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return resolve(schema)
+
+
+def _coordinate(value: str | None, name: str) -> float:
+    if value is None or not value.strip():
+        raise BadRequest(f"{name} is missing.")
+    try:
+        number = float(value)
+    except ValueError as e:
+        raise BadRequest(f"{name} must be a number (WGS84 degrees).") from e
+    if not math.isfinite(number):
+        raise BadRequest(f"{name} must be a finite number.")
+    return number
+
+
+def _point_query(lon: str | None, lat: str | None, at: str | None) -> tuple[float, float, datetime]:
+    x, y = _coordinate(lon, "lon"), _coordinate(lat, "lat")
+    footage.check_lon_lat(x, y)
+    when = footage.parse_at(at) if at else datetime.now(timezone.utc)
+    return x, y, when
+
+
+async def _parse_path(request: Request) -> PathRequest:
+    try:
+        raw = json.loads(await request.body() or b"null")
+    except ValueError as e:
+        raise BadRequest("The body must be JSON: {\"incidents\": [{\"lon\", \"lat\", \"at\"}, ...]}.") from e
+    try:
+        return PathRequest.model_validate(raw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "body"
+        raise BadRequest(f"{field}: {first['msg']}",
+                         errors=[{"field": ".".join(str(p) for p in err["loc"]) or "body", "message": err["msg"]}
+                                 for err in e.errors()[:20]]) from e
+
+
+@router.get("/api/coverage/at", summary="Cameras that could have seen a place at a time")
+async def coverage_at(session: SessionDep, principal: Viewer, lon: LonQuery = None, lat: LatQuery = None,
+                      at: AtQuery = None) -> dict:
+    """Cameras of your partnership whose coverage (line of sight where computed) contained the point
+    and that were operational at `at`, nearest first, with owner, contact, status then and now, and
+    `request_by`: the time plus the camera's retention days (31 when the register gives none, flagged
+    `retention_assumed`). Cameras faulty at that time are in `not_operational`."""
+    x, y, when = _point_query(lon, lat, at)
+    result = await footage.cameras_at(session, principal.partnership_id, principal.srid, x, y, when)
+    await audit.record(session, "coverage.at", principal=principal, target="coverage",
+                       detail={"cameras": len(result["cameras"]), "not_operational": len(result["not_operational"])})
+    return result
+
+
+@router.post("/api/coverage/path", summary="A footage-request pack for the walking path between related incidents",
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/json": {"schema": _inline_schema(PathRequest)}}}})
+async def coverage_path(request: Request, session: SessionDep, principal: Viewer) -> dict:
+    """The likely walking path between 2-10 related incidents in time order (each snapped to the
+    nearest street vertex within 250 m; shortest paths over the imported streets) and every camera
+    operational then whose coverage it crosses, in the order the path meets them, each with the time
+    window to ask for (interpolated along the leg, widened by `margin_minutes`) and `request_by`."""
+    body = await _parse_path(request)
+    stops = [footage.Stop(i.lon, i.lat, footage.parse_at(i.at, f"incidents[{n}].at"), i.label)
+             for n, i in enumerate(body.incidents)]
+    result = await footage.path_pack(session, principal.partnership_id, principal.srid, stops, body.margin_minutes)
+    await audit.record(session, "coverage.path", principal=principal, target="coverage",
+                       detail={"incidents": len(stops), "length_m": result["length_m"],
+                               "cameras": len(result["cameras"]), "not_operational": len(result["not_operational"])})
+    await session.commit()
+    return result
+
+
+@router.get("/api/cameras/{camera_id}/status-history", summary="When a camera was operational, faulty, ...")
+async def camera_status_history(camera_id: CameraId, session: SessionDep, principal: Viewer) -> dict:
+    """Periods oldest first; the last, with `valid_to` null, is the current status. Cameras that
+    existed before the history was kept start with their status at that time, from their creation."""
+    return await footage.status_history(session, principal.partnership_id, camera_id)
+
+
+@router.get("/maps/coverage/footage-request", response_class=HTMLResponse,
+            summary="A printable footage-request list for a place and time")
+async def footage_request_page(request: Request, session: SessionDep, settings: SettingsDep,
+                               principal: PageViewer, lon: LonQuery = None, lat: LatQuery = None,
+                               at: AtQuery = None) -> Response:
+    if principal is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/maps/sign-in?next={quote(sign_in.safe_next(target), safe='/')}",
+                                status_code=303)
+    x, y, when = _point_query(lon, lat, at)
+    result = await footage.cameras_at(session, principal.partnership_id, principal.srid, x, y, when)
+    place = await footage.place_name(session, principal.partnership_id, principal.srid, x, y)
+    await audit.record(session, "coverage.at", principal=principal, target="coverage",
+                       detail={"cameras": len(result["cameras"]), "not_operational": len(result["not_operational"]),
+                               "page": True})
+    body, policy = footage_request.point_page(settings.static_dir, result, place=place, requested_by=principal.name)
+    return HTMLResponse(body, headers={"Cache-Control": "no-store", "Content-Security-Policy": policy})

@@ -1,0 +1,441 @@
+"""Footage requests against hand-made scenes in real PostGIS: a small street network in British National
+Grid metres (central Manchester), cameras placed by hand beside and away from the walking path, a
+building hiding a point from a camera, a camera's status history, and hostile input.
+
+Expected distances and times come from the scene's own geometry (where a camera's disc or wedge meets
+a straight street), not from a previous run.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import shapely
+from pyproj import Transformer
+from shapely.geometry import Polygon, box
+from sqlalchemy import text
+
+from app.analysis import footage
+from app.analysis.visibility import visible_area
+
+E0, N0 = 383_000.0, 398_000.0  # scene origin, EPSG:27700
+TO_WGS84 = Transformer.from_crs(27700, 4326, always_xy=True)
+TO_BNG = Transformer.from_crs(4326, 27700, always_xy=True)
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+T0 = (NOW - timedelta(days=20)).replace(second=0)  # the robbery
+LONG_AGO = T0 - timedelta(days=60)                 # when the scene's cameras were registered
+MARGIN = 15
+
+
+def ll(x: float, y: float) -> tuple[float, float]:
+    """Scene metres -> (lon, lat)."""
+    return TO_WGS84.transform(E0 + x, N0 + y)
+
+
+def line_wkt(*points: tuple[float, float]) -> str:
+    return "LINESTRING(" + ", ".join("%.9f %.9f" % ll(x, y) for x, y in points) + ")"
+
+
+# Streets (metres): A along y=0 from x=0 to 400; B up x=400 to y=100, then on to y=300 (a junction
+# at (400, 100)); C along y=300 back to x=0; D down x=0; E up the middle x=200. The shortest walk
+# from (0, 0) to (400, 100) is A then B (500 m; any other way is 900 m), and on to (400, 300) up B.
+STREETS = {
+    "A1": [(0, 0), (200, 0)], "A2": [(200, 0), (400, 0)], "B1": [(400, 0), (400, 100)],
+    "B2": [(400, 100), (400, 300)], "C": [(400, 300), (0, 300)], "D": [(0, 300), (0, 0)],
+    "E": [(200, 0), (200, 300)],
+    "ISLAND": [(2000, 0), (2100, 0)],  # not joined to the rest
+}
+STOPS = [((0, 0), T0, "robbery"), ((400, 100), T0 + timedelta(minutes=10), "phone dumped"),
+         ((400, 300), T0 + timedelta(minutes=30), "card used")]
+
+
+def disc_entry(along_start: float, centre_along: float, offset: float, radius: float) -> float:
+    """Where a straight street first enters a disc whose centre is `offset` m beside it."""
+    return along_start + centre_along - math.sqrt(radius**2 - offset**2)
+
+
+def disc_exit(along_start: float, centre_along: float, offset: float, radius: float) -> float:
+    return along_start + centre_along + math.sqrt(radius**2 - offset**2)
+
+
+# Cameras by hand: (x, y), type, bearing, fov, range, retention, status then, and what is expected.
+# BESIDE-*: their coverage crosses the path; AWAY-*: near it, but their coverage does not.
+CAMERAS = {
+    "BESIDE-1": dict(xy=(100, -15), camera_type="ptz", range_m=30, retention_days=None, monitored=True,
+                     enter=disc_entry(0, 100, 15, 30), leave=disc_exit(0, 100, 15, 30)),
+    "BESIDE-0": dict(xy=(300, 20), camera_type="fixed", bearing=180, fov=60, range_m=40, retention_days=14,
+                     enter=300 - 20 * math.tan(math.radians(30)), leave=300 + 20 * math.tan(math.radians(30))),
+    "BESIDE-2": dict(xy=(415, 50), camera_type="dome", range_m=20, retention_days=28,
+                     enter=disc_entry(400, 50, 15, 20), leave=disc_exit(400, 50, 15, 20)),
+    "BESIDE-3": dict(xy=(385, 250), camera_type="ptz", range_m=20, retention_days=90,
+                     enter=disc_entry(500, 150, 15, 20), leave=disc_exit(500, 150, 15, 20)),
+    "AWAY-E": dict(xy=(200, 150), camera_type="ptz", range_m=30, retention_days=31),
+    "AWAY-LOOKING-AWAY": dict(xy=(120, 15), camera_type="fixed", bearing=0, fov=60, range_m=50,
+                              retention_days=31),
+    "AWAY-FAR": dict(xy=(250, 60), camera_type="ptz", range_m=40, retention_days=31),
+    "FAULTY-THEN": dict(xy=(200, -10), camera_type="ptz", range_m=20, retention_days=31, status="faulty",
+                        enter=disc_entry(0, 200, 10, 20), leave=disc_exit(0, 200, 10, 20)),
+    "DECOMMISSIONED": dict(xy=(350, -10), camera_type="ptz", range_m=20, retention_days=31, status="decommissioned"),
+    "PLANNED": dict(xy=(60, -10), camera_type="ptz", range_m=20, retention_days=31, status="planned"),
+}
+LISTED = ["BESIDE-1", "BESIDE-0", "BESIDE-2", "BESIDE-3"]
+
+INSERT_CAMERA = text("""
+    INSERT INTO camera (partnership_id, reference, name, geom, camera_type, bearing, fov, range_m, status,
+                        retention_days, monitored, contact, owner_agency_id, created_at)
+    VALUES (:p, :reference, :name, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :camera_type, :bearing, :fov,
+            :range_m, :status, :retention_days, :monitored, :contact, :agency, :created_at)
+    RETURNING id
+""")
+
+
+async def add_camera(db, pid: int, reference: str, *, xy, camera_type="ptz", bearing=None, fov=None, range_m=None,
+                     retention_days=None, status="operational", monitored=False, created_at=LONG_AGO,
+                     owner="Salford City Council", **_expected) -> int:
+    agency = (await db.execute(text(
+        "INSERT INTO agency (partnership_id, name, kind) VALUES (:p, :n, 'council') "
+        "ON CONFLICT (partnership_id, name) DO UPDATE SET kind = EXCLUDED.kind RETURNING id"),
+        {"p": pid, "n": owner})).scalar_one()
+    lon, lat = ll(*xy)
+    return (await db.execute(INSERT_CAMERA, {
+        "p": pid, "reference": reference, "name": f"{reference} camera", "lon": lon, "lat": lat,
+        "camera_type": camera_type, "bearing": bearing, "fov": fov, "range_m": range_m, "status": status,
+        "retention_days": retention_days, "monitored": monitored, "contact": f"cctv+{reference.lower()}@example.org",
+        "agency": agency, "created_at": created_at})).scalar_one()
+
+
+async def add_streets(db, pid: int, streets: dict) -> int:
+    for name, pts in streets.items():
+        await db.execute(text(
+            "INSERT INTO street (partnership_id, name, highway, geom) "
+            "VALUES (:p, :name, 'residential', ST_GeomFromText(:wkt, 4326))"),
+            {"p": pid, "name": f"{name} Street", "wkt": line_wkt(*pts)})
+    return (await db.execute(text("SELECT safermap_build_route_network(:p)"), {"p": pid})).scalar_one()
+
+
+async def scene(db, pid: int) -> dict[str, int]:
+    assert await add_streets(db, pid, STREETS) == len(STREETS)
+    ids = {ref: await add_camera(db, pid, ref, **spec) for ref, spec in CAMERAS.items()}
+    # Became operational today: at the time of the robbery it was faulty.
+    await db.execute(text("UPDATE camera SET status = 'operational' WHERE id = :id"), {"id": ids["FAULTY-THEN"]})
+    await db.commit()
+    return ids
+
+
+def path_body(stops=STOPS, margin=MARGIN) -> dict:
+    return {"incidents": [{"lon": ll(*xy)[0], "lat": ll(*xy)[1], "at": at.isoformat(), "label": label}
+                          for xy, at, label in stops], "margin_minutes": margin}
+
+
+def time_at(along: float) -> datetime:
+    """The scene's own interpolation: 500 m in the first 10 minutes, 200 m in the next 20."""
+    if along <= 500:
+        return STOPS[0][1] + (STOPS[1][1] - STOPS[0][1]) * (along / 500)
+    return STOPS[1][1] + (STOPS[2][1] - STOPS[1][1]) * ((along - 500) / 200)
+
+
+def assert_problem(r, status: int = 400, mentions: str = "") -> None:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    body = r.json()
+    assert body["status"] == status and body["detail"]
+    assert mentions in body["detail"], body["detail"]
+    assert "Traceback" not in r.text and "SELECT" not in r.text
+
+
+async def test_path_pack_lists_the_cameras_beside_the_path_in_order_with_windows_and_deadlines(client, make_caller, db):
+    caller = await make_caller("footage-path", "viewer")
+    ids = await scene(db, caller.partnership_id)
+    # Another partnership's camera right on the path, with its own streets there: never listed.
+    other = await make_caller("footage-path-other", "admin")
+    await add_streets(db, other.partnership_id, {"A": STREETS["A1"]})
+    await add_camera(db, other.partnership_id, "THEIRS", xy=(100, -5), range_m=50, owner="Other council")
+    await db.commit()
+
+    r = await client.post("/api/coverage/path", headers=caller.headers, json=path_body())
+    assert r.status_code == 200, r.text
+    pack = r.json()
+
+    # The path: along A, up B, from the first incident to the last, 500 m + 200 m.
+    assert pack["path"]["type"] == "LineString"
+    start, end = pack["path"]["coordinates"][0], pack["path"]["coordinates"][-1]
+    assert start == pytest.approx(list(ll(0, 0)), abs=1e-6) and end == pytest.approx(list(ll(400, 300)), abs=1e-6)
+    xs, ys = zip(*(TO_BNG.transform(*c) for c in pack["path"]["coordinates"]))
+    assert max(y - N0 for y in ys) == pytest.approx(300, abs=0.1) and min(y - N0 for y in ys) > -0.1
+    assert all(abs(y - N0) < 0.1 or abs(x - E0 - 400) < 0.1 for x, y in zip(xs, ys))  # on A or B only
+    assert pack["length_m"] == pytest.approx(700, abs=0.5)
+    assert [(leg["from"], leg["to"]) for leg in pack["legs"]] == [(0, 1), (1, 2)]
+    assert [leg["length_m"] for leg in pack["legs"]] == pytest.approx([500, 200], abs=0.5)
+    assert datetime.fromisoformat(pack["legs"][1]["start"]) == STOPS[1][1]
+    assert datetime.fromisoformat(pack["legs"][1]["end"]) == STOPS[2][1]
+
+    # Exactly the cameras beside the path that worked then, in the order the path meets them.
+    assert [c["reference"] for c in pack["cameras"]] == LISTED
+    assert [c["reference"] for c in pack["not_operational"]] == ["FAULTY-THEN"]
+    assert pack["not_operational"][0]["status_at_time"] == "faulty"
+    assert pack["not_operational"][0]["status_now"] == "operational"
+    for cam in pack["cameras"]:
+        spec = CAMERAS[cam["reference"]]
+        assert cam["id"] == ids[cam["reference"]]
+        assert cam["distance_along_m"] == pytest.approx(spec["enter"], abs=1.0), cam["reference"]
+        window_start = datetime.fromisoformat(cam["window_start"])
+        window_end = datetime.fromisoformat(cam["window_end"])
+        assert abs(window_start - (time_at(spec["enter"]) - timedelta(minutes=MARGIN))) < timedelta(seconds=3)
+        assert abs(window_end - (time_at(spec["leave"]) + timedelta(minutes=MARGIN))) < timedelta(seconds=3)
+        days = spec["retention_days"] or footage.DEFAULT_RETENTION_DAYS
+        assert cam["retention_days"] == days and cam["retention_assumed"] is (spec["retention_days"] is None)
+        request_by = datetime.fromisoformat(cam["request_by"])
+        assert request_by == window_start + timedelta(days=days)
+        assert cam["expired"] is (request_by < NOW)
+        assert cam["status_at_time"] == "operational" and cam["status_known"] is True
+        assert cam["owner_agency"] == "Salford City Council"
+        assert cam["contact"] == f"cctv+{cam['reference'].lower()}@example.org"
+        assert cam["monitored"] is spec.get("monitored", False)
+        assert cam["distance_m"] <= spec["range_m"] + 0.5
+        assert [cam["lon"], cam["lat"]] == pytest.approx(list(ll(*spec["xy"])), abs=1e-7)
+    # 20 days ago: a 14-day camera's footage is gone, a 31-day (assumed) one is not yet.
+    by_ref = {c["reference"]: c for c in pack["cameras"]}
+    assert by_ref["BESIDE-0"]["expired"] is True and by_ref["BESIDE-1"]["expired"] is False
+
+    # The request was audited with counts, not the places.
+    event = (await db.execute(text("SELECT action, detail FROM audit_event WHERE action = 'coverage.path'"))).one()
+    assert event.detail["cameras"] == 4 and event.detail["incidents"] == 3
+    assert "lon" not in json.dumps(event.detail) and "%.4f" % ll(0, 0)[0] not in json.dumps(event.detail)
+
+    # The other partnership, over its own streets on the same spot, sees only its own camera.
+    r = await client.post("/api/coverage/path", headers=other.headers,
+                          json=path_body([((0, 0), T0, ""), ((200, 0), T0 + timedelta(minutes=3), "")]))
+    assert r.status_code == 200, r.text
+    assert [c["reference"] for c in r.json()["cameras"]] == ["THEIRS"]
+
+
+async def test_a_camera_decommissioned_since_still_counts_for_a_time_it_was_working(client, make_caller, db):
+    caller = await make_caller("footage-removed", "operator")
+    await add_streets(db, caller.partnership_id, STREETS)
+    cam = await add_camera(db, caller.partnership_id, "REMOVED", xy=(50, 10), range_m=15, retention_days=31)
+    await db.execute(text("UPDATE camera SET status = 'decommissioned' WHERE id = :id"), {"id": cam})
+    await db.commit()
+    assert (await db.execute(text("SELECT count(*) FROM camera_coverage WHERE camera_id = :id"), {"id": cam})).scalar() == 0
+
+    r = await client.post("/api/coverage/path", headers=caller.headers, json=path_body(STOPS[:2]))
+    assert r.status_code == 200, r.text
+    [listed] = r.json()["cameras"]
+    assert listed["reference"] == "REMOVED" and listed["status_now"] == "decommissioned"
+    assert listed["status_at_time"] == "operational" and listed["coverage_assumed"] is True
+    assert listed["distance_along_m"] == pytest.approx(disc_entry(0, 50, 10, 15), abs=1.0)
+    # ...but not for a time after it was taken down.
+    lon, lat = ll(50, 0)
+    r = await client.get("/api/coverage/at", headers=caller.headers, params={"lon": lon, "lat": lat})
+    assert r.json()["cameras"] == [] and r.json()["not_operational"] == []
+
+
+async def test_a_point_behind_a_building_does_not_list_the_camera(client, make_caller, db):
+    caller = await make_caller("footage-point", "viewer")
+    pid = caller.partnership_id
+    # A 360-degree camera at (1000, 0) seeing 80 m; a building from x=1020 to 1040 across y=-10..10.
+    building = box(E0 + 1020, N0 - 10, E0 + 1040, N0 + 10)
+    await db.execute(text("INSERT INTO building (partnership_id, geom) "
+                          "VALUES (:p, ST_Multi(ST_Transform(ST_GeomFromText(:wkt, 27700), 4326)))"),
+                     {"p": pid, "wkt": building.wkt})
+    cam = await add_camera(db, pid, "MAST", xy=(1000, 0), range_m=80, retention_days=30, monitored=True)
+    near = await add_camera(db, pid, "SHOP", xy=(1060, 20), camera_type="dome", range_m=25, retention_days=None,
+                            owner="Corner Shop Ltd")
+    # The line-of-sight polygon as the coverage engineer stores it (visibility.visible_area, in metres).
+    view = visible_area((E0 + 1000, N0), None, 360, 80, [Polygon(building.exterior.coords)])
+    await db.execute(text(
+        "UPDATE camera_coverage SET geom = ST_Transform(ST_SetSRID(ST_GeomFromText(:wkt), 27700), 4326), "
+        "line_of_sight = true WHERE camera_id = :id"), {"id": cam, "wkt": shapely.to_wkt(view)})
+    # Quality bands of the mast (identify within 20 m of it, detect everywhere it sees).
+    for band, distance in (("identify", 20), ("detect", 80)):
+        await db.execute(text(
+            "INSERT INTO camera_coverage_band (camera_id, partnership_id, band, distance_m, geom) "
+            "SELECT :id, :p, :band, :d, ST_Intersection(cc.geom, ST_Transform(ST_Buffer(ST_Transform(c.geom, 27700), :d, 32), 4326)) "
+            "FROM camera_coverage cc JOIN camera c ON c.id = cc.camera_id WHERE cc.camera_id = :id"),
+            {"id": cam, "p": pid, "band": band, "d": distance})
+    await db.commit()
+
+    async def at(x: float, y: float, when: datetime | None = T0) -> dict:
+        lon, lat = ll(x, y)
+        params = {"lon": lon, "lat": lat} | ({"at": when.isoformat()} if when else {})
+        r = await client.get("/api/coverage/at", headers=caller.headers, params=params)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    behind = await at(1060, 0)  # 60 m away, straight behind the building
+    assert [c["reference"] for c in behind["cameras"]] == ["SHOP"]
+    beside = await at(1060, 40)  # 72 m away, with a clear view past the building's corner
+    assert [c["reference"] for c in beside["cameras"]] == ["SHOP", "MAST"]  # nearest first
+    mast = beside["cameras"][1]
+    assert mast["distance_m"] == pytest.approx(math.hypot(60, 40), abs=0.2)
+    assert mast["band"] == "detect" and mast["line_of_sight"] is True and mast["coverage_assumed"] is False
+    assert mast["retention_days"] == 30 and mast["retention_assumed"] is False and mast["monitored"] is True
+    assert datetime.fromisoformat(mast["request_by"]) == T0 + timedelta(days=30)
+    assert mast["expired"] is False and mast["status_known"] is True
+    shop = beside["cameras"][0]
+    assert shop["id"] == near and shop["owner_agency"] == "Corner Shop Ltd" and shop["band"] is None
+    assert shop["retention_days"] == 31 and shop["retention_assumed"] is True
+    assert datetime.fromisoformat(behind["at"]) == T0
+    close = await at(1010, 5)
+    assert [c["reference"] for c in close["cameras"]] == ["MAST"] and close["cameras"][0]["band"] == "identify"
+    # Defaults: now, and a naive time is UK local time (1 July: BST, UTC+1).
+    assert abs(datetime.fromisoformat((await at(1010, 5, None))["at"]) - NOW) < timedelta(minutes=1)
+    lon, lat = ll(1010, 5)
+    r = await client.get("/api/coverage/at", headers=caller.headers,
+                         params={"lon": lon, "lat": lat, "at": "2025-07-01T22:15"})
+    assert datetime.fromisoformat(r.json()["at"]) == datetime(2025, 7, 1, 21, 15, tzinfo=timezone.utc)
+    # Every lookup is audited, without the place.
+    details = (await db.execute(text("SELECT detail FROM audit_event WHERE action = 'coverage.at' ORDER BY id"))).scalars().all()
+    assert [d["cameras"] for d in details[:3]] == [1, 2, 1]
+    assert all("lon" not in d and "lat" not in d for d in details)
+
+
+async def test_status_history_decides_who_worked_at_the_time(client, make_caller, db):
+    caller = await make_caller("footage-status", "viewer")
+    pid = caller.partnership_id
+    fixed = await add_camera(db, pid, "FIXED-LATER", xy=(0, 0), range_m=30, status="faulty")
+    await db.commit()
+    await db.execute(text("UPDATE camera SET status = 'operational' WHERE id = :id"), {"id": fixed})
+    await db.execute(text("UPDATE camera SET name = 'renamed' WHERE id = :id"), {"id": fixed})  # no new period
+    await db.commit()
+    newcomer = await add_camera(db, pid, "NEW", xy=(10, 0), range_m=30, created_at=NOW)
+    await db.commit()
+
+    r = await client.get(f"/api/cameras/{fixed}/status-history", headers=caller.headers)
+    assert r.status_code == 200, r.text
+    history = r.json()["history"]
+    assert [h["status"] for h in history] == ["faulty", "operational"]
+    assert datetime.fromisoformat(history[0]["valid_from"]) == LONG_AGO
+    assert history[0]["valid_to"] == history[1]["valid_from"] and history[1]["valid_to"] is None
+
+    lon, lat = ll(5, 0)
+    then = (await client.get("/api/coverage/at", headers=caller.headers,
+                             params={"lon": lon, "lat": lat, "at": T0.isoformat()})).json()
+    # Faulty at the time: apart. Registered after the time: listed, but its status then is unknown.
+    assert [c["reference"] for c in then["not_operational"]] == ["FIXED-LATER"]
+    assert [(c["reference"], c["status_known"]) for c in then["cameras"]] == [("NEW", False)]
+    now = (await client.get("/api/coverage/at", headers=caller.headers, params={"lon": lon, "lat": lat})).json()
+    assert sorted((c["reference"], c["status_known"]) for c in now["cameras"]) == [("FIXED-LATER", True), ("NEW", True)]
+    assert now["not_operational"] == []
+
+    # A camera first recorded as planned, after the time asked: its earliest status, and not listed.
+    planned = await add_camera(db, pid, "PLANNED-LATER", xy=(0, 5), range_m=30, status="planned", created_at=NOW)
+    await db.commit()
+    then = (await client.get("/api/coverage/at", headers=caller.headers,
+                             params={"lon": lon, "lat": lat, "at": T0.isoformat()})).json()
+    assert "PLANNED-LATER" not in {c["reference"] for c in then["cameras"] + then["not_operational"]}
+
+    # Another partnership's camera: 404, as if it did not exist.
+    other = await make_caller("footage-status-other", "admin")
+    r = await client.get(f"/api/cameras/{planned}/status-history", headers=other.headers)
+    assert_problem(r, 404)
+    assert newcomer != planned
+
+
+@pytest.mark.parametrize("params,mentions", [
+    ({"lon": "abc", "lat": "53.4"}, "lon"), ({"lon": "NaN", "lat": "53.4"}, "lon"),
+    ({"lon": "-2.2", "lat": "inf"}, "lat"), ({"lon": "200", "lat": "53.4"}, "lon"),
+    ({"lon": "-2.2", "lat": "-91"}, "lat"), ({"lat": "53.4"}, "lon"), ({"lon": "1e400", "lat": "1"}, "lon"),
+    ({"lon": "-2.2", "lat": "53.4", "at": "yesterday"}, "at"),
+    ({"lon": "-2.2", "lat": "53.4", "at": "2026-03-01"}, "time of day"),
+    ({"lon": "-2.2", "lat": "53.4", "at": "2999-01-01T00:00:00Z"}, "future"),
+    ({"lon": "-2.2", "lat": "53.4", "at": "1066-10-14T09:00:00Z"}, "2000"),
+])
+async def test_bad_points_and_times_are_400_problems(client, make_caller, params, mentions):
+    caller = await make_caller("footage-hostile", "viewer")
+    for path in ("/api/coverage/at", "/maps/coverage/footage-request"):
+        assert_problem(await client.get(path, headers=caller.headers, params=params), 400, mentions)
+
+
+async def test_bad_path_requests_are_400_problems_naming_the_incident(client, make_caller, db):
+    caller = await make_caller("footage-hostile-path", "viewer")
+    await add_streets(db, caller.partnership_id, STREETS)
+    await db.commit()
+
+    async def post(body, status=400, mentions=""):
+        r = await client.post("/api/coverage/path", headers=caller.headers,
+                              **({"content": body} if isinstance(body, str) else {"json": body}))
+        assert_problem(r, status, mentions)
+        return r.json()
+
+    good = path_body(STOPS[:2])
+    one = {"incidents": good["incidents"][:1]}
+    await post(one, mentions="incidents")
+    eleven = {"incidents": [good["incidents"][0] | {"at": (T0 + timedelta(minutes=m)).isoformat()} for m in range(11)]}
+    await post(eleven, mentions="incidents")
+    missing_at = {"incidents": [{k: v for k, v in good["incidents"][0].items() if k != "at"}, good["incidents"][1]]}
+    await post(missing_at, mentions="incidents.0.at")
+    await post(json.dumps(good).replace(str(good["incidents"][1]["lon"]), "NaN"), mentions="incidents.1.lon")
+    await post({"incidents": [good["incidents"][0] | {"lat": 95}, good["incidents"][1]]}, mentions="incidents.0.lat")
+    await post({"incidents": list(reversed(good["incidents"]))}, mentions="time order")
+    await post({"incidents": good["incidents"], "margin_minutes": 10_000}, mentions="margin_minutes")
+    await post({"incidents": good["incidents"], "extra": 1}, mentions="extra")
+    await post("not json", mentions="JSON")
+    await post("[]", mentions="body")
+    await post({"incidents": [good["incidents"][0] | {"at": "2999-01-01T00:00Z"}, good["incidents"][1]]},
+               mentions="incidents[0].at")
+    # 400 m south of every street: named, with how far.
+    far = path_body([((0, 0), T0, ""), ((100, -400), T0 + timedelta(minutes=5), "")])
+    problem = await post(far, mentions="incidents[1]")
+    assert problem["incident"] == 1 and "m from the nearest walkable street" in problem["detail"]
+    # Streets that do not join: no route, said so.
+    apart = path_body([((0, 0), T0, ""), ((2050, 0), T0 + timedelta(minutes=30), "")])
+    await post(apart, 422, "No walking route")
+    # A partnership with no streets at all is told to import them.
+    bare = await make_caller("footage-no-streets", "viewer")
+    r = await client.post("/api/coverage/path", headers=bare.headers, json=good)
+    assert_problem(r, 422, "import")
+
+
+async def test_printable_footage_request_page(client, make_caller, db):
+    caller = await make_caller("footage-page", "viewer")
+    pid = caller.partnership_id
+    await add_streets(db, pid, {"Mill Lane": [(-50, 0), (50, 0)]})
+    # 20 days ago: kept 14 days is gone, 22 days is due in 2, 31 (assumed) has 11 to go.
+    await add_camera(db, pid, "GONE-14", xy=(0, 10), range_m=30, retention_days=14, owner="Bus <Company>")
+    await add_camera(db, pid, "SOON-22", xy=(5, 10), range_m=30, retention_days=22)
+    await add_camera(db, pid, "ASSUMED", xy=(10, 10), range_m=30, retention_days=None, monitored=True)
+    await db.commit()
+    lon, lat = ll(0, 0)
+    r = await client.get("/maps/coverage/footage-request", headers=caller.headers,
+                         params={"lon": lon, "lat": lat, "at": T0.isoformat()})
+    assert r.status_code == 200, r.text
+    page = r.text
+    assert "On or near Mill Lane Street" in page
+    assert page.index("GONE-14") < page.index("SOON-22") < page.index("ASSUMED")  # nearest first
+    assert "Bus &lt;Company&gt;" in page and "<Company>" not in page
+    assert page.count('class="sm-expired"') == 1 and "EXPIRED" in page
+    assert page.count('class="sm-due-soon"') == 1 and re.search(r"DUE SOON: [12] d \d+ h left", page)
+    assert "31 days is assumed" in page and "(assumed*)" in page
+    assert "@page" in page and "A4" in page
+    csp = r.headers["content-security-policy"]
+    assert "script-src 'none'" in csp and "'unsafe-inline'" not in csp and "sha256-" in csp
+    assert "http://" not in page and "https://" not in page  # nothing from elsewhere
+    assert r.headers["cache-control"] == "no-store"
+    # Not signed in, a browser is sent to sign in and back.
+    r = await client.get("/maps/coverage/footage-request", params={"lon": lon, "lat": lat},
+                         headers={"Accept": "text/html"})
+    assert r.status_code == 303 and r.headers["location"].startswith("/maps/sign-in?next=/maps/coverage/footage-request")
+
+
+def test_times_are_interpolated_along_each_leg():
+    t = datetime(2026, 3, 1, 22, 0, tzinfo=timezone.utc)
+    legs = [footage.Leg(0, 500, t, t + timedelta(minutes=10)),
+            footage.Leg(500, 0, t + timedelta(minutes=10), t + timedelta(minutes=12)),
+            footage.Leg(500, 200, t + timedelta(minutes=12), t + timedelta(minutes=32))]
+    assert footage.time_along(0, legs) == t
+    assert footage.time_along(250, legs) == t + timedelta(minutes=5)
+    assert footage.time_along(500, legs) == t + timedelta(minutes=10)
+    assert footage.time_along(600, legs) == t + timedelta(minutes=22)
+    assert footage.time_along(800, legs) == t + timedelta(minutes=32)  # past the end: the last time
+
+
+def test_times_without_an_offset_are_uk_local_time():
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+    assert footage.parse_at("2026-01-10T08:30", now=now) == datetime(2026, 1, 10, 8, 30, tzinfo=timezone.utc)
+    assert footage.parse_at("2026-06-10T08:30", now=now) == datetime(2026, 6, 10, 7, 30, tzinfo=timezone.utc)
+    assert footage.parse_at("2026-06-10T08:30:00Z", now=now) == datetime(2026, 6, 10, 8, 30, tzinfo=timezone.utc)
+    # An unencoded '+' of an offset arrives as a space.
+    assert footage.parse_at("2026-06-10T08:30:00 01:00", now=now) == datetime(2026, 6, 10, 7, 30, tzinfo=timezone.utc)
