@@ -233,53 +233,57 @@ async def test_a_camera_decommissioned_since_still_counts_for_a_time_it_was_work
 
 
 async def test_a_point_behind_a_building_does_not_list_the_camera(client, make_caller, db):
-    caller = await make_caller("footage-point", "viewer")
+    caller = await make_caller("footage-point", "pcso")
     pid = caller.partnership_id
-    # A 360-degree camera at (1000, 0) seeing 80 m; a building from x=1020 to 1040 across y=-10..10.
+    # A building from x=1020 to 1040 across y=-10..10, east of a camera at (1000, 0) looking east.
     building = box(E0 + 1020, N0 - 10, E0 + 1040, N0 + 10)
     await db.execute(text("INSERT INTO building (partnership_id, geom) "
                           "VALUES (:p, ST_Multi(ST_Transform(ST_GeomFromText(:wkt, 27700), 4326)))"),
                      {"p": pid, "wkt": building.wkt})
-    cam = await add_camera(db, pid, "MAST", xy=(1000, 0), range_m=80, retention_days=30, monitored=True)
-    near = await add_camera(db, pid, "SHOP", xy=(1060, 20), camera_type="dome", range_m=25, retention_days=None,
-                            owner="Corner Shop Ltd")
-    # The line-of-sight polygon as the coverage engineer stores it (visibility.visible_area, in metres).
-    view = visible_area((E0 + 1000, N0), None, 360, 80, [Polygon(building.exterior.coords)])
-    await db.execute(text(
-        "UPDATE camera_coverage SET geom = ST_Transform(ST_SetSRID(ST_GeomFromText(:wkt), 27700), 4326), "
-        "line_of_sight = true WHERE camera_id = :id"), {"id": cam, "wkt": shapely.to_wkt(view)})
-    # Quality bands of the mast (identify within 20 m of it, detect everywhere it sees).
-    for band, distance in (("identify", 20), ("detect", 80)):
-        await db.execute(text(
-            "INSERT INTO camera_coverage_band (camera_id, partnership_id, band, distance_m, geom) "
-            "SELECT :id, :p, :band, :d, ST_Intersection(cc.geom, ST_Transform(ST_Buffer(ST_Transform(c.geom, 27700), :d, 32), 4326)) "
-            "FROM camera_coverage cc JOIN camera c ON c.id = cc.camera_id WHERE cc.camera_id = :id"),
-            {"id": cam, "p": pid, "band": band, "d": distance})
     await db.commit()
+    # Registered through the API, which cuts the coverage to line of sight and its quality bands:
+    # 4K over 90 degrees gives identify to 7.7 m, recognise 15.4, observe 30.7, detect 76.8 (EN 62676-4).
+    created = {}
+    for ref, lon_lat, props in (
+            ("MAST", ll(1000, 0), dict(camera_type="fixed", bearing=90, fov=90, range_m=80, resolution_px=3840,
+                                        retention_days=30, monitored=True, owner_agency="Salford City Council")),
+            ("SHOP", ll(1060, 20), dict(camera_type="dome", range_m=25, owner_agency="Corner Shop Ltd"))):
+        r = await client.post("/api/cameras", headers=caller.headers, json={
+            "type": "Feature", "geometry": {"type": "Point", "coordinates": list(lon_lat)},
+            "properties": {"reference": ref, **props}})
+        assert r.status_code == 201, r.text
+        created[ref] = r.json()["id"]
 
-    async def at(x: float, y: float, when: datetime | None = T0) -> dict:
+    async def at(x: float, y: float, when: datetime | None = NOW - timedelta(minutes=1)) -> dict:
         lon, lat = ll(x, y)
         params = {"lon": lon, "lat": lat} | ({"at": when.isoformat()} if when else {})
         r = await client.get("/api/coverage/at", headers=caller.headers, params=params)
         assert r.status_code == 200, r.text
         return r.json()
 
-    behind = await at(1060, 0)  # 60 m away, straight behind the building
+    await db.execute(text("UPDATE camera SET created_at = :t WHERE partnership_id = :p"),
+                     {"t": LONG_AGO, "p": pid})  # registered long before the times asked about
+    await db.execute(text("UPDATE camera_status_history SET valid_from = :t WHERE partnership_id = :p"),
+                     {"t": LONG_AGO, "p": pid})
+    await db.commit()
+    behind = await at(1060, 0)  # 60 m east, straight behind the building
     assert [c["reference"] for c in behind["cameras"]] == ["SHOP"]
-    beside = await at(1060, 40)  # 72 m away, with a clear view past the building's corner
+    beside = await at(1060, 40, T0)  # 72 m away, with a clear view past the building's corner
     assert [c["reference"] for c in beside["cameras"]] == ["SHOP", "MAST"]  # nearest first
     mast = beside["cameras"][1]
+    assert mast["id"] == created["MAST"]
     assert mast["distance_m"] == pytest.approx(math.hypot(60, 40), abs=0.2)
     assert mast["band"] == "detect" and mast["line_of_sight"] is True and mast["coverage_assumed"] is False
     assert mast["retention_days"] == 30 and mast["retention_assumed"] is False and mast["monitored"] is True
     assert datetime.fromisoformat(mast["request_by"]) == T0 + timedelta(days=30)
     assert mast["expired"] is False and mast["status_known"] is True
     shop = beside["cameras"][0]
-    assert shop["id"] == near and shop["owner_agency"] == "Corner Shop Ltd" and shop["band"] is None
+    assert shop["id"] == created["SHOP"] and shop["owner_agency"] == "Corner Shop Ltd" and shop["band"] is None
     assert shop["retention_days"] == 31 and shop["retention_assumed"] is True
-    assert datetime.fromisoformat(behind["at"]) == T0
-    close = await at(1010, 5)
-    assert [c["reference"] for c in close["cameras"]] == ["MAST"] and close["cameras"][0]["band"] == "identify"
+    assert datetime.fromisoformat(beside["at"]) == T0
+    assert [c["band"] for c in (await at(1010, 5))["cameras"]] == ["recognise"]
+    assert [c["band"] for c in (await at(1005, 2))["cameras"]] == ["identify"]
+    assert (await at(990, 0))["cameras"] == []  # behind the camera
     # Defaults: now, and a naive time is UK local time (1 July: BST, UTC+1).
     assert abs(datetime.fromisoformat((await at(1010, 5, None))["at"]) - NOW) < timedelta(minutes=1)
     lon, lat = ll(1010, 5)
@@ -290,7 +294,6 @@ async def test_a_point_behind_a_building_does_not_list_the_camera(client, make_c
     details = (await db.execute(text("SELECT detail FROM audit_event WHERE action = 'coverage.at' ORDER BY id"))).scalars().all()
     assert [d["cameras"] for d in details[:3]] == [1, 2, 1]
     assert all("lon" not in d and "lat" not in d for d in details)
-
 
 async def test_status_history_decides_who_worked_at_the_time(client, make_caller, db):
     caller = await make_caller("footage-status", "viewer")

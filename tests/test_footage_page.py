@@ -1,0 +1,73 @@
+"""The printable footage-request list in Chromium: it loads nothing from elsewhere, its print styles are
+admitted by the page's policy (no console error), expired and due-soon deadlines stand out, and it
+prints to A4."""
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from tests.test_footage_requests import T0, add_camera, add_streets, ll
+from tests.test_overview_page import CHROMIUM_ARGS, chromium_path  # noqa: F401  (fixture)
+
+A4_WIDTH_PT, A4_HEIGHT_PT = 595.3, 841.9
+MEDIA_BOX = re.compile(rb"/MediaBox\s*\[\s*0\s+0\s+([\d.]+)\s+([\d.]+)\s*\]")
+PAGE = re.compile(rb"/Type\s*/Page(?![s\w])")
+
+
+async def test_footage_request_page_in_chromium(live_server, make_caller, db, chromium_path, tmp_path):  # noqa: F811
+    from playwright.async_api import async_playwright
+
+    caller = await make_caller("footage-browser", "viewer")
+    pid = caller.partnership_id
+    await add_streets(db, pid, {"Deansgate": [(-80, 0), (80, 0)]})
+    # 20 days ago: 14 days kept is gone, 22 is due within 3 days, the rest are fine.
+    await add_camera(db, pid, "GONE-14", xy=(0, 8), range_m=30, retention_days=14)
+    await add_camera(db, pid, "SOON-22", xy=(4, 8), range_m=30, retention_days=22)
+    for n in range(12):  # enough rows to fill a printed page
+        await add_camera(db, pid, f"FINE-{n:02d}", xy=(10 + n, -8), range_m=40, retention_days=None,
+                         owner=f"<b>Shop {n}</b>")
+    await db.commit()
+    lon, lat = ll(0, 0)
+    url = f"{live_server}/maps/coverage/footage-request?lon={lon}&lat={lat}&at={T0.isoformat().replace('+', '%2B')}"
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        context = await browser.new_context(viewport={"width": 1280, "height": 900})
+        r = await context.request.post(f"{live_server}/auth/session", headers=caller.headers)
+        assert r.status == 204
+        page = await context.new_page()
+        requests: list[str] = []
+        problems: list[str] = []
+        page.on("request", lambda req: requests.append(req.url))
+        page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
+                if msg.type in ("error", "warning") else None)
+        page.on("pageerror", lambda err: problems.append(f"page error: {err}"))
+        response = await page.goto(url, wait_until="networkidle")
+        assert response.status == 200
+
+        assert [u for u in requests if urlsplit(u).hostname != "127.0.0.1"] == []
+        assert problems == []  # the policy admitted the page's own style sheet and element
+        rows = page.locator("table.sm-request tbody tr")
+        assert await rows.count() == 14
+        assert await rows.nth(0).locator("td").nth(1).inner_text() == "GONE-14\nGONE-14 camera\nptz"
+        assert "<b>Shop 0</b>" in await page.locator("table.sm-request").inner_text()  # text, not markup
+        assert await page.locator("table.sm-request b").count() == 0
+
+        # Expired and due-soon deadlines are coloured; the others are not.
+        colours = await page.evaluate("""[...document.querySelectorAll('table.sm-request tbody tr')].map(
+            tr => getComputedStyle(tr.querySelector('.sm-deadline')).backgroundColor)""")
+        assert colours[0] == "rgb(254, 226, 226)" and colours[1] == "rgb(254, 243, 199)"
+        assert set(colours[2:]) == {"rgba(0, 0, 0, 0)"}
+        assert "EXPIRED" in await rows.nth(0).inner_text() and "DUE SOON" in await rows.nth(1).inner_text()
+
+        # In print the screen hint goes, and the list prints on A4 with its header row on each page.
+        await page.emulate_media(media="print")
+        assert not await page.locator(".sm-screen-only").is_visible()
+        pdf = tmp_path / "footage-request.pdf"
+        await page.pdf(path=str(pdf), prefer_css_page_size=True)
+        data = pdf.read_bytes()
+        boxes = [tuple(float(v) for v in m.groups()) for m in MEDIA_BOX.finditer(data)]
+        pages = len(PAGE.findall(data))
+        assert boxes and all(abs(w - A4_WIDTH_PT) < 2 and abs(h - A4_HEIGHT_PT) < 2 for w, h in boxes), boxes
+        assert 1 <= pages <= 2, pages  # 14 cameras fit on one or two A4 pages
+        await browser.close()
