@@ -55,18 +55,21 @@ FOOT_Y = 7.0
 # Background from the database, simplified to about a printed pixel and clipped to the sheet's view.
 # Scoped to the partnership; the envelope is transformed to the column's CRS so the GiST index is used.
 STREETS_SQL = text("""
-    SELECT ST_AsBinary(ST_Simplify(ST_Transform(s.geom, :srid), :tol)) AS wkb
+    SELECT ST_AsBinary(ST_Simplify(ST_Transform(s.geom, CAST(:srid AS integer)), CAST(:tol AS float8))) AS wkb
     FROM street s
     WHERE s.partnership_id = :p
-      AND s.geom && ST_Transform(ST_MakeEnvelope(:x0, :y0, :x1, :y1, :srid), 4326)
+      AND s.geom && ST_Transform(ST_MakeEnvelope(CAST(:x0 AS float8), CAST(:y0 AS float8), CAST(:x1 AS float8),
+                                                 CAST(:y1 AS float8), CAST(:srid AS integer)), 4326)
     LIMIT :cap
 """)
 BUILDINGS_SQL = text("""
-    SELECT ST_AsBinary(ST_ExteriorRing(ST_Simplify((ST_Dump(ST_Transform(b.geom, :srid))).geom, :tol))) AS wkb
+    SELECT ST_AsBinary(ST_ExteriorRing(ST_Simplify((ST_Dump(ST_Transform(b.geom, CAST(:srid AS integer)))).geom,
+                                                   CAST(:tol AS float8)))) AS wkb
     FROM building b
     WHERE b.partnership_id = :p
-      AND b.geom && ST_Transform(ST_MakeEnvelope(:x0, :y0, :x1, :y1, :srid), 4326)
-      AND ST_Area(ST_Transform(b.geom, :srid)) >= :min_area
+      AND b.geom && ST_Transform(ST_MakeEnvelope(CAST(:x0 AS float8), CAST(:y0 AS float8), CAST(:x1 AS float8),
+                                                 CAST(:y1 AS float8), CAST(:srid AS integer)), 4326)
+      AND ST_Area(ST_Transform(b.geom, CAST(:srid AS integer))) >= CAST(:min_area AS float8)
     LIMIT :cap
 """)
 BACKGROUND_CAP = 400_000  # features per kind: a county's streets at print scale, with room to spare
@@ -224,10 +227,10 @@ async def load_background(session: AsyncSession, partnership_id: int, srid: int,
     """The partnership's streets and buildings inside the view, in its metric CRS. Buildings too
     small to see at print scale are left out."""
     tol = metres_per_print_pixel(view)
-    params = {"p": partnership_id, "srid": srid, "tol": tol, "cap": BACKGROUND_CAP,
-              "x0": view[0], "y0": view[1], "x1": view[2], "y1": view[3]}
+    params = {"p": partnership_id, "srid": int(srid), "tol": float(tol), "cap": BACKGROUND_CAP,
+              **{k: float(v) for k, v in zip(("x0", "y0", "x1", "y1"), view)}}
     streets = (await session.execute(STREETS_SQL, params)).scalars().all()
-    buildings = (await session.execute(BUILDINGS_SQL, {**params, "min_area": (2 * tol) ** 2})).scalars().all()
+    buildings = (await session.execute(BUILDINGS_SQL, {**params, "min_area": float((2 * tol) ** 2)})).scalars().all()
     return Background(streets=rings_from_wkb(list(streets)), buildings=rings_from_wkb(list(buildings)))
 
 
@@ -293,7 +296,8 @@ def _draw_map(page: _Page, sheet: Sheet, listed: list[TopRow]) -> None:
                                          zorder=2, rasterized=len(sheet.background.streets) > 50_000))
     classes = class_index(s.density, s.breaks)
     if classes.count():
-        ax.imshow(classes, origin="lower", extent=surface_extent(s), cmap=ListedColormap(list(s.colours)),
+        x0, y0, x1, y1 = surface_extent(s)
+        ax.imshow(classes, origin="lower", extent=(x0, x1, y0, y1), cmap=ListedColormap(list(s.colours)),
                   vmin=-0.5, vmax=len(s.colours) - 0.5, interpolation="nearest", alpha=SURFACE_ALPHA,
                   zorder=3)
     ax.set_xlim(view[0], view[2])  # imshow resets the limits to the grid's
