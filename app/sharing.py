@@ -16,7 +16,8 @@ LEVELS = ("none", "aggregate", "sanitised", "exact")
 RANK = {level: i for i, level in enumerate(LEVELS)}
 
 # Catalog sources that are served through a sharing function taking the caller, not as a view.
-FUNCTION_SOURCES = {"layer_incidents": "safermap_visible_incidents"}
+FUNCTION_SOURCES = {"layer_incidents": "safermap_visible_incidents",
+                    "layer_gaps": "safermap_uncovered_incidents"}
 # The function's arguments as bound parameters (the agency may be NULL, so typed explicitly).
 FUNCTION_ARGS = "(:p, CAST(:role AS text), CAST(:agency AS integer), CAST(:level_cap AS text))"
 
