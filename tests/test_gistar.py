@@ -197,6 +197,15 @@ async def test_bad_parameters_are_clear_problems(client, db, make_caller):
         assert r.headers["content-type"].startswith("application/problem+json") and r.json()["detail"]
 
 
+async def test_a_grid_too_fine_for_the_area_is_refused_with_advice(client, db, make_caller):
+    where = await partnership(db, make_caller)
+    await plant(db, where, [X0 + 5, X0 + 8_000], [Y0 + 5, Y0 + 8_000], date(2024, 7, 1))
+    r = await client.get("/api/hotspots/gistar", params={"cell_m": 10}, headers=where.caller.headers)
+    assert r.status_code == 400 and "larger cell_m" in r.json()["detail"]
+    assert (await client.get("/api/hotspots/gistar", params={"cell_m": 100},
+                             headers=where.caller.headers)).status_code == 200
+
+
 async def test_no_incidents_is_an_empty_layer_not_an_error(client, make_caller):
     caller = await make_caller("empty-csp", "viewer")
     r = await client.get("/api/hotspots/gistar", headers=caller.headers)

@@ -16,11 +16,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import sharing
-from app.analysis.hotspot_data import (Bins, HotspotFilter, HotspotPrincipal, data_context, resolve_period,
-                                       study_extent)
+from app.analysis.hotspot_data import (Bins, HotspotFilter, HotspotPrincipal, data_context, grid_for,
+                                       resolve_period, study_extent)
 from app.errors import BadRequest
 
 MIN_CELL_M, MAX_CELL_M = 10.0, 5000.0
+# Statistics list cells one by one (GeoJSON, Gi* weights): a finer grid is refused, not computed.
+MAX_AREA_CELLS = 250_000
 # Area cells are about a fortieth of the study area's shorter side (roughly a street block in a
 # town, a neighbourhood in a county), rounded to a number people can say, and never finer than 50 m:
 # a tasking meeting sends patrols to places, not to pixels.
@@ -52,6 +54,10 @@ def area_cell(cell_m: float | None, extent: tuple[float, float, float, float]) -
         return default_area_cell(extent)
     if not (MIN_CELL_M <= cell_m <= MAX_CELL_M):
         raise BadRequest(f"cell_m must be between {MIN_CELL_M:g} and {MAX_CELL_M:g} metres.")
+    _, _, nx, ny = grid_for(extent, float(cell_m))
+    if nx * ny > MAX_AREA_CELLS:
+        raise BadRequest(f"A {cell_m:g} m grid over this area has {nx * ny:,} cells; hotspot statistics "
+                         f"take at most {MAX_AREA_CELLS:,}. Choose a larger cell_m.")
     return float(cell_m)
 
 

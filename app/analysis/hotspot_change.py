@@ -14,8 +14,8 @@ import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import sharing
-from app.analysis.hotspot_cells import (area_grid, cell_centroids, cell_ids, cell_labels, cell_polygons,
-                                        period_json, shown)
+from app.analysis.hotspot_cells import (AreaGrid, area_grid, cell_centroids, cell_ids, cell_labels,
+                                        cell_polygons, period_json, shown)
 from app.analysis.hotspot_data import (Bins, HotspotFilter, HotspotPrincipal, SmallCache, load_bins,
                                        previous_period)
 from app.errors import BadRequest
@@ -65,26 +65,30 @@ def validate(compare: str, n: int) -> None:
         raise BadRequest(f"n must be between 1 and {MAX_N}.")
 
 
-async def both_periods(session: AsyncSession, principal: HotspotPrincipal, flt: HotspotFilter,
-                       cell_m: float | None, compare: str):
-    """The area grid, and the bins of this period and of the one it is compared with (or None
-    when the caller has no mapped incidents)."""
-    grid = await area_grid(session, principal, flt, cell_m)
-    if grid.flt.date_from is None or grid.extent is None:
-        return grid, None, None, None
-    before = previous_period(grid.flt, compare)
+def compared_period(grid: AreaGrid, compare: str) -> HotspotFilter | None:
+    return previous_period(grid.flt, compare) if grid.flt.date_from is not None else None
+
+
+async def both_periods(session: AsyncSession, principal: HotspotPrincipal, grid: AreaGrid,
+                       before: HotspotFilter | None) -> tuple[Bins, Bins] | tuple[None, None]:
+    """The bins of this period and of the one it is compared with, on the same grid (None when
+    the caller has no mapped incidents)."""
+    if before is None or grid.extent is None:
+        return None, None
     current = await load_bins(session, principal, grid.flt, grid.cell_m, grid.extent)
     previous = await load_bins(session, principal, before, grid.cell_m, grid.extent)
-    return grid, before, current, previous
+    return current, previous
 
 
 async def hotspot_change(session: AsyncSession, principal: HotspotPrincipal, flt: HotspotFilter,
                          compare: str = "previous", cell_m: float | None = None, n: int = 10) -> dict[str, Any]:
     validate(compare, n)
-    grid, before, current, previous = await both_periods(session, principal, flt, cell_m, compare)
+    grid = await area_grid(session, principal, flt, cell_m)
     key = (grid.version_key, grid.flt.key(), grid.cell_m, compare, n)
     if (cached := _RESULTS.get(key)) is not None:
         return cached
+    before = compared_period(grid, compare)
+    current, previous = await both_periods(session, principal, grid, before)
     body: dict[str, Any] = {
         "period": period_json(grid.flt), "previous_period": period_json(before) if before else None,
         "compare": compare, "cell_m": grid.cell_m, "suppress_below": sharing.suppress_below(),

@@ -19,9 +19,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import sharing
-from app.analysis.hotspot_cells import cell_centroids, cell_ids, cell_labels, cell_polygons, period_json, shown
-from app.analysis.hotspot_change import both_periods, change_pct, validate
-from app.analysis.hotspot_data import VISIBLE, Bins, HotspotFilter, HotspotPrincipal, SmallCache, with_filter
+from app.analysis.hotspot_cells import (area_grid, cell_centroids, cell_ids, cell_labels, cell_polygons, period_json,
+                                        shown)
+from app.analysis.hotspot_change import both_periods, change_pct, compared_period, validate
+from app.analysis.hotspot_data import (VISIBLE, Bins, HotspotFilter, HotspotPrincipal, SmallCache,
+                                       with_filter)
 
 TOP_CATEGORIES = 3
 _RESULTS = SmallCache(64)
@@ -107,10 +109,12 @@ async def cell_details(session: AsyncSession, principal: HotspotPrincipal, flt: 
 async def top_hotspots(session: AsyncSession, principal: HotspotPrincipal, flt: HotspotFilter,
                        n: int = 10, compare: str = "previous", cell_m: float | None = None) -> dict[str, Any]:
     validate(compare, n)
-    grid, before, current, previous = await both_periods(session, principal, flt, cell_m, compare)
+    grid = await area_grid(session, principal, flt, cell_m)
     key = (grid.version_key, grid.flt.key(), grid.cell_m, compare, n)
     if (cached := _RESULTS.get(key)) is not None:
         return cached
+    before = compared_period(grid, compare)
+    current, previous = await both_periods(session, principal, grid, before)
     body: dict[str, Any] = {"period": period_json(grid.flt),
                             "previous_period": period_json(before) if before else None,
                             "compare": compare, "cell_m": grid.cell_m,
