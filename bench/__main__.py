@@ -7,13 +7,13 @@ import sys
 import time
 from pathlib import Path
 
-from bench import import_bench, tiles_bench
+from bench import coverage_bench, import_bench, tiles_bench
 
 OUT = Path(__file__).resolve().parent / "out"
 
 
 def main() -> None:
-    which = set(sys.argv[1:]) or {"import", "tiles"}
+    which = set(sys.argv[1:]) or {"import", "tiles", "coverage"}
     report: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if "import" in which:
         print("== police.uk import: 1,000,000 rows ==", flush=True)
@@ -23,6 +23,10 @@ def main() -> None:
     if "tiles" in which:
         print("\n== tiles: 1,000,000 incidents, 500 tiles z12-16 ==", flush=True)
         tiles_bench.run(report)
+    if "coverage" in which:
+        print("\n== line-of-sight coverage: 5,000 cameras among 100,000 buildings ==", flush=True)
+        for key, value in coverage_bench.run(report).items():
+            print(f"  {key:<32} {value}")
     OUT.mkdir(exist_ok=True)
     (OUT / "report.json").write_text(json.dumps(report, indent=2, default=str))
     print(f"\nreport: {OUT / 'report.json'}")

@@ -23,22 +23,28 @@ from app.settings import Settings
 
 BANDS = ("identify", "recognise", "observe", "detect")
 
-CAMERAS_SQL = """
+# Cameras (with the range, field of view and bands the trigger decided) in the partnership's CRS.
+# Two statements, not one with "ids IS NULL OR ...": asyncpg prepares statements, and a generic plan
+# for the combined form could not use the primary key for one camera.
+_CAMERAS = """
     SELECT c.id, p.srid, ST_X(ST_Transform(c.geom, p.srid)) AS x, ST_Y(ST_Transform(c.geom, p.srid)) AS y,
            cc.bearing, cc.fov, cc.range_m, cc.bands::text AS bands
     FROM camera c
     JOIN partnership p ON p.id = c.partnership_id
     JOIN camera_coverage cc ON cc.camera_id = c.id
-    WHERE c.partnership_id = $1 AND ($2::integer[] IS NULL OR c.id = ANY($2::integer[]))
+    WHERE c.partnership_id = $1 {}
     ORDER BY c.id
 """
-# Buildings of the partnership in a metric box, in the partnership's CRS (the box is transformed to
-# the column's CRS, so the GiST index is used).
+ALL_CAMERAS_SQL = _CAMERAS.format("")
+SOME_CAMERAS_SQL = _CAMERAS.format("AND c.id = ANY($2::integer[])")
+# Buildings of the partnership in a metric box, in the partnership's CRS. The box is transformed to
+# the column's CRS once (a sub-select), so the GiST index is used even by a generic plan.
 BUILDINGS_SQL = """
     SELECT ST_AsBinary(ST_Transform(b.geom, $2::integer)) AS wkb
     FROM building b
     WHERE b.partnership_id = $1
-      AND b.geom && ST_Transform(ST_MakeEnvelope($3::float8, $4::float8, $5::float8, $6::float8, $2::integer), 4326)
+      AND b.geom && (SELECT ST_Transform(ST_MakeEnvelope($3::float8, $4::float8, $5::float8, $6::float8,
+                                                         $2::integer), 4326))
 """
 WRITE_COVERAGE_SQL = """
     UPDATE camera_coverage cc
@@ -78,7 +84,8 @@ async def refresh_coverage(conn: asyncpg.Connection, partnership_id: int,
     """Recompute line-of-sight coverage (and bands) for some cameras of a partnership, or all of
     them. Runs in the caller's transaction."""
     started = time.perf_counter()
-    cams = await conn.fetch(CAMERAS_SQL, partnership_id, camera_ids)
+    cams = await (conn.fetch(ALL_CAMERAS_SQL, partnership_id) if camera_ids is None
+                  else conn.fetch(SOME_CAMERAS_SQL, partnership_id, camera_ids))
     if not cams:
         return RefreshResult(0, 0, time.perf_counter() - started)
     srid = cams[0]["srid"]
