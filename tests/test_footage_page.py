@@ -4,9 +4,9 @@ prints to A4."""
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
-from tests.test_footage_requests import T0, add_camera, add_streets, ll
+from tests.test_footage_requests import LISTED, STOPS, T0, add_camera, add_streets, ll, scene
 from tests.test_overview_page import CHROMIUM_ARGS, chromium_path  # noqa: F401  (fixture)
 
 A4_WIDTH_PT, A4_HEIGHT_PT = 595.3, 841.9
@@ -70,4 +70,43 @@ async def test_footage_request_page_in_chromium(live_server, make_caller, db, ch
         pages = len(PAGE.findall(data))
         assert boxes and all(abs(w - A4_WIDTH_PT) < 2 and abs(h - A4_HEIGHT_PT) < 2 for w, h in boxes), boxes
         assert 1 <= pages <= 2, pages  # 14 cameras fit on one or two A4 pages
+        await browser.close()
+
+
+async def test_path_pack_page_in_chromium(live_server, make_caller, db, chromium_path, tmp_path):  # noqa: F811
+    from playwright.async_api import async_playwright
+
+    caller = await make_caller("footage-browser-pack", "viewer")
+    await scene(db, caller.partnership_id)
+    query = "&".join(f"incident={ll(*xy)[0]},{ll(*xy)[1]},{quote(at.isoformat())},{quote(label)}"
+                     for xy, at, label in STOPS)
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        context = await browser.new_context(viewport={"width": 1280, "height": 900})
+        r = await context.request.post(f"{live_server}/auth/session", headers=caller.headers)
+        assert r.status == 204
+        page = await context.new_page()
+        requests: list[str] = []
+        problems: list[str] = []
+        page.on("request", lambda req: requests.append(req.url))
+        page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
+                if msg.type in ("error", "warning") else None)
+        response = await page.goto(f"{live_server}/maps/coverage/footage-pack?{query}", wait_until="networkidle")
+        assert response.status == 200
+        assert [u for u in requests if urlsplit(u).hostname != "127.0.0.1"] == [] and problems == []
+        refs = await page.locator("table.sm-request tbody tr td:nth-child(2) strong").all_inner_texts()
+        assert refs == LISTED
+        # The sketch is drawn where it should be: the numbered cameras sit in the path's box, and the
+        # first incident (A) is left of the last (C), which is above it (north up, east right).
+        marks = await page.evaluate("""(() => {
+            const r = e => { const b = e.getBoundingClientRect(); return [b.x + b.width / 2, b.y + b.height / 2]; };
+            return {stops: [...document.querySelectorAll('svg.sm-sketch rect')].map(r),
+                    cams: [...document.querySelectorAll('svg.sm-sketch circle')].map(r)}; })()""")
+        (ax, ay), _, (cx, cy) = marks["stops"]
+        assert ax < cx and cy < ay and len(marks["cams"]) == len(LISTED)
+        await page.emulate_media(media="print")
+        pdf = tmp_path / "footage-pack.pdf"
+        await page.pdf(path=str(pdf), prefer_css_page_size=True)
+        boxes = [tuple(float(v) for v in m.groups()) for m in MEDIA_BOX.finditer(pdf.read_bytes())]
+        assert boxes and all(abs(w - A4_WIDTH_PT) < 2 and abs(h - A4_HEIGHT_PT) < 2 for w, h in boxes)
         await browser.close()

@@ -442,3 +442,34 @@ def test_times_without_an_offset_are_uk_local_time():
     assert footage.parse_at("2026-06-10T08:30:00Z", now=now) == datetime(2026, 6, 10, 8, 30, tzinfo=timezone.utc)
     # An unencoded '+' of an offset arrives as a space.
     assert footage.parse_at("2026-06-10T08:30:00 01:00", now=now) == datetime(2026, 6, 10, 7, 30, tzinfo=timezone.utc)
+
+
+async def test_printable_path_pack_page(client, make_caller, db):
+    caller = await make_caller("footage-pack-page", "viewer")
+    await scene(db, caller.partnership_id)
+    params = [("incident", f"{ll(*xy)[0]},{ll(*xy)[1]},{at.isoformat()},{label}") for xy, at, label in STOPS]
+    r = await client.get("/maps/coverage/footage-pack", headers=caller.headers, params=params + [("margin_minutes", "10")])
+    assert r.status_code == 200, r.text
+    page = r.text
+    # The list in the order the path meets the cameras, the faulty one apart, and the same pack as the API.
+    body = path_body(margin=10)
+    pack = (await client.post("/api/coverage/path", headers=caller.headers, json=body)).json()
+    table = page.split('class="sm-request"', 1)[1].split("</table>", 1)[0]
+    positions = [table.index(f"<strong>{ref}</strong>") for ref in LISTED]
+    assert positions == sorted(positions)
+    assert "FAULTY-THEN" in page.split('class="sm-not-operational"', 1)[1]
+    assert all(ref not in page for ref in CAMERAS if ref.startswith("AWAY"))
+    for cam in pack["cameras"]:
+        assert cam["reference"] in table
+    assert "phone dumped" in page and page.count("On or near ") == 3
+    assert "700 m walking" in page and "widened by 10 minutes" in page
+    # The sketch: the path, a numbered circle per listed camera, a letter per incident.
+    svg = page.split("<svg", 1)[1].split("</svg>", 1)[0]
+    assert svg.count("<polyline") == 1 and svg.count("<circle") == len(LISTED) and svg.count("<rect") == 3
+    assert "script-src 'none'" in r.headers["content-security-policy"]
+    # Its input is checked like the API's.
+    r = await client.get("/maps/coverage/footage-pack", headers=caller.headers, params=params[:1])
+    assert_problem(r, 400, "incidents")
+    r = await client.get("/maps/coverage/footage-pack", headers=caller.headers,
+                         params=[("incident", "1,2"), ("incident", "3,4,5")])
+    assert_problem(r, 400, "lon,lat,at")

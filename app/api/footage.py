@@ -86,11 +86,7 @@ def _point_query(lon: str | None, lat: str | None, at: str | None) -> tuple[floa
     return x, y, when
 
 
-async def _parse_path(request: Request) -> PathRequest:
-    try:
-        raw = json.loads(await request.body() or b"null")
-    except ValueError as e:
-        raise BadRequest("The body must be JSON: {\"incidents\": [{\"lon\", \"lat\", \"at\"}, ...]}.") from e
+def _validated(raw: Any) -> PathRequest:
     try:
         return PathRequest.model_validate(raw)
     except ValidationError as e:
@@ -99,6 +95,25 @@ async def _parse_path(request: Request) -> PathRequest:
         raise BadRequest(f"{field}: {first['msg']}",
                          errors=[{"field": ".".join(str(p) for p in err["loc"]) or "body", "message": err["msg"]}
                                  for err in e.errors()[:20]]) from e
+
+
+async def _parse_path(request: Request) -> PathRequest:
+    try:
+        raw = json.loads(await request.body() or b"null")
+    except ValueError as e:
+        raise BadRequest("The body must be JSON: {\"incidents\": [{\"lon\", \"lat\", \"at\"}, ...]}.") from e
+    return _validated(raw)
+
+
+def _stops(body: PathRequest) -> list[footage.Stop]:
+    return [footage.Stop(i.lon, i.lat, footage.parse_at(i.at, f"incidents[{n}].at"), i.label)
+            for n, i in enumerate(body.incidents)]
+
+
+def _to_sign_in(request: Request) -> RedirectResponse:
+    """A browser that is not signed in goes to sign in, and comes back here after."""
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/maps/sign-in?next={quote(sign_in.safe_next(target), safe='/')}", status_code=303)
 
 
 @router.get("/api/coverage/at", summary="Cameras that could have seen a place at a time")
@@ -124,8 +139,7 @@ async def coverage_path(request: Request, session: SessionDep, principal: Viewer
     operational then whose coverage it crosses, in the order the path meets them, each with the time
     window to ask for (interpolated along the leg, widened by `margin_minutes`) and `request_by`."""
     body = await _parse_path(request)
-    stops = [footage.Stop(i.lon, i.lat, footage.parse_at(i.at, f"incidents[{n}].at"), i.label)
-             for n, i in enumerate(body.incidents)]
+    stops = _stops(body)
     result = await footage.path_pack(session, principal.partnership_id, principal.srid, stops, body.margin_minutes)
     await audit.record(session, "coverage.path", principal=principal, target="coverage",
                        detail={"incidents": len(stops), "length_m": result["length_m"],
@@ -147,9 +161,7 @@ async def footage_request_page(request: Request, session: SessionDep, settings: 
                                principal: PageViewer, lon: LonQuery = None, lat: LatQuery = None,
                                at: AtQuery = None) -> Response:
     if principal is None:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(f"/maps/sign-in?next={quote(sign_in.safe_next(target), safe='/')}",
-                                status_code=303)
+        return _to_sign_in(request)
     x, y, when = _point_query(lon, lat, at)
     result = await footage.cameras_at(session, principal.partnership_id, principal.srid, x, y, when)
     place = await footage.place_name(session, principal.partnership_id, principal.srid, x, y)
@@ -157,4 +169,35 @@ async def footage_request_page(request: Request, session: SessionDep, settings: 
                        detail={"cameras": len(result["cameras"]), "not_operational": len(result["not_operational"]),
                                "page": True})
     body, policy = footage_request.point_page(settings.static_dir, result, place=place, requested_by=principal.name)
+    return HTMLResponse(body, headers={"Cache-Control": "no-store", "Content-Security-Policy": policy})
+
+
+@router.get("/maps/coverage/footage-pack", response_class=HTMLResponse,
+            summary="A printable footage-request pack for the walking path between related incidents")
+async def footage_pack_page(
+    request: Request, session: SessionDep, settings: SettingsDep, principal: PageViewer,
+    incident: Annotated[list[str] | None, Query(description=(
+        "repeat 2-10 times, in time order: lon,lat,at[,label], e.g. -2.2426,53.4808,2026-03-01T22:15,robbery"))] = None,
+    margin_minutes: Annotated[int, Query(ge=0, le=240)] = 15,
+) -> Response:
+    """The same pack as POST /api/coverage/path, as a page to print: the incidents, a sketch of the
+    path with the cameras numbered, and the list in the order the path meets them."""
+    if principal is None:
+        return _to_sign_in(request)
+    raw = []
+    for value in (incident or [])[:footage.MAX_INCIDENTS + 1]:
+        parts = value[:300].split(",", 3)
+        if len(parts) < 3:
+            raise BadRequest(f"incident must be lon,lat,at[,label]; got {value[:60]!r}.")
+        raw.append({"lon": _coordinate(parts[0], "lon"), "lat": _coordinate(parts[1], "lat"), "at": parts[2],
+                    "label": parts[3] if len(parts) > 3 else ""})
+    stops = _stops(_validated({"incidents": raw, "margin_minutes": margin_minutes}))
+    pack = await footage.path_pack(session, principal.partnership_id, principal.srid, stops, margin_minutes)
+    places = [await footage.place_name(session, principal.partnership_id, principal.srid, s.lon, s.lat)
+              for s in stops]
+    await audit.record(session, "coverage.path", principal=principal, target="coverage",
+                       detail={"incidents": len(stops), "length_m": pack["length_m"], "cameras": len(pack["cameras"]),
+                               "not_operational": len(pack["not_operational"]), "page": True})
+    body, policy = footage_request.path_page(settings.static_dir, pack, srid=principal.srid, places=places,
+                                             requested_by=principal.name)
     return HTMLResponse(body, headers={"Cache-Control": "no-store", "Content-Security-Policy": policy})

@@ -10,10 +10,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from pyproj import Transformer
 
 from app.analysis.footage import DEFAULT_RETENTION_DAYS, LOCAL_TZ
 from app.pages.base import page_head
@@ -42,6 +46,8 @@ body.sm-footage { margin: 0 auto; padding: 16px; max-width: 1100px; color: #1118
 .sm-footage .sm-flag { display: block; font-size: 12px; color: #4b5563; }
 .sm-footage .sm-notes { font-size: 13px; color: #374151; }
 .sm-footage .sm-empty { padding: 8px; border: 1px dashed #9ca3af; }
+.sm-footage svg.sm-sketch { display: block; width: 100%; height: auto; max-height: 110mm; border: 1px solid #d1d5db; }
+.sm-footage svg.sm-sketch text { font-family: system-ui, "DejaVu Sans", sans-serif; }
 @media print {
   body.sm-footage { padding: 0; max-width: none; font-size: 10pt; }
   .sm-footage th, .sm-footage td { padding: 2px 4px; }
@@ -140,9 +146,10 @@ def not_operational_table(cameras: Sequence[dict[str, Any]]) -> str:
             f"<th>Status at the time</th></tr></thead><tbody>{rows}</tbody></table>")
 
 
-def notes(cameras: Sequence[dict[str, Any]]) -> str:
-    parts = ["Request by: the time of the incident plus the camera's retention period, after which its "
-             "footage is normally overwritten. Ask the owner before then."]
+def notes(cameras: Sequence[dict[str, Any]], *, path: bool = False) -> str:
+    start = "the start of the camera's time window" if path else "the time of the incident"
+    parts = [f"Request by: {start} plus the camera's retention period, after which its footage is "
+             "normally overwritten. Ask the owner before then."]
     if any(c["retention_assumed"] for c in cameras):
         parts.append(f"* The register gives no retention for these cameras: {DEFAULT_RETENTION_DAYS} days is "
                      "assumed, the upper end of the usual 28–31 days in the UK, so the real deadline may be "
@@ -175,6 +182,98 @@ due-soon deadlines are marked.</p>
 {cameras_table(cams, now)}
 {notes(cams)}
 {not_operational_table(result['not_operational'])}
+</main>
+</body>
+</html>"""
+    return body, policy(PRINT_CSS)
+
+
+# ---- the pack for a path between incidents -----------------------------------------------------
+
+SKETCH_W, SKETCH_H, SKETCH_PAD = 680.0, 300.0, 24.0
+LETTERS = "ABCDEFGHIJ"
+
+
+@lru_cache(maxsize=16)
+def _to_metric(srid: int) -> Transformer:
+    return Transformer.from_crs(4326, srid, always_xy=True)
+
+
+def sketch(pack: dict[str, Any], srid: int) -> str:
+    """An SVG sketch of the path (no base map): incidents as letters, cameras as their list numbers,
+    and a scale bar; drawn in the partnership's metric CRS so it is not stretched."""
+    to_m = _to_metric(srid)
+    path = [to_m.transform(x, y) for x, y in pack["path"]["coordinates"]]
+    stops = [to_m.transform(i["lon"], i["lat"]) for i in pack["incidents"]]
+    cams = [to_m.transform(c["lon"], c["lat"]) for c in pack["cameras"]]
+    xs, ys = zip(*(path + stops + cams))
+    span = max(max(xs) - min(xs), max(ys) - min(ys), 1.0)
+    scale = min((SKETCH_W - 2 * SKETCH_PAD) / max(max(xs) - min(xs), 1.0),
+                (SKETCH_H - 2 * SKETCH_PAD) / max(max(ys) - min(ys), 1.0))
+    x0, y1 = min(xs), max(ys)
+
+    def px(p: tuple[float, float]) -> tuple[float, float]:
+        return SKETCH_PAD + (p[0] - x0) * scale, SKETCH_PAD + (y1 - p[1]) * scale
+
+    line = " ".join("%.1f,%.1f" % px(p) for p in path)
+    parts = [f'<polyline points="{line}" fill="none" stroke="#1d4ed8" stroke-width="3" stroke-linejoin="round"/>']
+    for n, p in enumerate(cams, 1):
+        x, y = px(p)
+        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="8" fill="#fff" stroke="#111827"/>'
+                     f'<text x="{x:.1f}" y="{y + 3.5:.1f}" font-size="10" text-anchor="middle">{n}</text>')
+    for letter, p in zip(LETTERS, stops):
+        x, y = px(p)
+        parts.append(f'<rect x="{x - 9:.1f}" y="{y - 9:.1f}" width="18" height="18" fill="#b91c1c"/>'
+                     f'<text x="{x:.1f}" y="{y + 4.5:.1f}" font-size="12" font-weight="700" fill="#fff" '
+                     f'text-anchor="middle">{letter}</text>')
+    bar_m = _round_length(span / 4)
+    bar_px = bar_m * scale
+    parts.append(f'<path d="M {SKETCH_PAD} {SKETCH_H - 8} h {bar_px:.1f}" stroke="#111827" stroke-width="2"/>'
+                 f'<text x="{SKETCH_PAD + bar_px + 6:.1f}" y="{SKETCH_H - 4}" font-size="11">{bar_m:,.0f} m</text>'
+                 f'<text x="{SKETCH_W - 8}" y="16" font-size="11" text-anchor="end">N ↑</text>')
+    return (f'<svg class="sm-sketch" viewBox="0 0 {SKETCH_W:.0f} {SKETCH_H:.0f}" role="img" '
+            f'aria-label="Sketch of the walking path with incidents and cameras">{"".join(parts)}</svg>')
+
+
+def _round_length(metres: float) -> float:
+    """1, 2 or 5 times a power of ten, at most `metres` (a scale bar's length)."""
+    power = 10 ** math.floor(math.log10(max(metres, 1.0)))
+    return max(m * power for m in (1, 2, 5) if m * power <= max(metres, 1.0))
+
+
+def path_page(static_dir: Path, pack: dict[str, Any], *, srid: int, places: Sequence[str | None],
+              requested_by: str, now: datetime | None = None) -> tuple[str, str]:
+    """The printable pack for a path (the JSON of /api/coverage/path), and its CSP."""
+    now = now or datetime.now(timezone.utc)
+    head = page_head(static_dir, "Footage request pack").replace("</head>", f"<style>{PRINT_CSS}</style>\n</head>")
+    stops = "".join(
+        f"<tr><td><strong>{LETTERS[n]}</strong></td><td>{e(i['label'] or '—')}</td><td>{e(when(i['at']))}</td>"
+        f"<td>{e(place or '')} ({i['lat']:.6f}, {i['lon']:.6f})</td><td class=\"sm-num\">{i['snapped_m']:,.0f} m</td></tr>"
+        for n, (i, place) in enumerate(zip(pack["incidents"], places)))
+    legs = "; ".join(f"{LETTERS[leg['from']]} to {LETTERS[leg['to']]} {leg['length_m']:,.0f} m" for leg in pack["legs"])
+    cams = pack["cameras"]
+    body = f"""{head}
+<body class="sm-footage">
+<header>
+<h1>Footage request pack: the path between related incidents</h1>
+<dl>
+<dt>Path</dt><dd>{pack['length_m']:,.0f} m walking ({e(legs)}), over the imported streets</dd>
+<dt>Cameras</dt><dd>{len(cams)} working at the time{f", {len(pack['not_operational'])} faulty" if pack['not_operational'] else ""}; windows widened by {pack['margin_minutes']} minutes each side</dd>
+<dt>Prepared</dt><dd>{e(when(now))} by {e(requested_by)}</dd>
+</dl>
+<p class="sm-screen-only sm-notes">Print this page with your browser (Ctrl+P); it fits A4.</p>
+</header>
+<main>
+<table class="sm-incidents"><thead><tr><th></th><th>Incident</th><th>Time</th><th>Place</th><th>To street</th></tr></thead>
+<tbody>{stops}</tbody></table>
+<h2>Sketch</h2>
+{sketch(pack, srid)}
+<p class="sm-notes">The likely walking path is the shortest over the streets; the person may have gone
+another way. Times along it are spread evenly between the incidents' times.</p>
+<h2>Cameras along the path, in order</h2>
+{cameras_table(cams, now, path=True)}
+{notes(cams, path=True)}
+{not_operational_table(pack['not_operational'])}
 </main>
 </body>
 </html>"""
