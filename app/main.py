@@ -15,6 +15,7 @@ from starlette.types import Scope
 from app import errors
 from app.api import admin_users, audit, auth, cameras, embeds, footage, health, incidents, maps, sharing, tiles
 from app.api import hotspot_stats
+from app.api import hotspots
 from app.api import coverage_gaps
 from app.auth import Sessions
 from app.pages.base import csp
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.csrf = Csrf(settings.resolved_secret_key())
     app.state.sign_in_limiter = RateLimiter(settings.sign_in_per_ip_per_minute)
     errors.install(app)
+    app.include_router(hotspots.router)  # before tiles: /tiles/{layer_id}/... would take /tiles/hotspot-cells/...
     for module in (health, auth, cameras, incidents, tiles, maps, embeds, admin_users, sharing, audit,
                    footage):
         app.include_router(module.router)

@@ -3,6 +3,7 @@ sharing rules, only the caller's partnership, the period asked for), binned in t
 metric CRS, and the quartic KDE compared with an independent per-point sum."""
 from __future__ import annotations
 
+import math
 from datetime import date
 
 import numpy as np
@@ -11,6 +12,7 @@ from pyproj import Transformer
 from sqlalchemy import text
 
 from app.analysis import hotspot_data as hd
+from app.analysis import kde
 from app.analysis.hotspot_data import HotspotFilter, SystemPrincipal
 from app.errors import BadRequest
 
@@ -200,3 +202,103 @@ async def test_no_data_and_oversized_grids(db):
         await hd.load_bins(db, who, HotspotFilter(None, None), 1.0, (0.0, 0.0, 50_000.0, 50_000.0))
     with pytest.raises(BadRequest):
         await hd.load_bins(db, who, HotspotFilter(None, None), -5.0, (0.0, 0.0, 500.0, 500.0))
+
+
+# -- the kernel density surface ------------------------------------------------------------------------
+def direct_kde(xs: np.ndarray, ys: np.ndarray, weights: np.ndarray, cx: np.ndarray, cy: np.ndarray,
+               h: float) -> np.ndarray:
+    """The textbook estimate, independently: the quartic kernel of every point summed at every cell
+    centre (incidents per km²)."""
+    gx, gy = np.meshgrid(cx, cy)
+    out = np.zeros_like(gx)
+    for x, y, w in zip(xs, ys, weights):
+        d2 = ((gx - x) ** 2 + (gy - y) ** 2) / (h * h)
+        out += w * np.where(d2 < 1, 3 / (math.pi * h * h) * (1 - d2) ** 2, 0.0)
+    return out * 1e6
+
+
+@pytest.mark.parametrize("h_cells", [0.7, 1.0, 1.5, 2.0, 5.0, 12.5, 40.0])
+def test_kernel_keeps_each_incidents_whole_weight(h_cells):
+    k = kde.quartic_kernel(100.0, 100.0 * h_cells)
+    assert k.sum() == pytest.approx(1.0, abs=1e-12)
+    assert (k >= 0).all() and k.shape[0] == k.shape[1] == 2 * math.ceil(h_cells) + 1
+    np.testing.assert_allclose(k, k[::-1, ::-1])
+    np.testing.assert_allclose(k, k.T)
+    c = k.shape[0] // 2
+    assert k[c, c] == k.max()
+
+
+def test_kernel_cells_hold_the_integral_of_the_kernel_over_them():
+    # h = 1.5 cells: the centre cell holds the kernel's integral over it (computed here on a much
+    # finer midpoint grid), not the value at its centre times its area.
+    h, fine = 1.5, 601
+    t = (np.arange(fine) + 0.5) / fine - 0.5
+    gx, gy = np.meshgrid(t, t)
+    d2 = (gx ** 2 + gy ** 2) / h ** 2
+    centre = (3 / (math.pi * h * h) * (1 - d2) ** 2).mean()
+    k = kde.quartic_kernel(10.0, 15.0)
+    assert k[2, 2] == pytest.approx(centre, rel=2e-3)
+    assert k[2, 2] < 3 / (math.pi * h * h)
+
+
+def test_kde_matches_an_independent_estimate_and_keeps_the_mass():
+    rng = np.random.default_rng(7)
+    cell, h = 100.0, 500.0
+    # 300 scattered points and 3000 incidents on one snapped point.
+    xs = np.concatenate([rng.normal(5000, 900, 300), [5012.3]])
+    ys = np.concatenate([rng.normal(5000, 700, 300), [4987.6]])
+    w = np.concatenate([np.ones(300), [3000.0]])
+    n = 100
+    counts = np.zeros((n, n))  # linear binning, as load_bins(linear=True) does in SQL
+    fx, fy = xs / cell - 0.5, ys / cell - 0.5
+    i0, j0 = np.floor(fx).astype(int), np.floor(fy).astype(int)
+    for di, wx in ((0, 1 - (fx - i0)), (1, fx - i0)):
+        for dj, wy in ((0, 1 - (fy - j0)), (1, fy - j0)):
+            np.add.at(counts, (j0 + dj, i0 + di), w * wx * wy)
+    density = kde.quartic_kde(counts, cell, h)
+    centres = (np.arange(n) + 0.5) * cell
+    expected = direct_kde(xs, ys, w, centres, centres, h)
+    assert density.sum() * (cell / 1000) ** 2 == pytest.approx(3300, rel=1e-9)  # every incident, once
+    assert np.abs(density - expected).max() < 0.05 * expected.max()
+    assert np.corrcoef(density.ravel(), expected.ravel())[0, 1] > 0.999
+    assert np.unravel_index(density.argmax(), density.shape) == np.unravel_index(expected.argmax(), expected.shape)
+    # No weight (and no FFT round-off) further than the kernel, plus the binning's one cell, reaches.
+    near = direct_kde(xs, ys, w, centres, centres, h + 1.5 * cell) > 0
+    assert (density[~near] == 0).all() and (~near).sum() > 1000
+
+
+def test_default_cell_and_bandwidth_follow_the_guidance():
+    # A county: 56 km x 40 km -> 40 km / 150 = 267 m, rounded to 270 m; bandwidth five cells.
+    assert kde.default_cell_and_bandwidth((350_000, 381_000, 406_000, 421_000)) == (270.0, 1350.0)
+    assert kde.default_cell_and_bandwidth((0, 0, 3000, 2000)) == (13.0, 65.0)
+    assert kde.default_cell_and_bandwidth((5, 5, 5, 5)) == (50.0, 250.0)  # one point: no extent
+
+
+async def test_surface_of_the_database_matches_an_independent_kde(db):
+    pid = await partnership(db, "csp-surface")
+    ds = await dataset(db, pid, "police-uk:test")
+    points = scattered(250, seed=11, spread=0.01)
+    await add(db, pid, ds, [(lon, lat, "Burglary", "2024-05", 1) for lon, lat in points]
+              + [(LON, LAT, "Burglary", "2024-05", 2000), (None, None, "Burglary", "2024-05", 9),
+                 (LON + 0.2, LAT, "Burglary", "2024-04", 50)])  # another month: only widens the extent
+    who = SystemPrincipal(pid)
+    surface = await kde.hotspot_surface(db, who, HotspotFilter(None, None), cell_m=100, bandwidth_m=600)
+    assert (surface.period.date_from, surface.period.date_to) == (date(2024, 5, 1), date(2024, 5, 31))
+    assert (surface.count, surface.unplaced, surface.cell_m, surface.bandwidth_m) == (2250, 9, 100, 600)
+    ny, nx = surface.density.shape
+    assert surface.density.sum() * 0.01 == pytest.approx(2250, rel=1e-6)  # 100 m cells: 0.01 km² each
+
+    x, y = TO_BNG.transform([p[0] for p in points] + [LON], [p[1] for p in points] + [LAT])
+    cx = surface.x0 + (np.arange(nx) + 0.5) * 100
+    cy = surface.y0 + (np.arange(ny) + 0.5) * 100
+    expected = direct_kde(np.array(x), np.array(y), np.array([1.0] * 250 + [2000.0]), cx, cy, 600.0)
+    assert np.abs(surface.density - expected).max() < 0.05 * expected.max()
+    assert np.corrcoef(surface.density.ravel(), expected.ravel())[0, 1] > 0.999
+    # Classes: increasing lower bounds, one colour and label each, the darkest at the top.
+    assert surface.breaks == sorted(surface.breaks) and len(surface.colours) == len(surface.breaks)
+    assert surface.colours[-1] == "#bd0026" and surface.labels[0] == "Mean to +1 SD"
+    # Cached by parameters and data version: the same object until the data changes.
+    assert await kde.hotspot_surface(db, who, HotspotFilter(None, None), cell_m=100, bandwidth_m=600) is surface
+    await add(db, pid, ds, [(LON, LAT, "Burglary", "2024-05", 1)])
+    fresh = await kde.hotspot_surface(db, who, HotspotFilter(None, None), cell_m=100, bandwidth_m=600)
+    assert fresh is not surface and fresh.count == 2251

@@ -86,19 +86,37 @@ BINS_SQL = f"""
         SELECT b.lon, b.lat, b.n, l.level IS NOT NULL AND b.lon IS NOT NULL AS placed,
                coalesce(l.level = 'exact', false) AS ex
         FROM by_point b LEFT JOIN ({LEVELS}) AS l ON l.dataset_id = b.dataset_id
-    ), cells AS (
-        SELECT floor((ST_X(m) - CAST(:x0 AS float8)) / CAST(:cell AS float8))::int AS ix,
-               floor((ST_Y(m) - CAST(:y0 AS float8)) / CAST(:cell AS float8))::int AS iy,
-               sum(n)::bigint AS n
-        FROM (SELECT ST_Transform(ST_SetSRID(ST_MakePoint(lon, lat), 4326), CAST(:srid AS integer)) AS m, n
-              FROM levelled WHERE placed) AS p
-        GROUP BY 1, 2
+    ), positions AS (
+        SELECT ST_Transform(ST_SetSRID(ST_MakePoint(lon, lat), 4326), CAST(:srid AS integer)) AS m, n
+        FROM levelled WHERE placed
+    ), cells AS ({{cells}}
     )
     SELECT (SELECT array_agg(ix) FROM cells) AS ix, (SELECT array_agg(iy) FROM cells) AS iy,
            (SELECT array_agg(n) FROM cells) AS n,
+           (SELECT coalesce(sum(n), 0) FROM levelled WHERE placed)::bigint AS placed,
            (SELECT coalesce(sum(n), 0) FROM levelled WHERE NOT placed)::bigint AS unplaced,
            (SELECT coalesce(bool_and(ex), true) FROM levelled) AS all_exact,
+           (SELECT coalesce(bool_and(ex), true) FROM levelled WHERE placed) AS placed_exact,
            ({VERSIONS}) AS versions"""
+
+# Each position counts in the cell it falls in ...
+CELLS_SIMPLE = """
+        SELECT floor((ST_X(m) - CAST(:x0 AS float8)) / CAST(:cell AS float8))::int AS ix,
+               floor((ST_Y(m) - CAST(:y0 AS float8)) / CAST(:cell AS float8))::int AS iy,
+               sum(n)::float8 AS n
+        FROM positions GROUP BY 1, 2"""
+# ... or, for density estimation, is shared between the four cells whose centres surround it, in
+# proportion to its nearness to each (linear binning: the binned KDE's error falls from first to
+# second order in the cell size, and the weights still sum to the count).
+CELLS_LINEAR = """
+        SELECT floor(fx)::int + dx AS ix, floor(fy)::int + dy AS iy,
+               sum(n * CASE dx WHEN 0 THEN 1 - (fx - floor(fx)) ELSE fx - floor(fx) END
+                     * CASE dy WHEN 0 THEN 1 - (fy - floor(fy)) ELSE fy - floor(fy) END) AS n
+        FROM (SELECT (ST_X(m) - CAST(:x0 AS float8)) / CAST(:cell AS float8) - 0.5 AS fx,
+                     (ST_Y(m) - CAST(:y0 AS float8)) / CAST(:cell AS float8) - 0.5 AS fy, n
+              FROM positions) AS p
+        CROSS JOIN (VALUES (0, 0), (1, 0), (0, 1), (1, 1)) AS corner(dx, dy)
+        GROUP BY 1, 2"""
 
 
 def with_filter(sql: str, flt: "HotspotFilter") -> str:
@@ -312,6 +330,7 @@ class Bins:
     unplaced: int              # counted but not placed: aggregate-level rows, rows with no location
     all_exact: bool            # the caller sees every counted incident exactly
     version_key: str           # data versions + the caller's access: part of every cache key
+    placed_exact: bool = True  # every placed incident is at its exact position (none sanitised)
 
     def cell_centres(self) -> tuple[np.ndarray, np.ndarray]:
         """Metric x of each column's centre and y of each row's centre."""
@@ -334,21 +353,28 @@ def grid_for(extent: tuple[float, float, float, float], cell_m: float) -> tuple[
 
 
 async def load_bins(session: AsyncSession, principal: HotspotPrincipal, flt: HotspotFilter, cell_m: float,
-                    extent: tuple[float, float, float, float]) -> Bins:
-    """Counts of the caller's incidents matching `flt` in cells of `cell_m` metres covering `extent`."""
+                    extent: tuple[float, float, float, float], linear: bool = False) -> Bins:
+    """Counts of the caller's incidents matching `flt` in cells of `cell_m` metres covering `extent`.
+    `linear`: share each position between its four nearest cell centres (for density estimation;
+    counts are then fractional, their sum still the number of incidents)."""
     x0, y0, nx, ny = grid_for(extent, cell_m)
     context = await data_context(session, principal)
-    row = (await session.execute(text(with_filter(BINS_SQL, flt)), {
+    sql = with_filter(BINS_SQL, flt).replace("{cells}", CELLS_LINEAR if linear else CELLS_SIMPLE)
+    row = (await session.execute(text(sql), {
         **sharing.access_params(principal), **flt.params(), "tables": list(VERSIONED_BY),
         "x0": x0, "y0": y0, "cell": float(cell_m), "srid": context.srid})).one()
     counts = np.zeros((ny, nx), dtype=np.float64)
-    unplaced = int(row.unplaced)
+    placed, unplaced = int(row.placed), int(row.unplaced)
     if row.n:
-        ix, iy, n = (np.asarray(a, dtype=np.int64) for a in (row.ix, row.iy, row.n))
-        inside = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
-        counts[iy[inside], ix[inside]] = n[inside]  # one row per cell: no duplicates to add up
-        # Only data added since the extent was read can fall outside it: counted, not placed.
-        unplaced += int(n[~inside].sum())
-    return Bins(srid=context.srid, cell_m=float(cell_m), x0=x0, y0=y0, counts=counts,
-                total=int(counts.sum()), unplaced=unplaced, all_exact=bool(row.all_exact),
-                version_key=version_key(principal, row.versions))
+        ix, iy = np.asarray(row.ix, dtype=np.int64), np.asarray(row.iy, dtype=np.int64)
+        n = np.asarray(row.n, dtype=np.float64)
+        # Only data added since the extent was read can fall outside it (linear weights may reach
+        # one cell beyond the edge, and are kept in the edge cell): outside, counted, not placed.
+        reach = 1 if linear else 0
+        inside = (ix >= -reach) & (ix < nx + reach) & (iy >= -reach) & (iy < ny + reach)
+        outside = int(round(float(n[~inside].sum())))
+        placed, unplaced = placed - outside, unplaced + outside
+        np.add.at(counts, (np.clip(iy[inside], 0, ny - 1), np.clip(ix[inside], 0, nx - 1)), n[inside])
+    return Bins(srid=context.srid, cell_m=float(cell_m), x0=x0, y0=y0, counts=counts, total=placed,
+                unplaced=unplaced, all_exact=bool(row.all_exact), version_key=version_key(principal, row.versions),
+                placed_exact=bool(row.placed_exact))
