@@ -88,12 +88,15 @@ async def test_top_hotspots_match_an_independent_count(client, db, planted):
             "VALUES (:p, :r, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), 'dome', 360, :range, :status)"),
             {"p": pid, "r": ref, "lon": lon, "lat": lat, "range": range_m, "status": status})
     await db.commit()
+    # Just across the cell's east edge: inside its lon/lat box, but in the next cell.
+    across = (RISE[0] + 50.5, RISE[1] + 10)
+    await plant(db, where, [across[0]] * 7, [across[1]] * 7, JULY, category="Drugs")
 
     body = await get(client, where.caller, "/api/hotspots/top", n=3)
     areas = body["areas"]
     assert [a["rank"] for a in areas] == [1, 2, 3]
     # Independently: the cell counts of what was planted in July.
-    july = background + Counter({cell_of(*RISE): 30, cell_of(*SMALL_RISE): 12})
+    july = background + Counter({cell_of(*RISE): 30, cell_of(*SMALL_RISE): 12, cell_of(*across): 7})
     expected = sorted(july.values(), reverse=True)[:3]
     assert [a["count"] for a in areas] == expected
     first = next(a for a in areas if a["id"] == cell_of(*RISE))
@@ -101,6 +104,7 @@ async def test_top_hotspots_match_an_independent_count(client, db, planted):
     assert first["count"] == base + 30 and first["previous_count"] == base and first["change"] == 30
     cats = {c["category"]: c["count"] for c in first["top_categories"]}
     assert cats["Robbery"] == 20 and cats["Vehicle crime"] == 10 and cats.get("Burglary", 0) == base
+    assert "Drugs" not in cats and sum(cats.values()) == first["count"]
     assert first["cameras_inside"] == 1
     # Inside coverage: the 20 robberies, plus any background incident within the 30 m disc.
     centre = np.array(RISE)

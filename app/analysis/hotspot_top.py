@@ -29,32 +29,39 @@ TOP_CATEGORIES = 3
 _RESULTS = SmallCache(64)
 
 # Incidents of the chosen cells by category, and how many sit inside an operational camera's
-# coverage. Grouped by distinct position first: thousands of incidents on one snapped point are
-# transformed and tested against coverage once.
+# coverage. Each cell is read through the spatial indexes with its own lon/lat box (a lateral
+# join), and an incident counts for a cell only if it is in that cell by the same floor() as the
+# bins (the boxes of neighbouring cells overlap a little). Grouped by distinct position first:
+# thousands of incidents on one snapped point are transformed and tested against coverage once.
 CELL_DETAIL_SQL = f"""
-    WITH by_point AS MATERIALIZED (
-        SELECT ST_X(t.geom) AS lon, ST_Y(t.geom) AS lat, t.category, count(*) AS n
-        FROM {VISIBLE} AS t
-        WHERE t.partnership_id = :p AND t.level IN ('sanitised', 'exact') AND t.geom IS NOT NULL
-          AND t.geom && ST_MakeEnvelope(:w, :s, :e, :n, 4326) AND {{where}}
-        GROUP BY 1, 2, 3
-    ), points AS (
-        SELECT lon, lat,
-               floor((ST_X(m) - CAST(:x0 AS float8)) / CAST(:cell AS float8))::int AS ix,
-               floor((ST_Y(m) - CAST(:y0 AS float8)) / CAST(:cell AS float8))::int AS iy
-        FROM (SELECT DISTINCT lon, lat FROM by_point) AS d,
-             ST_Transform(ST_SetSRID(ST_MakePoint(lon, lat), 4326), CAST(:srid AS integer)) AS m
-    ), chosen AS (
-        SELECT p.lon, p.lat, p.ix, p.iy,
+    WITH cells AS (
+        SELECT * FROM unnest(CAST(:ixs AS int[]), CAST(:iys AS int[]), CAST(:ws AS float8[]),
+                             CAST(:ss AS float8[]), CAST(:es AS float8[]), CAST(:ns AS float8[]))
+                      AS c(ix, iy, w, s, e, n)
+    ), by_point AS MATERIALIZED (
+        SELECT c.ix, c.iy, x.lon, x.lat, x.category, x.n
+        FROM cells c CROSS JOIN LATERAL (
+            SELECT ST_X(t.geom) AS lon, ST_Y(t.geom) AS lat, t.category, count(*) AS n
+            FROM {VISIBLE} AS t
+            WHERE t.partnership_id = :p AND t.level IN ('sanitised', 'exact') AND t.geom IS NOT NULL
+              AND t.geom && ST_MakeEnvelope(c.w, c.s, c.e, c.n, 4326) AND {{where}}
+            GROUP BY 1, 2, 3
+        ) AS x
+    ), placed AS (
+        SELECT d.ix, d.iy, d.lon, d.lat
+        FROM (SELECT DISTINCT ix, iy, lon, lat FROM by_point) AS d,
+             ST_Transform(ST_SetSRID(ST_MakePoint(d.lon, d.lat), 4326), CAST(:srid AS integer)) AS m
+        WHERE floor((ST_X(m) - CAST(:x0 AS float8)) / CAST(:cell AS float8))::int = d.ix
+          AND floor((ST_Y(m) - CAST(:y0 AS float8)) / CAST(:cell AS float8))::int = d.iy
+    ), covered AS (
+        SELECT p.ix, p.iy, p.lon, p.lat,
                EXISTS (SELECT 1 FROM camera_coverage cc JOIN camera c ON c.id = cc.camera_id
                        WHERE cc.partnership_id = :p AND c.status = 'operational'
-                         AND ST_Intersects(cc.geom, ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326))) AS covered
-        FROM points p
-        JOIN unnest(CAST(:ixs AS int[]), CAST(:iys AS int[])) AS c(ix, iy) ON c.ix = p.ix AND c.iy = p.iy
+                         AND ST_Intersects(cc.geom, ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326))) AS inside
+        FROM placed p
     )
-    SELECT ch.ix, ch.iy, b.category, sum(b.n)::bigint AS n,
-           (sum(b.n) FILTER (WHERE ch.covered))::bigint AS covered
-    FROM chosen ch JOIN by_point b ON b.lon = ch.lon AND b.lat = ch.lat
+    SELECT b.ix, b.iy, b.category, sum(b.n)::bigint AS n, (sum(b.n) FILTER (WHERE cv.inside))::bigint AS covered
+    FROM covered cv JOIN by_point b ON b.ix = cv.ix AND b.iy = cv.iy AND b.lon = cv.lon AND b.lat = cv.lat
     GROUP BY 1, 2, 3
 """
 
@@ -82,18 +89,32 @@ def top_cells(current: np.ndarray, previous: np.ndarray, n: int) -> tuple[np.nda
     return iy[order], ix[order]
 
 
-def envelope(polygons: list[dict]) -> dict[str, float]:
-    """The lon/lat box around the chosen cells, a little wider (so edge incidents are in)."""
-    lons = [x for p in polygons for x, _ in p["coordinates"][0]]
-    lats = [y for p in polygons for _, y in p["coordinates"][0]]
-    pad = 1e-5
-    return {"w": min(lons) - pad, "s": min(lats) - pad, "e": max(lons) + pad, "n": max(lats) + pad}
+PAD_DEG = 1e-5  # about a metre: a box is a little wider than its cell, so no edge incident is missed
+
+
+def boxes(polygons: list[dict]) -> dict[str, list[float]]:
+    """Each cell's lon/lat box (ws, ss, es, ns), a little wider than the cell."""
+    out: dict[str, list[float]] = {"ws": [], "ss": [], "es": [], "ns": []}
+    for p in polygons:
+        lons, lats = [x for x, _ in p["coordinates"][0]], [y for _, y in p["coordinates"][0]]
+        out["ws"].append(min(lons) - PAD_DEG)
+        out["ss"].append(min(lats) - PAD_DEG)
+        out["es"].append(max(lons) + PAD_DEG)
+        out["ns"].append(max(lats) + PAD_DEG)
+    return out
+
+
+def envelope(cell_boxes: dict[str, list[float]]) -> dict[str, float]:
+    """One lon/lat box around all the cells."""
+    return {"w": min(cell_boxes["ws"]), "s": min(cell_boxes["ss"]), "e": max(cell_boxes["es"]),
+            "n": max(cell_boxes["ns"])}
 
 
 async def cell_details(session: AsyncSession, principal: HotspotPrincipal, flt: HotspotFilter, bins: Bins,
-                       iy: np.ndarray, ix: np.ndarray, box: dict[str, float]):
+                       iy: np.ndarray, ix: np.ndarray, cell_boxes: dict[str, list[float]]):
     """Per chosen cell: {category: count}, incidents inside coverage, operational cameras inside."""
-    params = {**sharing.access_params(principal), **flt.params(), **box, "x0": bins.x0, "y0": bins.y0,
+    box = envelope(cell_boxes)
+    params = {**sharing.access_params(principal), **flt.params(), **cell_boxes, "x0": bins.x0, "y0": bins.y0,
               "cell": bins.cell_m, "srid": bins.srid, "ixs": ix.tolist(), "iys": iy.tolist()}
     categories: dict[tuple[int, int], dict[str, int]] = defaultdict(dict)
     covered: dict[tuple[int, int], int] = defaultdict(int)
@@ -135,8 +156,7 @@ async def _areas(session, principal, flt, current: Bins, previous: Bins, iy, ix)
     ids = cell_ids(current, iy, ix)
     lon, lat = cell_centroids(current, iy, ix)
     labels = await cell_labels(session, principal.partnership_id, current, iy, ix)
-    categories, covered, cameras = await cell_details(session, principal, flt, current, iy, ix,
-                                                      envelope(polygons))
+    categories, covered, cameras = await cell_details(session, principal, flt, current, iy, ix, boxes(polygons))
     areas = []
     for k, (row, col) in enumerate(zip(iy.tolist(), ix.tolist())):
         count, before = shown(current.counts[row, col], all_exact), shown(previous.counts[row, col], all_exact)
