@@ -385,7 +385,16 @@ async def test_bad_path_requests_are_400_problems_naming_the_incident(client, ma
     assert problem["incident"] == 1 and "m from the nearest walkable street" in problem["detail"]
     # Streets that do not join: no route, said so.
     apart = path_body([((0, 0), T0, ""), ((2050, 0), T0 + timedelta(minutes=30), "")])
-    await post(apart, 422, "No walking route")
+    assert (await post(apart, 422, "No walking route"))["incident"] == 1
+    # A courtyard path joined to nothing, nearer to an incident than the streets: the walk starts
+    # from the street network instead (96 m away), not from the courtyard.
+    await add_streets(db, caller.partnership_id, {"COURTYARD": [(100, 40), (120, 40)]})
+    await db.commit()
+    r = await client.post("/api/coverage/path", headers=caller.headers,
+                          json=path_body([((110, 35), T0, ""), ((400, 100), T0 + timedelta(minutes=5), "")]))
+    assert r.status_code == 200, r.text
+    assert r.json()["incidents"][0]["snapped_m"] == pytest.approx(math.hypot(90, 35), abs=0.1)
+    assert r.json()["length_m"] == pytest.approx(math.hypot(90, 35) + 200 + 100, abs=0.5)
     # A partnership with no streets at all is told to import them.
     bare = await make_caller("footage-no-streets", "viewer")
     r = await client.post("/api/coverage/path", headers=bare.headers, json=good)

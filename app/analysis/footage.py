@@ -97,27 +97,49 @@ STATUS_HISTORY = text("""
 """)
 CAMERA_REFERENCE = text("SELECT reference FROM camera WHERE id = :id AND partnership_id = :p")
 
-# The nearest street vertex of each incident (the 8 nearest in degrees, re-ranked in metres), and a
-# box around them all, in WGS84, that the route search is held to.
+# The box, in WGS84, that the route search is held to: around all the incidents, by at least
+# ROUTE_SEARCH_MIN_M or half their spread.
+SEARCH_BOX = text("""
+    WITH m AS (
+        SELECT ST_Transform(ST_SetSRID(ST_Collect(ST_MakePoint(s.lon, s.lat)), 4326), CAST(:srid AS integer)) AS pts
+        FROM unnest(CAST(:lons AS float8[]), CAST(:lats AS float8[])) AS s(lon, lat)
+    ), b AS (
+        SELECT Box2D(ST_Transform(ST_Expand(ST_Envelope(pts), greatest(CAST(:search_m AS float8),
+                                                                   0.5 * ST_MaxDistance(pts, pts))), 4326)) AS b
+        FROM m
+    )
+    SELECT ST_XMin(b) AS x0, ST_YMin(b) AS y0, ST_XMax(b) AS x1, ST_YMax(b) AS y1 FROM b
+""")
+EDGES = ("SELECT id, source, target, cost, reverse_cost FROM route_edge WHERE partnership_id = {p} "
+         "AND geom && ST_MakeEnvelope({x0!r}, {y0!r}, {x1!r}, {y1!r}, 4326)")
+
+# Each incident's nearest street vertex, and its nearest on the main network within the search box
+# (the largest connected piece): a footway island or a courtyard path nearer to an incident is no
+# start for a walk that has to reach the others. The 8 nearest in degrees are re-ranked in metres.
 SNAP = text("""
     WITH s AS (
         SELECT s.i, ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326) AS pt
         FROM unnest(CAST(:lons AS float8[]), CAST(:lats AS float8[])) WITH ORDINALITY AS s(lon, lat, i)
-    ), box AS (
-        SELECT Box2D(ST_Transform(ST_Expand(ST_Envelope(ST_Transform(ST_Collect(pt), CAST(:srid AS integer))),
-                                            greatest(CAST(:search_m AS float8), 0.5 * ST_MaxDistance(
-                                                ST_Transform(ST_Collect(pt), CAST(:srid AS integer)),
-                                                ST_Transform(ST_Collect(pt), CAST(:srid AS integer))))), 4326)) AS b
-        FROM s
+    ), piece AS (
+        SELECT node, component FROM pgr_connectedComponents(CAST(:edges AS text))
+    ), main AS (
+        SELECT node FROM piece WHERE component = (
+            SELECT component FROM piece GROUP BY component ORDER BY count(*) DESC, component LIMIT 1)
     )
-    SELECT s.i, v.id AS vertex, v.distance_m,
-           ST_XMin(box.b) AS x0, ST_YMin(box.b) AS y0, ST_XMax(box.b) AS x1, ST_YMax(box.b) AS y1
-    FROM s CROSS JOIN box
+    SELECT s.i, near.id AS vertex, near.distance_m, joined.id AS joined_vertex, joined.distance_m AS joined_m
+    FROM s
     LEFT JOIN LATERAL (
-        SELECT n.id, ST_Distance(ST_Transform(n.geom, CAST(:srid AS integer)), ST_Transform(s.pt, CAST(:srid AS integer))) AS distance_m
+        SELECT n.id, ST_Distance(ST_Transform(n.geom, CAST(:srid AS integer)),
+                                 ST_Transform(s.pt, CAST(:srid AS integer))) AS distance_m
         FROM (SELECT v.id, v.geom FROM route_vertex v WHERE v.partnership_id = :p
               ORDER BY v.geom <-> s.pt LIMIT 8) AS n
-        ORDER BY 2 LIMIT 1) AS v ON true
+        ORDER BY 2 LIMIT 1) AS near ON true
+    LEFT JOIN LATERAL (
+        SELECT n.id, ST_Distance(ST_Transform(n.geom, CAST(:srid AS integer)),
+                                 ST_Transform(s.pt, CAST(:srid AS integer))) AS distance_m
+        FROM (SELECT v.id, v.geom FROM route_vertex v JOIN main ON main.node = v.id
+              WHERE v.partnership_id = :p ORDER BY v.geom <-> s.pt LIMIT 8) AS n
+        ORDER BY 2 LIMIT 1) AS joined ON true
     ORDER BY s.i
 """)
 
@@ -146,9 +168,6 @@ ROUTE = text("""
     SELECT leg, seq, street, ST_Length(ST_Transform(geom, CAST(:srid AS integer))) AS length_m, ST_AsGeoJSON(geom) AS geojson
     FROM step ORDER BY leg, seq
 """)
-EDGES = ("SELECT id, source, target, cost, reverse_cost FROM route_edge WHERE partnership_id = {p} "
-         "AND geom && ST_MakeEnvelope({x0!r}, {y0!r}, {x1!r}, {y1!r}, 4326)")
-
 # Where the path runs through each camera's coverage: the first entry and the last exit, as metres
 # along the path (each step is located on its own, so a path that doubles back is measured right),
 # the camera's distance to the covered stretch, and the best band the path passes through.
@@ -321,25 +340,31 @@ class Step:
 
 
 async def _snap(session: AsyncSession, partnership_id: int, srid: int,
-                stops: Sequence[Stop]) -> tuple[list[int], list[float], tuple[float, float, float, float]]:
-    rows = (await session.execute(SNAP, {"p": partnership_id, "srid": srid, "search_m": ROUTE_SEARCH_MIN_M,
-                                         "lons": [s.lon for s in stops], "lats": [s.lat for s in stops]})).all()
+                stops: Sequence[Stop]) -> tuple[list[int], list[float], str]:
+    """Each incident's street vertex and how far it is, and the edges the route search may use."""
+    where = {"lons": [s.lon for s in stops], "lats": [s.lat for s in stops]}
+    box = (await session.execute(SEARCH_BOX, {**where, "srid": srid, "search_m": ROUTE_SEARCH_MIN_M})).one()
+    edges = EDGES.format(p=int(partnership_id), x0=float(box.x0), y0=float(box.y0), x1=float(box.x1),
+                         y1=float(box.y1))
+    rows = (await session.execute(SNAP, {**where, "p": partnership_id, "srid": srid, "edges": edges})).all()
     if all(r.vertex is None for r in rows):
         raise Unprocessable("Your partnership has no walkable street network yet: import streets first "
                             "(safermap import osm).")
     for i, r in enumerate(rows):
-        if r.vertex is None or r.distance_m > SNAP_MAX_M:
-            far = f"{r.distance_m:,.0f} m" if r.vertex is not None else "far"
-            raise BadRequest(f"incidents[{i}] is {far} from the nearest walkable street; it must be within "
-                             f"{SNAP_MAX_M:.0f} m to be routed.", incident=i)
-    first = rows[0]
-    return [r.vertex for r in rows], [r.distance_m for r in rows], (first.x0, first.y0, first.x1, first.y1)
+        if r.joined_vertex is not None and r.joined_m <= SNAP_MAX_M:
+            continue
+        if r.vertex is not None and r.distance_m <= SNAP_MAX_M:
+            raise Unprocessable(f"No walking route over the imported streets joins incidents[{i}] to the others: "
+                                f"its nearest streets are not joined to theirs within {ROUTE_SEARCH_MIN_M:,} m.",
+                                incident=i)
+        far = f"{r.distance_m:,.0f} m" if r.vertex is not None else "far"
+        raise BadRequest(f"incidents[{i}] is {far} from the nearest walkable street; it must be within "
+                         f"{SNAP_MAX_M:.0f} m to be routed.", incident=i)
+    return [r.joined_vertex for r in rows], [r.joined_m for r in rows], edges
 
 
-async def _route(session: AsyncSession, partnership_id: int, srid: int, stops: Sequence[Stop],
-                 vertices: list[int], box: tuple[float, float, float, float]) -> list[Step]:
-    x0, y0, x1, y1 = (float(v) for v in box)
-    edges = EDGES.format(p=int(partnership_id), x0=x0, y0=y0, x1=x1, y1=y1)
+async def _route(session: AsyncSession, srid: int, stops: Sequence[Stop], vertices: list[int],
+                 edges: str) -> list[Step]:
     rows = (await session.execute(ROUTE, {"srid": srid, "edges": edges, "vertices": vertices,
                                           "lons": [s.lon for s in stops], "lats": [s.lat for s in stops]})).all()
     for leg in range(len(stops) - 1):
@@ -385,8 +410,8 @@ async def path_pack(session: AsyncSession, partnership_id: int, srid: int, stops
         if i and s.at < stops[i - 1].at:
             raise BadRequest(f"incidents must be in time order: incidents[{i}] is earlier than incidents[{i - 1}].",
                              incident=i)
-    vertices, snapped, box = await _snap(session, partnership_id, srid, stops)
-    steps = await _route(session, partnership_id, srid, stops, vertices, box)
+    vertices, snapped, edges = await _snap(session, partnership_id, srid, stops)
+    steps = await _route(session, srid, stops, vertices, edges)
     legs = _legs(stops, steps)
     starts, run = [], 0.0
     for s in steps:
