@@ -93,14 +93,23 @@ COVERAGE_FACTS = text("""
 """)
 
 # The densest groups of uncovered incidents: DBSCAN in metres over every placed incident outside
-# the coverage kinds given (duplicates count, so a shared police.uk point can be a cluster alone).
+# the coverage kinds given. Coverage is tested once per distinct position, then each incident is a
+# row again (duplicates count, so a shared police.uk point with enough incidents is a cluster).
 CLUSTERS = """
-    WITH u AS (
-        SELECT i.category, i.level, ST_Transform(i.geom, CAST(:srid AS integer)) AS g
+    WITH v AS MATERIALIZED (
+        SELECT i.geom, i.category, i.level, count(*) AS n
         FROM {visible} AS i
         WHERE i.partnership_id = :p AND i.geom IS NOT NULL AND i.level IN ('sanitised', 'exact') {{filters}}
-          AND NOT EXISTS (SELECT 1 FROM coverage_union c WHERE c.partnership_id = :p
-                          AND c.kind = ANY(:kinds) AND ST_Intersects(c.geom, i.geom))
+        GROUP BY 1, 2, 3
+    ), pos AS MATERIALIZED (
+        SELECT DISTINCT ST_AsEWKB(geom) AS k, geom FROM v
+    ), open AS (
+        SELECT pos.k, ST_Transform(pos.geom, CAST(:srid AS integer)) AS g FROM pos
+        WHERE NOT EXISTS (SELECT 1 FROM coverage_union c WHERE c.partnership_id = :p
+                          AND c.kind = ANY(:kinds) AND ST_Intersects(c.geom, pos.geom))
+    ), u AS (
+        SELECT o.g, v.category, v.level
+        FROM v JOIN open o ON o.k = ST_AsEWKB(v.geom) CROSS JOIN LATERAL generate_series(1, v.n)
     ), c AS (
         SELECT u.*, ST_ClusterDBSCAN(g, eps => :eps, minpoints => :minpoints) OVER () AS cid FROM u
     ), agg AS (
@@ -146,7 +155,7 @@ class IncidentFilter:
 @dataclass(frozen=True)
 class GapOptions:
     include_planned: bool = False
-    eps_m: float = 50.0
+    eps_m: float = 25.0
     min_points: int = 5
     max_clusters: int = 10
     max_areas: int = 100

@@ -56,7 +56,9 @@ async def coverage_gaps(
     request: Request, session: SessionDep, principal: Viewer,
     from_: FromQuery = None, to: ToQuery = None, category: CategoryQuery = None,
     planned: PlannedQuery = False,
-    eps_m: Annotated[float, Query(ge=5, le=500, description="cluster radius (DBSCAN eps), metres")] = 50,
+    eps_m: Annotated[float, Query(ge=5, le=500, description="cluster reach (DBSCAN eps), metres: incidents this "
+                                                           "close join a cluster; larger values chain "
+                                                           "dense city streets into one")] = 25,
     min_points: Annotated[int, Query(ge=2, le=1000, description="incidents that make a cluster core")] = 5,
     clusters: Annotated[int, Query(ge=0, le=MAX_CLUSTERS, description=f"how many clusters, at most {MAX_CLUSTERS}")] = 10,
     areas: Annotated[int, Query(ge=0, le=MAX_AREAS, description=f"how many areas, at most {MAX_AREAS}")] = 100,
