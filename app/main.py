@@ -15,6 +15,7 @@ from starlette.types import Scope
 from app import errors
 from app.api import admin_users, audit, auth, cameras, embeds, footage, health, incidents, maps, sharing, tiles
 from app.api import hotspot_stats
+from app.api import hotspot_pages
 from app.api import hotspots
 from app.api import coverage_gaps
 from app.auth import Sessions
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    footage):
         app.include_router(module.router)
     app.include_router(hotspot_stats.router)
+    app.include_router(hotspot_pages.router)
     app.include_router(coverage_gaps.router)
     app.include_router(auth.tokens_router)
     app.include_router(admin_users.api_router)

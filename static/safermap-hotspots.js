@@ -208,20 +208,26 @@
     var units = legend.units || "incidents per km²";
     parts.method.textContent = "Quartic kernel density, " + units + " (cell " + number(Math.round(legend.cell_m)) +
       " m, bandwidth " + number(Math.round(legend.bandwidth_m)) + " m). " + (METHOD_WORDS[legend.method] || "");
-    parts.count.textContent = number(legend.count) + " incidents mapped" +
+    parts.count.textContent = (legend.count === null ? "Too few incidents to show" : number(legend.count) + " incidents mapped") +
       (legend.unplaced ? "; " + number(legend.unplaced) + " counted but not mapped" : "") + ".";
   }
 
-  // What the map is made of, from the sharing levels of the data sets in the filter.
-  function sharingNote(config, state, unplaced) {
+  // What the map is made of: the sharing levels of the data sets in the filter (known when the page
+  // opens) and, once the legend has come, what the surface was actually built from.
+  function sharingNote(config, state, legend) {
     var chosen = config.datasets.filter(function (d) { return !state.datasets.length || state.datasets.indexOf(d.key) >= 0; });
     var byLevel = {};
     chosen.forEach(function (d) { (byLevel[d.level] = byLevel[d.level] || []).push(d.name); });
+    var sanitised = legend ? legend.sanitised : !!byLevel.sanitised;
     var notes = [];
-    if (byLevel.sanitised) notes.push("Sanitised data shown: " + byLevel.sanitised.join(", ") + " at anonymous points, not exact places.");
+    if (legend && legend.suppressed) notes.push("Fewer than " + config.suppress_below + " incidents: the surface is held back.");
+    if (sanitised) {
+      notes.push("Sanitised data shown: " + (byLevel.sanitised ? byLevel.sanitised.join(", ") + " at" : "some incidents at") +
+        " anonymous points (on or near a street), not their exact places.");
+    }
     if (byLevel.aggregate) notes.push(byLevel.aggregate.join(", ") + ": counts only, not in the surface.");
-    if (byLevel.sanitised || byLevel.aggregate) notes.push("Counts below " + config.suppress_below + " are held back.");
-    if (unplaced && !byLevel.aggregate) notes.push(number(unplaced) + " incidents have no location and are not mapped.");
+    if (legend && legend.unplaced) notes.push(number(legend.unplaced) + " incidents are counted but not mapped (no location, or counts only).");
+    if (sanitised || byLevel.aggregate) notes.push("Counts below " + config.suppress_below + " are held back.");
     var synthetic = chosen.filter(function (d) { return d.synthetic; }).map(function (d) { return d.name; });
     if (synthetic.length) notes.push("Demonstration data: " + synthetic.join(", ") + " is synthetic, not real crime.");
     return notes.join(" ");
@@ -508,9 +514,11 @@
         var outline = L.geoJSON(area.geometry, {
           pane: "sm-top", style: { color: "#111827", weight: 2, fill: false, dashArray: "4 3" },
         });
-        var rank = el("span", null, area.rank);
-        outline.bindTooltip(rank, { permanent: true, direction: "center", className: "sm-hs-rank-label", pane: "tooltipPane" });
         topLayer.addLayer(outline);
+        // The rank sits just above the area, so it never hides the hotspot itself.
+        var bounds = outline.getBounds();
+        topLayer.addLayer(L.tooltip({ permanent: true, direction: "top", className: "sm-hs-rank-label", offset: [0, -2] })
+          .setLatLng([bounds.getNorth(), bounds.getCenter().lng]).setContent(el("span", null, area.rank)));
         button.addEventListener("click", function () {
           var items = topList.querySelectorAll(".sm-hs-top-item");
           for (var i = 0; i < items.length; i++) items[i].classList.remove("sm-selected");
@@ -531,7 +539,7 @@
       parts.period.textContent = label;
       parts.filters.textContent = "Categories: " + (state.categories.length ? state.categories.join(", ") : "all");
       parts.message.textContent = "";
-      parts.note.textContent = sharingNote(config, state, 0);
+      parts.note.textContent = sharingNote(config, state, null);
       if (window.history && window.history.replaceState) {
         window.history.replaceState(null, "", withQuery(window.location.pathname, query(state)));
       }
@@ -543,7 +551,7 @@
           ui.period.textContent = server;  // the server's word on the period is the one shown
           parts.period.textContent = server;
         }
-        parts.note.textContent = sharingNote(config, state, body.unplaced);
+        parts.note.textContent = sharingNote(config, state, body);
       }).catch(function (err) { if (gen === generation) parts.message.textContent = err.message; });
       getJson(withQuery(links.top, query(state, { n: String(TOP_N) }))).then(function (body) {
         if (gen === generation) showTop(body);

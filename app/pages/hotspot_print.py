@@ -269,6 +269,12 @@ def wrap(s: str, width_mm: float, size_pt: float) -> list[str]:
     return textwrap.wrap(s, chars) or [""]
 
 
+def fitting_size(s: str, width_mm: float, largest: float, smallest: float) -> float:
+    """The largest font size up to `largest` at which `s` fits on one line (a long title shrinks)."""
+    size = width_mm / (max(len(s), 1) * 0.3528 * 0.62)
+    return max(min(largest, size), smallest)
+
+
 def fit(s: str, width_mm: float, size_pt: float) -> str:
     chars = max(int(width_mm / (size_pt * 0.3528 * 0.58)), 3)
     return s if len(s) <= chars else s[:chars - 1] + "…"
@@ -412,9 +418,12 @@ def _draw_block(page: _Page, heading: str, paragraphs: list[str], y: float, size
 
 def draw(sheet: Sheet, fig: Figure) -> None:
     page = _Page(fig)
-    page.text(MARGIN, PAGE_MM[1] - 8.0, sheet.title, 20, fontweight="bold")
-    page.text(MARGIN, PAGE_MM[1] - 16.5, f"Period: {sheet.period}", 14, fontweight="bold", color=INK)
-    page.text(MARGIN + 110.0, PAGE_MM[1] - 17.3, sheet.filters, 9, color=MUTED)
+    width = PAGE_MM[0] - 2 * MARGIN
+    page.text(MARGIN, PAGE_MM[1] - 8.0, sheet.title, fitting_size(sheet.title, width, 20, 11), fontweight="bold")
+    period = f"Period: {sheet.period}"
+    page.text(MARGIN, PAGE_MM[1] - 16.5, period, 14, fontweight="bold", color=INK)
+    filters_x = MARGIN + max(110.0, len(period) * 14 * 0.3528 * 0.62 + 8.0)
+    page.text(filters_x, PAGE_MM[1] - 17.3, fit(sheet.filters, PAGE_MM[0] - MARGIN - filters_x, 9), 9, color=MUTED)
 
     # The right column: legend from the top, notes and sources from the bottom, the table between.
     after_legend = _draw_legend(page, sheet, SIDE_TOP)
