@@ -12,6 +12,7 @@ from alembic.config import Config
 from rich.console import Console
 from sqlalchemy import text
 
+from app.cli_hotspots import app as hotspots_app
 from app.roles import PrincipalRole
 from app.settings import ROOT, Settings, get_settings, to_sync_url
 
@@ -29,6 +30,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(user_app, name="user")
 app.add_typer(import_app, name="import")
 app.add_typer(coverage_app, name="coverage")
+app.add_typer(hotspots_app, name="hotspots")
 
 console = Console(stderr=True)
 
