@@ -55,13 +55,15 @@ COVERAGE_SHAPES = """
           AND NOT EXISTS (SELECT 1 FROM camera_coverage cc WHERE cc.camera_id = c.id)
     )"""
 
-BAND_RANK = "array_position(ARRAY['identify', 'recognise', 'observe', 'detect'], b.band)"
+BAND_RANK = "array_position(ARRAY[{}], b.band)".format(", ".join(f"'{b}'" for b in BANDS))  # best first
 
 # Cameras whose coverage contains a point, with their distance to it and the best band holding it.
 POINT_HITS = text(f"""
-    WITH q AS (SELECT ST_SetSRID(ST_MakePoint(CAST(:lon AS float8), CAST(:lat AS float8)), 4326) AS pt), {COVERAGE_SHAPES}
+    WITH q AS (SELECT ST_SetSRID(ST_MakePoint(CAST(:lon AS float8), CAST(:lat AS float8)), 4326) AS pt),
+    {COVERAGE_SHAPES}
     SELECT s.camera_id,
-           ST_Distance(ST_Transform(c.geom, CAST(:srid AS integer)), ST_Transform(q.pt, CAST(:srid AS integer))) AS distance_m,
+           ST_Distance(ST_Transform(c.geom, CAST(:srid AS integer)),
+                       ST_Transform(q.pt, CAST(:srid AS integer))) AS distance_m,
            (SELECT b.band FROM camera_coverage_band b
             WHERE b.camera_id = s.camera_id AND ST_Intersects(b.geom, q.pt)
             ORDER BY {BAND_RANK} LIMIT 1) AS band
@@ -97,11 +99,26 @@ STATUS_HISTORY = text("""
 """)
 CAMERA_REFERENCE = text("SELECT reference FROM camera WHERE id = :id AND partnership_id = :p")
 
+
+# The nearest named street, to say where a point is on a printed list.
+PLACE_NAME = text("""
+    SELECT 'On or near ' || s.name
+    FROM (SELECT name, geom FROM street
+          WHERE partnership_id = :p AND coalesce(name, '') <> ''
+          ORDER BY geom <-> ST_SetSRID(ST_MakePoint(CAST(:lon AS float8), CAST(:lat AS float8)), 4326)
+          LIMIT 1) AS s
+    WHERE ST_Distance(ST_Transform(s.geom, CAST(:srid AS integer)),
+                      ST_Transform(ST_SetSRID(ST_MakePoint(CAST(:lon AS float8), CAST(:lat AS float8)), 4326),
+                                   CAST(:srid AS integer))) <= :near_m
+""")
+PLACE_NEAR_M = 100
+
 # The box, in WGS84, that the route search is held to: around all the incidents, by at least
 # ROUTE_SEARCH_MIN_M or half their spread.
 SEARCH_BOX = text("""
     WITH m AS (
-        SELECT ST_Transform(ST_SetSRID(ST_Collect(ST_MakePoint(s.lon, s.lat)), 4326), CAST(:srid AS integer)) AS pts
+        SELECT ST_Transform(ST_SetSRID(ST_Collect(ST_MakePoint(s.lon, s.lat)), 4326),
+                            CAST(:srid AS integer)) AS pts
         FROM unnest(CAST(:lons AS float8[]), CAST(:lats AS float8[])) AS s(lon, lat)
     ), b AS (
         SELECT Box2D(ST_Transform(ST_Expand(ST_Envelope(pts), greatest(CAST(:search_m AS float8),
@@ -165,9 +182,11 @@ ROUTE = text("""
         SELECT l.leg, 2147483647, false, ST_MakeLine(v.geom, l.pb)
         FROM leg l JOIN route_vertex v ON v.id = l.vb
     )
-    SELECT leg, seq, street, ST_Length(ST_Transform(geom, CAST(:srid AS integer))) AS length_m, ST_AsGeoJSON(geom) AS geojson
+    SELECT leg, seq, street, ST_Length(ST_Transform(geom, CAST(:srid AS integer))) AS length_m,
+           ST_AsGeoJSON(geom) AS geojson
     FROM step ORDER BY leg, seq
 """)
+
 # Where the path runs through each camera's coverage: the first entry and the last exit, as metres
 # along the path (each step is located on its own, so a path that doubles back is measured right),
 # the camera's distance to the covered stretch, and the best band the path passes through.
@@ -192,7 +211,8 @@ CROSSINGS = text(f"""
     SELECT l.camera_id, min(least(a_m, b_m)) AS enter_m, max(greatest(a_m, b_m)) AS leave_m,
            min(ST_Distance(ST_Transform(c.geom, CAST(:srid AS integer)), l.gm)) AS distance_m,
            (SELECT b.band FROM camera_coverage_band b
-            WHERE b.camera_id = l.camera_id AND EXISTS (SELECT 1 FROM step st WHERE ST_Intersects(b.geom, st.geom))
+            WHERE b.camera_id = l.camera_id
+              AND EXISTS (SELECT 1 FROM step st WHERE ST_Intersects(b.geom, st.geom))
             ORDER BY {BAND_RANK} LIMIT 1) AS band
     FROM located l JOIN camera c ON c.id = l.camera_id
     GROUP BY l.camera_id
@@ -354,9 +374,9 @@ async def _snap(session: AsyncSession, partnership_id: int, srid: int,
         if r.joined_vertex is not None and r.joined_m <= SNAP_MAX_M:
             continue
         if r.vertex is not None and r.distance_m <= SNAP_MAX_M:
-            raise Unprocessable(f"No walking route over the imported streets joins incidents[{i}] to the others: "
-                                f"its nearest streets are not joined to theirs within {ROUTE_SEARCH_MIN_M:,} m.",
-                                incident=i)
+            raise Unprocessable(f"No walking route over the imported streets joins incidents[{i}] to the "
+                                f"others: its nearest streets are not joined to theirs within "
+                                f"{ROUTE_SEARCH_MIN_M:,} m.", incident=i)
         far = f"{r.distance_m:,.0f} m" if r.vertex is not None else "far"
         raise BadRequest(f"incidents[{i}] is {far} from the nearest walkable street; it must be within "
                          f"{SNAP_MAX_M:.0f} m to be routed.", incident=i)
@@ -408,8 +428,8 @@ async def path_pack(session: AsyncSession, partnership_id: int, srid: int, stops
     for i, s in enumerate(stops):
         check_lon_lat(s.lon, s.lat, f"incidents[{i}]: ")
         if i and s.at < stops[i - 1].at:
-            raise BadRequest(f"incidents must be in time order: incidents[{i}] is earlier than incidents[{i - 1}].",
-                             incident=i)
+            raise BadRequest(f"incidents must be in time order: incidents[{i}] is earlier than "
+                             f"incidents[{i - 1}].", incident=i)
     vertices, snapped, edges = await _snap(session, partnership_id, srid, stops)
     steps = await _route(session, srid, stops, vertices, edges)
     legs = _legs(stops, steps)
@@ -418,8 +438,8 @@ async def path_pack(session: AsyncSession, partnership_id: int, srid: int, stops
         starts.append(run)
         run += s.length_m
 
-    crossings = (await session.execute(CROSSINGS, {
-        "p": partnership_id, "srid": srid, "steps": [s.geojson for s in steps], "starts": starts})).all() if steps else []
+    crossings = (await session.execute(CROSSINGS, {"p": partnership_id, "srid": srid, "starts": starts,
+                                                   "steps": [s.geojson for s in steps]})).all() if steps else []
     entered = {c.camera_id: time_along(c.enter_m, legs) for c in crossings}
     facts = await _facts(session, partnership_id, entered)
     margin = timedelta(minutes=margin_minutes)
@@ -446,19 +466,6 @@ async def path_pack(session: AsyncSession, partnership_id: int, srid: int, stops
         "not_operational": not_operational,
     }
 
-
-# The nearest named street, to say where a point is on a printed list.
-PLACE_NAME = text("""
-    SELECT 'On or near ' || s.name
-    FROM (SELECT name, geom FROM street
-          WHERE partnership_id = :p AND coalesce(name, '') <> ''
-          ORDER BY geom <-> ST_SetSRID(ST_MakePoint(CAST(:lon AS float8), CAST(:lat AS float8)), 4326)
-          LIMIT 1) AS s
-    WHERE ST_Distance(ST_Transform(s.geom, CAST(:srid AS integer)),
-                      ST_Transform(ST_SetSRID(ST_MakePoint(CAST(:lon AS float8), CAST(:lat AS float8)), 4326),
-                                   CAST(:srid AS integer))) <= :near_m
-""")
-PLACE_NEAR_M = 100
 
 
 async def place_name(session: AsyncSession, partnership_id: int, srid: int, lon: float, lat: float) -> str | None:
