@@ -33,10 +33,6 @@ class CellChange:
     current: np.ndarray
     previous: np.ndarray
 
-    @property
-    def change(self) -> np.ndarray:
-        return self.current - self.previous
-
 
 def cell_changes(current: np.ndarray, previous: np.ndarray) -> CellChange:
     if current.shape != previous.shape:
