@@ -7,13 +7,13 @@ import sys
 import time
 from pathlib import Path
 
-from bench import coverage_bench, import_bench, tiles_bench
+from bench import coverage_bench, hotspots_bench, import_bench, tiles_bench
 
 OUT = Path(__file__).resolve().parent / "out"
 
 
 def main() -> None:
-    which = set(sys.argv[1:]) or {"import", "tiles", "coverage"}
+    which = set(sys.argv[1:]) or {"import", "tiles", "coverage", "hotspots"}
     report: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if "import" in which:
         print("== police.uk import: 1,000,000 rows ==", flush=True)
@@ -27,6 +27,9 @@ def main() -> None:
         print("\n== line-of-sight coverage: 5,000 cameras among 100,000 buildings ==", flush=True)
         for key, value in coverage_bench.run(report).items():
             print(f"  {key:<32} {value}")
+    if "hotspots" in which:
+        print("\n== hotspot density surface and PNG tiles: 1,000,000 incidents ==", flush=True)
+        hotspots_bench.run(report)
     OUT.mkdir(exist_ok=True)
     (OUT / "report.json").write_text(json.dumps(report, indent=2, default=str))
     print(f"\nreport: {OUT / 'report.json'}")
