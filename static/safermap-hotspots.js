@@ -161,8 +161,10 @@
       var box = el("section", "sm-hs-legend leaflet-bar");
       box.id = "sm-hs-legend";
       box.setAttribute("aria-label", "Legend");
-      box.appendChild(el("h2", null, "Hotspot density"));
-      parts.period = box.appendChild(el("p", "sm-hs-legend-period"));
+      // Title and period stay in view however far the legend is scrolled.
+      var head = box.appendChild(el("div", "sm-hs-legend-head"));
+      head.appendChild(el("h2", null, "Hotspot density"));
+      parts.period = head.appendChild(el("p", "sm-hs-legend-period"));
       parts.filters = box.appendChild(el("p", "sm-hs-legend-filters"));
       parts.classes = box.appendChild(el("div", "sm-hs-legend-classes"));
       parts.method = box.appendChild(el("p", "sm-hs-legend-method"));
@@ -174,6 +176,7 @@
       parts.message.setAttribute("role", "status");
       L.DomEvent.disableClickPropagation(box);
       L.DomEvent.disableScrollPropagation(box);
+      parts.box = box;
       return box;
     };
     control.parts = parts;
@@ -261,7 +264,12 @@
     var links = config.links;
     var ui = frame(map, config);
     if (map.attributionControl) map.attributionControl.setPrefix(false);
-    if (config.bounds) map.fitBounds(config.bounds, { padding: [24, 24], maxZoom: 16, animate: false });
+    if (config.bounds) {
+      // Leave the legend's corner free, so the data opens beside it rather than under it.
+      var legendRoom = Math.min(380, map.getSize().x / 3);
+      map.fitBounds(config.bounds, { paddingTopLeft: [legendRoom, 24], paddingBottomRight: [24, 24], maxZoom: 16,
+        animate: false });
+    }
 
     var initial = config.filter;
     var state = {
@@ -304,6 +312,14 @@
     var legend = legendControl();
     legend.addTo(map);
     var parts = legend.parts;
+    // Never taller than the map: a legend cut off at the top would hide the period.
+    function fitLegend() {
+      var mapBox = map.getContainer().getBoundingClientRect();
+      var below = mapBox.bottom - parts.box.getBoundingClientRect().bottom;  // the scale bar, margins
+      parts.box.style.maxHeight = Math.max(120, mapBox.height - below - 10) + "px";
+    }
+    fitLegend();
+    map.on("resize", fitLegend);
 
     // -- the filter bar --
     var form = ui.form;
