@@ -429,3 +429,21 @@ async def test_bad_gap_queries_are_clear_problems(client, make_caller, query):
 async def test_gaps_need_a_signed_in_caller(client):
     r = await client.get("/api/coverage/gaps")
     assert r.status_code == 401
+
+
+async def test_a_new_metric_crs_rebuilds_the_union_before_it_is_measured(client, db, make_caller):
+    admin = await make_caller("gaps-a", "admin")
+    await build_scene(client, db, admin)
+    before = (await client.get("/api/coverage/gaps", headers=admin.headers)).json()["current"]["streets"]
+    # UTM 30N also works in metres here; no camera changed, so only the reading side can notice
+    await db.execute(text("UPDATE partnership SET srid = 32630 WHERE id = :p"), {"p": admin.partnership_id})
+    await db.commit()
+    r = await client.get("/api/coverage/gaps", headers=admin.headers)
+    assert r.status_code == 200, r.text
+    after = r.json()["current"]["streets"]
+    assert after["length_m"] == pytest.approx(before["length_m"], rel=0.002)  # both metric CRSs
+    assert after["covered_m"] == pytest.approx(before["covered_m"], rel=0.005)
+    srid = (await db.execute(text("SELECT srid FROM coverage_union_state WHERE partnership_id = :p"),
+                             {"p": admin.partnership_id})).scalar_one()
+    assert srid == 32630
+

@@ -24,9 +24,7 @@ VISIBLE = f"safermap_visible_incidents{sharing.FUNCTION_ARGS}"
 # Rebuild the union when it is not the one of the cameras as they are now (normally the commit
 # trigger has done it; this covers a failed rebuild or a partnership whose CRS changed).
 ENSURE_UNION = text("""
-    SELECT CASE WHEN EXISTS (SELECT 1 FROM coverage_union_state s
-                             WHERE s.partnership_id = :p AND s.built_from = safermap_camera_data_version(:p))
-                THEN -1 ELSE safermap_refresh_coverage_union(:p) END
+    SELECT CASE WHEN safermap_coverage_union_fresh(:p) THEN -1 ELSE safermap_refresh_coverage_union(:p) END
 """)
 
 # Counts in one pass, grouped three ways (all, by category, by area). Each distinct position is

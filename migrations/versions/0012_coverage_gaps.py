@@ -37,6 +37,7 @@ CREATE INDEX coverage_union_partnership_idx ON coverage_union (partnership_id, k
 CREATE TABLE coverage_union_state (
     partnership_id  integer PRIMARY KEY REFERENCES partnership(id) ON DELETE CASCADE,
     built_from      bigint NOT NULL,               -- the camera/coverage data version it reflects
+    srid            integer NOT NULL,              -- the metric CRS of geom_m
     built_at        timestamptz NOT NULL DEFAULT now()
 );
 
@@ -45,6 +46,14 @@ CREATE FUNCTION safermap_camera_data_version(p_partnership integer) RETURNS bigi
 LANGUAGE sql STABLE AS $$
     SELECT coalesce(max(version), 0) FROM data_version
     WHERE partnership_id = p_partnership AND source IN ('camera', 'camera_coverage')
+$$;
+
+-- Whether the union reflects the cameras as they are and the partnership's metric CRS.
+CREATE FUNCTION safermap_coverage_union_fresh(p_partnership integer) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM coverage_union_state s JOIN partnership pa ON pa.id = s.partnership_id
+                   WHERE s.partnership_id = p_partnership AND s.srid = pa.srid
+                     AND s.built_from = safermap_camera_data_version(p_partnership))
 $$;
 
 -- (Re)build a partnership's coverage union. Unions are done in the metric CRS; a union that
@@ -74,9 +83,10 @@ BEGIN
         FROM safermap_coverage_union_pieces(p_partnership, crs, true);
     END;
     GET DIAGNOSTICS n = ROW_COUNT;
-    INSERT INTO coverage_union_state (partnership_id, built_from, built_at)
-    VALUES (p_partnership, safermap_camera_data_version(p_partnership), now())
-    ON CONFLICT (partnership_id) DO UPDATE SET built_from = EXCLUDED.built_from, built_at = EXCLUDED.built_at;
+    INSERT INTO coverage_union_state (partnership_id, built_from, srid, built_at)
+    VALUES (p_partnership, safermap_camera_data_version(p_partnership), crs, now())
+    ON CONFLICT (partnership_id) DO UPDATE
+        SET built_from = EXCLUDED.built_from, srid = EXCLUDED.srid, built_at = EXCLUDED.built_at;
     RETURN n;
 END $$;
 
@@ -111,8 +121,7 @@ CREATE FUNCTION safermap_coverage_union_sync() RETURNS trigger LANGUAGE plpgsql 
 DECLARE
     pid integer := CASE WHEN TG_OP = 'DELETE' THEN OLD.partnership_id ELSE NEW.partnership_id END;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM coverage_union_state s
-                   WHERE s.partnership_id = pid AND s.built_from = safermap_camera_data_version(pid)) THEN
+    IF NOT safermap_coverage_union_fresh(pid) THEN
         PERFORM safermap_refresh_coverage_union(pid);
     END IF;
     RETURN NULL;
@@ -168,7 +177,7 @@ def downgrade() -> None:
         DROP FUNCTION IF EXISTS safermap_coverage_union_sync(),
             safermap_refresh_coverage_union(integer),
             safermap_coverage_union_pieces(integer, integer, boolean),
-            safermap_camera_data_version(integer);
+            safermap_coverage_union_fresh(integer), safermap_camera_data_version(integer);
         DROP TABLE IF EXISTS coverage_union_state, coverage_union;
         DELETE FROM data_version WHERE source = 'coverage_union';
     """)
