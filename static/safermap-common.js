@@ -1,4 +1,4 @@
-/* Helpers shared by SaferMap's map pages (overview and embed). Data reaches the page through
+/* Helpers shared by SaferMap's map pages (overview, control room, embed). Data reaches the page through
  * textContent only; the one HTML-escaping helper is for Leaflet controls that insert HTML. */
 (function () {
   "use strict";
@@ -24,10 +24,45 @@
     });
   }
 
+  function cookie(name) {
+    var parts = document.cookie ? document.cookie.split("; ") : [];
+    for (var i = 0; i < parts.length; i++) {
+      var eq = parts[i].indexOf("=");
+      if (parts[i].slice(0, eq) === name) return decodeURIComponent(parts[i].slice(eq + 1));
+    }
+    return "";
+  }
+
+  // JSON from our API with the session cookie. A refusal rejects with an Error carrying the
+  // problem+json `detail` (a sentence meant for people) and the whole problem as `.problem`.
+  // Writes carry the CSRF token (the safermap_csrf cookie's value) that cookie sessions need.
+  function fetchJson(url, options) {
+    options = options || {};
+    var method = (options.method || "GET").toUpperCase();
+    var headers = { Accept: "application/json, application/problem+json" };
+    var init = { method: method, credentials: "same-origin", headers: headers };
+    if (options.body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(options.body);
+    }
+    if (method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = cookie("safermap_csrf");
+    return fetch(url, init).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (body) {
+        if (r.ok) return body;
+        var error = new Error(body.detail || body.title || ("The server answered " + r.status + "."));
+        error.status = r.status;
+        error.problem = body;
+        throw error;
+      });
+    });
+  }
+
   window.SaferMapCommon = {
     el: el,
     colour: colour,
     escapeHtml: escapeHtml,
+    cookie: cookie,
+    fetchJson: fetchJson,
     PANE_Z: { polygon: 410, line: 420, point: 430 } // coverage under incidents under cameras
   };
 })();
