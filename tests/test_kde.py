@@ -157,7 +157,7 @@ async def test_bins_read_through_the_sharing_rules_and_only_the_own_partnership(
     await add(db, pid, exact, [(LON, LAT, "Burglary", "2024-01", 4)])
     await add(db, pid, sanitised, [(LON + 0.0031, LAT + 0.0017, "Anti-social behaviour", "2024-01", 6)])
     await add(db, pid, counts_only, [(LON - 0.01, LAT, "Arson", "2024-01", 9)])
-    await add(db, pid, hidden, [(LON, LAT - 0.01, "Assault", "2024-01", 13)])
+    await add(db, pid, hidden, [(LON, LAT - 0.01, "Assault", "2024-02", 13)])
     await add(db, other, await dataset(db, other, "police-uk:test"), [(LON, LAT, "Burglary", "2024-01", 1000)])
 
     admin, viewer = SystemPrincipal(pid), SystemPrincipal(pid, "viewer")
@@ -176,6 +176,9 @@ async def test_bins_read_through_the_sharing_rules_and_only_the_own_partnership(
         "FROM incident WHERE dataset_id = :d LIMIT 1"), {"d": sanitised})).one()
     ix, iy = int((anon[0] - seen.x0) // 100), int((anon[1] - seen.y0) // 100)
     assert seen.counts[iy, ix] == 6
+    # The latest month with data the caller may see: February's incidents are hidden from viewers.
+    assert (await hd.resolve_period(db, admin, HotspotFilter(None, None))).date_from == date(2024, 2, 1)
+    assert (await hd.resolve_period(db, viewer, HotspotFilter(None, None))).date_from == date(2024, 1, 1)
 
 
 async def test_version_key_changes_with_the_data(db):

@@ -47,8 +47,21 @@ FILTER_SQL = {
 CONTEXT_SQL = f"SELECT pa.srid, ({VERSIONS}) AS versions FROM partnership pa WHERE pa.id = :p"
 
 # The latest month with any incident the caller may count (with the category/data set filters).
+# The partnership's months come newest first from the (partnership_id, month) index, one probe
+# each (they are only candidates: no incident is read here); the sharing function then says, month
+# by month, whether the caller may count anything in it, stopping at the first row it finds. A
+# plain max(month) over the sharing function reads every row (~0.3 s a million; this, ~1 ms).
 LATEST_MONTH_SQL = f"""
-    SELECT max(t.month) FROM {VISIBLE} AS t WHERE t.partnership_id = :p AND {{where}}"""
+    WITH RECURSIVE months AS (
+        SELECT max(month) AS month FROM incident WHERE partnership_id = :p
+        UNION ALL
+        SELECT (SELECT max(i.month) FROM incident i WHERE i.partnership_id = :p AND i.month < months.month)
+        FROM months WHERE months.month IS NOT NULL
+    )
+    SELECT max(m.month) FROM months AS m
+    CROSS JOIN LATERAL (  -- LIMIT keeps this a probe per month, not a semi-join over every row
+        SELECT 1 FROM {VISIBLE} AS t WHERE t.partnership_id = :p AND t.month = m.month AND {{where}} LIMIT 1
+    ) AS seen"""
 
 # The level of each data set for the caller, from the same rules the sharing function applies.
 # Levels are read per data set, not per row: each row's `level` evaluates the rules again, which
