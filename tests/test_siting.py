@@ -325,3 +325,16 @@ def test_best_window_wraps_round_north():
 def test_candidate_points_include_both_ends_once():
     pts = candidate_points([LineString([(0, 0), (60, 0)]), LineString([(60, 0), (60, 50)])], 25)
     assert sorted(map(tuple, pts.tolist())) == [(0, 0), (25, 0), (50, 0), (60, 0), (60, 25), (60, 50)]
+
+
+async def test_bbox_limits_the_incidents_weighed(client, db, make_caller):
+    operator = await make_caller("site-a", "operator")
+    groups = scene_groups(SEED)
+    await build(client, db, operator, groups)
+    assert all(abs(x) > 2 for x, _, _ in groups)  # none on the box's edge (grid and lon/lat differ slightly)
+    (w, s), (e, n) = ll(-300, -300), ll(0, 300)
+    body = await siting(client, operator, k=2, bbox=f"{w},{s},{e},{n}")
+    west = [(x, y, c) for x, y, c in groups if x < 0]
+    assert body["placed"] == sum(c for *_, c in west)
+    sets = covers(west, independent_candidates())
+    assert body["picks"][0]["gain"] == exhaustive(west, sets, 1)

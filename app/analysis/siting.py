@@ -40,6 +40,10 @@ from app.auth import Principal
 BOUND_SLACK = 1.001
 MAX_CANDIDATES = 200_000
 
+
+class SearchTooLarge(Exception):
+    """More candidate points than one request should weigh."""
+
 # Every placed incident position of the partnership (weights = incidents there), in metres, with
 # whether current coverage (the kinds given) already holds it.
 POSITIONS = """
@@ -242,7 +246,8 @@ def search(scene: Scene, opts: SitingOptions) -> Search:
     started = time.perf_counter()
     candidates = candidate_points(scene.streets, opts.spacing_m)
     if len(candidates) > MAX_CANDIDATES:
-        raise ValueError(f"{len(candidates):,} candidate points: give a bbox or a larger spacing_m.")
+        raise SearchTooLarge(f"{len(candidates):,} candidate points (at most {MAX_CANDIDATES:,}): "
+                             "give a bbox or a larger spacing_m.")
     if len(scene.points) == 0 or len(candidates) == 0:
         return Search([], len(candidates), 0, 0, time.perf_counter() - started)
     tree = cKDTree(scene.points)
@@ -337,12 +342,10 @@ def report(scene: Scene, result: Search, opts: SitingOptions, k_suppress: int) -
             "suppressed": gain is None or total is None,
             "coverage": polygon_geojson(p.polygon, tr),
         })
-    uncovered = int(scene.weights.sum())
+    placed, covered = shown(scene.placed), shown(scene.covered)
     return {
-        "placed": shown(scene.placed), "covered_before": shown(scene.covered),
-        "uncovered_before": shown(uncovered),
-        "share_before": round(scene.covered / scene.placed, 4) if scene.placed and shown(scene.covered) is not None
-        and shown(scene.placed) is not None else None,
+        "placed": placed, "covered_before": covered, "uncovered_before": shown(int(scene.weights.sum())),
+        "share_before": round(covered / placed, 4) if placed and covered is not None else None,
         "picks": picks,
         "exhausted": len(picks) < opts.k,
         "search": {"candidates": result.candidates, "evaluations": result.evaluations,

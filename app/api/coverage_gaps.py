@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app import audit, sharing
 from app.analysis.gaps import GapOptions, IncidentFilter, gap_report
-from app.analysis.siting import SitingOptions, load_scene, report, search
+from app.analysis.siting import SearchTooLarge, SitingOptions, load_scene, report, search
 from app.api.deps import Operator, SessionDep, Viewer
 from app.api.params import parse_bbox, parse_month_or_date
 from app.errors import BadRequest
@@ -112,7 +112,7 @@ async def coverage_siting(
     scene = await load_scene(session, principal, flt, opts)
     try:
         result = await run_in_threadpool(search, scene, opts)  # CPU work off the event loop
-    except ValueError as e:
+    except SearchTooLarge as e:
         raise BadRequest(str(e)) from e
     return {**period(flt), "k": k, "range_m": range_m, "fov": fov, "spacing_m": spacing_m,
             "planned_counted": planned, "suppress_below": sharing.suppress_below(),
