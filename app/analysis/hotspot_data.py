@@ -99,9 +99,10 @@ BINS_SQL = f"""
         SELECT b.lon, b.lat, b.n, l.level IS NOT NULL AND b.lon IS NOT NULL AS placed,
                coalesce(l.level = 'exact', false) AS ex
         FROM by_point b LEFT JOIN ({LEVELS}) AS l ON l.dataset_id = b.dataset_id
-    ), positions AS (
-        SELECT ST_Transform(ST_SetSRID(ST_MakePoint(lon, lat), 4326), CAST(:srid AS integer)) AS m, n
-        FROM levelled WHERE placed
+    ), positions AS MATERIALIZED (  -- projected once, not once per use of x or y below
+        SELECT ST_X(m) AS x, ST_Y(m) AS y, n FROM (
+            SELECT ST_Transform(ST_SetSRID(ST_MakePoint(lon, lat), 4326), CAST(:srid AS integer)) AS m, n
+            FROM levelled WHERE placed) AS projected
     ), cells AS ({{cells}}
     )
     SELECT (SELECT array_agg(ix) FROM cells) AS ix, (SELECT array_agg(iy) FROM cells) AS iy,
@@ -114,22 +115,24 @@ BINS_SQL = f"""
 
 # Each position counts in the cell it falls in ...
 CELLS_SIMPLE = """
-        SELECT floor((ST_X(m) - CAST(:x0 AS float8)) / CAST(:cell AS float8))::int AS ix,
-               floor((ST_Y(m) - CAST(:y0 AS float8)) / CAST(:cell AS float8))::int AS iy,
-               sum(n)::float8 AS n
+        SELECT floor((x - CAST(:x0 AS float8)) / CAST(:cell AS float8))::int AS ix,
+               floor((y - CAST(:y0 AS float8)) / CAST(:cell AS float8))::int AS iy, sum(n)::float8 AS n
         FROM positions GROUP BY 1, 2"""
 # ... or, for density estimation, is shared between the four cells whose centres surround it, in
 # proportion to its nearness to each (linear binning: the binned KDE's error falls from first to
 # second order in the cell size, and the weights still sum to the count).
 CELLS_LINEAR = """
-        SELECT floor(fx)::int + dx AS ix, floor(fy)::int + dy AS iy,
-               sum(n * CASE dx WHEN 0 THEN 1 - (fx - floor(fx)) ELSE fx - floor(fx) END
-                     * CASE dy WHEN 0 THEN 1 - (fy - floor(fy)) ELSE fy - floor(fy) END) AS n
-        FROM (SELECT (ST_X(m) - CAST(:x0 AS float8)) / CAST(:cell AS float8) - 0.5 AS fx,
-                     (ST_Y(m) - CAST(:y0 AS float8)) / CAST(:cell AS float8) - 0.5 AS fy, n
-              FROM positions) AS p
-        CROSS JOIN (VALUES (0, 0), (1, 0), (0, 1), (1, 1)) AS corner(dx, dy)
-        GROUP BY 1, 2"""
+        SELECT c.ix, c.iy, sum(c.w) AS n
+        FROM (SELECT floor(fx)::int AS i, floor(fy)::int AS j, fx - floor(fx) AS wx, fy - floor(fy) AS wy, n
+              FROM (SELECT (x - CAST(:x0 AS float8)) / CAST(:cell AS float8) - 0.5 AS fx,
+                           (y - CAST(:y0 AS float8)) / CAST(:cell AS float8) - 0.5 AS fy, n
+                    FROM positions) AS f
+              OFFSET 0) AS p  -- a fence: the weights are computed once per position, not per corner
+        CROSS JOIN LATERAL (VALUES (p.i, p.j, p.n * (1 - p.wx) * (1 - p.wy)),
+                                   (p.i + 1, p.j, p.n * p.wx * (1 - p.wy)),
+                                   (p.i, p.j + 1, p.n * (1 - p.wx) * p.wy),
+                                   (p.i + 1, p.j + 1, p.n * p.wx * p.wy)) AS c(ix, iy, w)
+        GROUP BY c.ix, c.iy"""
 
 
 def with_filter(sql: str, flt: "HotspotFilter") -> str:
