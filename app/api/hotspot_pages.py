@@ -76,7 +76,7 @@ async def print_sheet(session: AsyncSession, principal: Principal, catalog: Cata
         surface=surface, view=view, background=background,
         top=hotspot_print.top_rows(await top_hotspots(session, principal, flt, n=TOP_N), surface.srid),
         notes=print_notes(surface, datasets),
-        sources=sources(catalog, datasets),
+        sources=sources(catalog, datasets, background),
         generated_by=f"{principal.name} ({principal.role})",
         generated_at=datetime.now(timezone.utc),
         crs_label=hotspot_print.crs_label(surface.srid),
@@ -99,9 +99,10 @@ def filters_label(flt: HotspotFilter, datasets: list[hotspots.DatasetAccess]) ->
     return f"Categories: {cats} · Data: {sets}"
 
 
-def sources(catalog: Catalog, datasets: list[hotspots.DatasetAccess]) -> list[str]:
+def sources(catalog: Catalog, datasets: list[hotspots.DatasetAccess],
+            background: hotspot_print.Background) -> list[str]:
     """Attribution as the catalog states it (police.uk's Open Government Licence text) and the data
-    sets drawn, then the background's."""
+    sets drawn, then the background's when there is one."""
     out = []
     incidents = catalog.get("incidents")
     if datasets:
@@ -109,8 +110,9 @@ def sources(catalog: Catalog, datasets: list[hotspots.DatasetAccess]) -> list[st
                                              for d in datasets) + ".")
     if incidents and incidents.attribution:
         out.append(incidents.attribution)
-    osm = {l.attribution for l in (catalog.get("streets"), catalog.get("buildings")) if l and l.attribution}
-    out += [f"Streets and buildings: {a}" for a in sorted(osm)]
+    drawn = [catalog.get(layer_id) for layer_id, shapes in (("streets", background.streets),
+                                                              ("buildings", background.buildings)) if shapes]
+    out += [f"Streets and buildings: {a}" for a in sorted({l.attribution for l in drawn if l and l.attribution})]
     return out
 
 

@@ -359,8 +359,8 @@ def _draw_legend(page: _Page, sheet: Sheet, y: float) -> float:
     return y
 
 
-TABLE_COLS = ((0.0, "#", "left"), (6.0, "Area", "left"), (49.0, "Count", "right"),
-              (62.0, "Change", "right"), (SIDE_W, "Camera view", "right"))
+TABLE_COLS = ((0.0, "#", "left"), (6.0, "Area", "left"), (51.0, "Count", "right"),
+              (65.0, "Change", "right"), (SIDE_W, "Camera view", "right"))
 ROW_MM = line_mm(7.5) + line_mm(6.5) + 0.8
 
 
@@ -388,7 +388,7 @@ def _draw_table(page: _Page, shown: list[TopRow], top: float) -> float:
     for row in shown:
         count = f"<{sharing.suppress_below()}" if row.count is None else f"{row.count:,}"
         change = "—" if row.change is None else f"{row.change:+,}"
-        cells = (str(row.rank), fit(row.label, 42.0, 7.5), count, change, row.cameras)
+        cells = (str(row.rank), fit(row.label, 33.0, 7.5), count, change, row.cameras)
         for (dx, _, align), value in zip(TABLE_COLS, cells):
             page.text(x + dx, y, value, 7.5, ha=align)
         page.text(x + 6.0, y - line_mm(7.5), fit(row.categories, SIDE_W - 6.0, 6.5), 6.5, color=MUTED)
