@@ -305,3 +305,12 @@ async def test_surface_of_the_database_matches_an_independent_kde(db):
     await add(db, pid, ds, [(LON, LAT, "Burglary", "2024-05", 1)])
     fresh = await kde.hotspot_surface(db, who, HotspotFilter(None, None), cell_m=100, bandwidth_m=600)
     assert fresh is not surface and fresh.count == 2251
+
+
+def test_small_cache_is_bounded_by_entries_and_bytes():
+    cache = hd.SmallCache(3, max_bytes=1000, weigh=len)
+    for k in range(5):
+        cache.put(k, b"x" * 100)
+    assert list(cache.items) == [2, 3, 4]
+    cache.put("big", b"x" * 950)
+    assert list(cache.items) == ["big"] and cache.get(2) is None

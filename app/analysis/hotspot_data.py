@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any, Protocol
@@ -269,10 +270,14 @@ def version_key(principal: HotspotPrincipal, versions: list[str]) -> str:
 
 
 class SmallCache:
-    """A bounded LRU for small results keyed by version (periods, extents)."""
+    """A bounded LRU keyed by version (periods, extents, surfaces): at most `size` entries and,
+    when `weigh` is given (e.g. an array's nbytes), at most `max_bytes` in all."""
 
-    def __init__(self, size: int = 256) -> None:
+    def __init__(self, size: int = 256, max_bytes: int | None = None,
+                 weigh: Callable[[Any], int] | None = None) -> None:
         self.size = size
+        self.max_bytes = max_bytes
+        self.weigh = weigh
         self.items: OrderedDict[Any, Any] = OrderedDict()
 
     def get(self, key: Any) -> Any:
@@ -284,8 +289,13 @@ class SmallCache:
     def put(self, key: Any, value: Any) -> None:
         self.items[key] = value
         self.items.move_to_end(key)
-        while len(self.items) > self.size:
+        while len(self.items) > self.size or (len(self.items) > 1 and self._over_budget()):
             self.items.popitem(last=False)
+
+    def _over_budget(self) -> bool:
+        if self.max_bytes is None or self.weigh is None:
+            return False
+        return sum(self.weigh(v) for v in self.items.values()) > self.max_bytes
 
 
 _PERIODS = SmallCache()

@@ -144,8 +144,10 @@ class _Density:
     version_key: str
 
 
-_DENSITIES = SmallCache(32)
-_SURFACES = SmallCache(64)
+# A county's surface is a few hundred kB; the largest allowed grid (4M cells) is 32 MB.
+CACHE_BYTES = 256 * 1024 * 1024
+_DENSITIES = SmallCache(32, CACHE_BYTES, lambda d: d.density.nbytes)
+_SURFACES = SmallCache(64, CACHE_BYTES, lambda s: s.density.nbytes)
 _LOCKS: dict[tuple, asyncio.Lock] = {}
 
 
