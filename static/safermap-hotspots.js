@@ -114,7 +114,7 @@
   }
 
   // A drop-down of checkboxes; none ticked means all.
-  function checkList(parent, title, allText, items, onChange) {
+  function checkList(parent, title, allText, onChange) {
     var box = el("details", "sm-hs-checklist");
     var summary = el("summary", null, title + ": " + allText);
     box.appendChild(summary);
@@ -148,7 +148,7 @@
       });
       describe();
     }
-    set(items, []);
+    set([], []);
     return { element: box, selected: selected, set: set };
   }
 
@@ -362,11 +362,14 @@
 
     var choose = el("div", "sm-hs-group");
     form.appendChild(choose);
-    var categories = checkList(choose, "Categories", "all", [], function () { apply(); });
-    var datasets = config.datasets.length > 1 ? checkList(choose, "Data", "all data sets",
-      config.datasets.map(function (d) { return { value: d.key, label: d.name + " (" + (LEVEL_WORDS[d.level] || d.level) + ")" }; }),
-      function () { apply(); }) : null;
-    if (datasets) datasets.set(config.datasets.map(function (d) { return { value: d.key, label: d.name + " (" + (LEVEL_WORDS[d.level] || d.level) + ")" }; }), state.datasets);
+    var categories = checkList(choose, "Categories", "all", function () { apply(); });
+    var datasets = null;
+    if (config.datasets.length > 1) {  // one data set needs no choice
+      datasets = checkList(choose, "Data", "all data sets", function () { apply(); });
+      datasets.set(config.datasets.map(function (d) {
+        return { value: d.key, label: d.name + " (" + (LEVEL_WORDS[d.level] || d.level) + ")" };
+      }), state.datasets);
+    }
     var classes = field(choose, "Classes", el("select"));
     classes.name = "classes";
     [["stddev", "Standard deviations"], ["quantile", "Quantiles"]].forEach(function (o) {
@@ -388,7 +391,13 @@
       return input;
     }
     toggle("Significant hot and cold spots (Gi*)", "gistar");
-    toggle("Change against the previous period", "change");
+    toggle("Change", "change");
+    var compare = field(choose, "Change against", el("select"));
+    compare.name = "compare";
+    [["previous", "The period before"], ["last_year", "The same period last year"]].forEach(function (o) {
+      compare.appendChild(el("option", null, o[1])).value = o[0];
+    });
+    compare.addEventListener("change", function () { apply(); });
 
     var message = el("p", "sm-hs-message sm-hs-filter-message");
     message.setAttribute("role", "status");
@@ -418,8 +427,9 @@
     [printPng, printPdf].forEach(function (a) { a.setAttribute("download", ""); });
     printBox.appendChild(el("p", "sm-hs-hint", "A4 landscape with legend, period, scale bar, north arrow, sources and " +
       "the sanitisation note. Drawing it takes a few seconds."));
+    function compareParam() { return state.compare === "previous" ? "" : state.compare; }
     function updatePrintLinks() {
-      var extra = { title: titleInput.value.trim() };
+      var extra = { compare: compareParam(), title: titleInput.value.trim() };
       printPng.href = withQuery(links.printPng, query(state, extra));
       printPdf.href = withQuery(links.printPdf, query(state, extra));
     }
@@ -464,7 +474,7 @@
         }).catch(function (err) { if (gen === generation) parts.message.textContent = "Gi*: " + err.message; });
       }
       if (state.change) {
-        getJson(withQuery(links.change, query(state, { compare: state.compare, n: String(TOP_N) }))).then(function (body) {
+        getJson(withQuery(links.change, query(state, { compare: compareParam(), n: String(TOP_N) }))).then(function (body) {
           if (gen !== generation || !state.change) return;
           var features = (body.areas && body.areas.features) || [];
           var max = 1;
@@ -569,7 +579,7 @@
         }
         parts.note.textContent = sharingNote(config, state, body);
       }).catch(function (err) { if (gen === generation) parts.message.textContent = err.message; });
-      getJson(withQuery(links.top, query(state, { n: String(TOP_N) }))).then(function (body) {
+      getJson(withQuery(links.top, query(state, { n: String(TOP_N), compare: compareParam() }))).then(function (body) {
         if (gen === generation) showTop(body);
       }).catch(function (err) { if (gen === generation) topMessage.textContent = err.message; });
       refreshLayers();
@@ -584,6 +594,7 @@
       state.categories = categories.selected();
       state.datasets = datasets ? datasets.selected() : state.datasets;
       state.classes = classes.value;
+      state.compare = compare.value;
       refresh();
     }
 

@@ -178,7 +178,8 @@ async def test_png_is_a4_at_300_dpi_with_the_hotspot_where_the_incidents_are(app
 
 async def test_png_print_is_audited_with_its_period(client, world, db):
     r = await client.get("/maps/hotspots/print.png", headers=world.viewer_headers,
-                         params={"from": "2024-02", "to": "2024-03", "title": "Tasking, 4 April: $5 \\frac{a}{b} <b>"})
+                         params={"from": "2024-02", "to": "2024-03", "compare": "last_year",
+                                 "title": "Tasking, 4 April: $5 \\frac{a}{b} <b>"})
     assert r.status_code == 200
     rows = (await db.execute(text(
         "SELECT principal_name, target, detail FROM audit_event WHERE action = 'hotspots.print'"))).all()
@@ -188,6 +189,7 @@ async def test_png_print_is_audited_with_its_period(client, world, db):
     # A title is text: '$' and backslashes are never taken for mathtext (which would fail or render).
     assert detail["format"] == "png" and detail["title"] == "Tasking, 4 April: $5 \\frac{a}{b} <b>"
     assert detail["period"]["from"] == "2024-02-01" and detail["period"]["to"] == "2024-03-31"
+    assert detail["compare"] == "last_year"
 
 
 # -- the PDF ----------------------------------------------------------------------------------------
@@ -254,6 +256,7 @@ async def test_a_month_with_no_incidents_still_prints_and_says_so(client, world)
     ({"title": "x" * 121}, 422),
     ({"title": "line one\nline two"}, 400),
     ({"classes": "rainbow"}, 422),
+    ({"compare": "yesterday"}, 422),
     ({"cell_m": "-5"}, 422),
 ])
 async def test_bad_input_is_a_clear_problem(client, make_caller, params, status):

@@ -179,6 +179,12 @@ async def test_tasking_page_in_chromium(live_server, make_caller, db, chromium_p
             await page.locator(".sm-hs-check", has_text="Anti-social behaviour").click()
         assert "category=Anti-social%20behaviour" in await page.evaluate("saferHotspots.hotspots._url")
 
+        # The change in the list can be against the same period last year; the print follows.
+        async with page.expect_response(lambda res: "/api/hotspots/top" in res.url and "compare=last_year" in res.url):
+            await page.select_option("select[name=compare]", "last_year")
+        assert "compare=last_year" in await page.get_attribute("#sm-hs-print-png", "href")
+        await page.locator(".sm-hs-side-period", has_text="January – March 2023").wait_for(timeout=20000)
+
         # Gi* hot spots and change can be laid over it; their legends appear.
         async with page.expect_response(lambda res: "/api/hotspots/gistar" in res.url):
             await page.check("input[name=gistar]")

@@ -40,6 +40,8 @@ DatasetQuery = Annotated[list[str] | None, Query(description="data set keys; rep
 ClassesQuery = Annotated[Literal["stddev", "quantile"], Query(description="how the density is classed")]
 CellQuery = Annotated[float | None, Query(gt=0, description="grid cell in metres; default from the study area")]
 BandwidthQuery = Annotated[float | None, Query(gt=0, description="kernel bandwidth in metres; default a multiple of the cell")]
+CompareQuery = Annotated[Literal["previous", "last_year"], Query(
+    description="the top list's change: against the period just before, or the same period a year earlier")]
 TitleQuery = Annotated[str | None, Query(max_length=MAX_TITLE, description="the sheet's title; default 'Hotspots — <partnership>'")]
 
 
@@ -60,7 +62,7 @@ async def hotspots_page(request: Request, session: SessionDep, catalog: CatalogD
 
 async def print_sheet(session: AsyncSession, principal: Principal, catalog: Catalog, flt: HotspotFilter,
                       title: str | None, classes: str, cell_m: float | None,
-                      bandwidth_m: float | None) -> hotspot_print.Sheet:
+                      bandwidth_m: float | None, compare: str = "previous") -> hotspot_print.Sheet:
     """Everything the sheet shows, gathered from the database for this caller and filter."""
     flt = await resolve_period(session, principal, flt)
     surface = await hotspot_surface(session, principal, flt, cell_m=cell_m, bandwidth_m=bandwidth_m,
@@ -74,7 +76,9 @@ async def print_sheet(session: AsyncSession, principal: Principal, catalog: Cata
         period=hotspots.period_label(surface.period),
         filters=filters_label(flt, datasets),
         surface=surface, view=view, background=background,
-        top=hotspot_print.top_rows(await top_hotspots(session, principal, flt, n=TOP_N), surface.srid),
+        top=hotspot_print.top_rows(await top_hotspots(session, principal, flt, n=TOP_N, compare=compare),
+                                   surface.srid),
+        compare=compare,
         notes=print_notes(surface, datasets),
         sources=sources(catalog, datasets, background),
         generated_by=f"{principal.name} ({principal.role})",
@@ -119,17 +123,18 @@ def sources(catalog: Catalog, datasets: list[hotspots.DatasetAccess],
 async def print_export(fmt: Literal["png", "pdf"], request: Request, session: AsyncSession,
                        principal: Principal, catalog: Catalog, date_from: str | None, date_to: str | None,
                        category: list[str] | None, dataset: list[str] | None, classes: str,
-                       cell_m: float | None, bandwidth_m: float | None, title: str | None) -> Response:
+                       cell_m: float | None, bandwidth_m: float | None, compare: str,
+                       title: str | None) -> Response:
     if title and any(ord(c) < 32 for c in title):
         raise BadRequest("title must be a single line of text.")
     flt = hotspot_filter(date_from, date_to, category, dataset)
-    sheet = await print_sheet(session, principal, catalog, flt, title, classes, cell_m, bandwidth_m)
+    sheet = await print_sheet(session, principal, catalog, flt, title, classes, cell_m, bandwidth_m, compare)
     # Drawing takes a second or two of CPU: off the event loop, so other requests carry on.
     body = await anyio.to_thread.run_sync(hotspot_print.render, sheet, fmt)
     period = sheet.surface.period
     await audit.record(session, "hotspots.print", principal=principal, target=f"maps/hotspots/print.{fmt}",
                        detail={"format": fmt, "title": sheet.title, "period": hotspots.request_filter(period),
-                               "classes": classes, "cell_m": sheet.surface.cell_m,
+                               "classes": classes, "compare": compare, "cell_m": sheet.surface.cell_m,
                                "bandwidth_m": sheet.surface.bandwidth_m, "count": sheet.surface.count},
                        ip=request.client.host if request.client else None)
     await session.commit()
@@ -146,9 +151,10 @@ async def print_export(fmt: Literal["png", "pdf"], request: Request, session: As
 async def print_png(request: Request, session: SessionDep, principal: Viewer, catalog: CatalogDep,
                     date_from: FromQuery = None, date_to: ToQuery = None, category: CategoryQuery = None,
                     dataset: DatasetQuery = None, classes: ClassesQuery = "stddev", cell_m: CellQuery = None,
-                    bandwidth_m: BandwidthQuery = None, title: TitleQuery = None) -> Response:
+                    bandwidth_m: BandwidthQuery = None, compare: CompareQuery = "previous",
+                    title: TitleQuery = None) -> Response:
     return await print_export("png", request, session, principal, catalog, date_from, date_to, category,
-                              dataset, classes, cell_m, bandwidth_m, title)
+                              dataset, classes, cell_m, bandwidth_m, compare, title)
 
 
 @router.get("/hotspots/print.pdf", response_class=Response, responses={200: {"content": {"application/pdf": {}}}},
@@ -156,6 +162,7 @@ async def print_png(request: Request, session: SessionDep, principal: Viewer, ca
 async def print_pdf(request: Request, session: SessionDep, principal: Viewer, catalog: CatalogDep,
                     date_from: FromQuery = None, date_to: ToQuery = None, category: CategoryQuery = None,
                     dataset: DatasetQuery = None, classes: ClassesQuery = "stddev", cell_m: CellQuery = None,
-                    bandwidth_m: BandwidthQuery = None, title: TitleQuery = None) -> Response:
+                    bandwidth_m: BandwidthQuery = None, compare: CompareQuery = "previous",
+                    title: TitleQuery = None) -> Response:
     return await print_export("pdf", request, session, principal, catalog, date_from, date_to, category,
-                              dataset, classes, cell_m, bandwidth_m, title)
+                              dataset, classes, cell_m, bandwidth_m, compare, title)

@@ -33,6 +33,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import sharing
+from app.analysis.kde import Surface
 
 Format = Literal["png", "pdf"]
 
@@ -107,7 +108,7 @@ class Sheet:
     title: str
     period: str
     filters: str                        # "All categories · all data sets"
-    surface: Any                        # app.analysis.kde.Surface
+    surface: Surface
     view: tuple[float, float, float, float]  # metric x0, y0, x1, y1 shown
     background: Background
     top: list[TopRow]
@@ -116,16 +117,17 @@ class Sheet:
     generated_by: str
     generated_at: datetime
     crs_label: str                      # "EPSG:27700 British National Grid"
+    compare: str = "previous"           # what the top list's change is against: previous | last_year
 
 
 # -- geometry helpers ------------------------------------------------------------------------------
 
-def surface_extent(surface: Any) -> tuple[float, float, float, float]:
+def surface_extent(surface: Surface) -> tuple[float, float, float, float]:
     ny, nx = surface.density.shape
     return (surface.x0, surface.y0, surface.x0 + nx * surface.cell_m, surface.y0 + ny * surface.cell_m)
 
 
-def view_of(surface: Any, margin: float = 0.03) -> tuple[float, float, float, float]:
+def view_of(surface: Surface, margin: float = 0.03) -> tuple[float, float, float, float]:
     """What the sheet shows: the cells with any density (the data's area), with a small margin;
     the whole grid when nothing is there."""
     ys, xs = np.nonzero(surface.density > 0)
@@ -364,8 +366,9 @@ TABLE_COLS = ((0.0, "#", "left"), (6.0, "Area", "left"), (51.0, "Count", "right"
 ROW_MM = line_mm(7.5) + line_mm(6.5) + 0.8
 
 
-TABLE_NOTE = ("Change: against the previous period of the same length. Camera view: share of the area's "
-              "incidents inside working camera coverage.")
+COMPARE_WORDS = {"previous": "the period of the same length just before",
+                 "last_year": "the same period a year earlier"}
+TABLE_NOTE = "Change: against {compare}. Camera view: share of the area's incidents inside working camera coverage."
 
 
 def table_rows(rows: list[TopRow], top: float, bottom: float) -> list[TopRow]:
@@ -374,7 +377,7 @@ def table_rows(rows: list[TopRow], top: float, bottom: float) -> list[TopRow]:
     return rows[:room] if room >= 3 else []
 
 
-def _draw_table(page: _Page, shown: list[TopRow], top: float) -> float:
+def _draw_table(page: _Page, shown: list[TopRow], top: float, compare: str) -> float:
     x = SIDE_X
     if not shown:
         return top
@@ -394,7 +397,7 @@ def _draw_table(page: _Page, shown: list[TopRow], top: float) -> float:
         page.text(x + 6.0, y - line_mm(7.5), fit(row.categories, SIDE_W - 6.0, 6.5), 6.5, color=MUTED)
         y -= ROW_MM
     y -= 0.5
-    for line in wrap(TABLE_NOTE, SIDE_W, 5.5):
+    for line in wrap(TABLE_NOTE.format(compare=COMPARE_WORDS.get(compare, compare)), SIDE_W, 5.5):
         page.text(x, y, line, 5.5, color=MUTED)
         y -= line_mm(5.5)
     return y
@@ -431,7 +434,7 @@ def draw(sheet: Sheet, fig: Figure) -> None:
     notes_h = _block_height(sheet.notes, 6.8, True)
     notes_top = MAP_BOX[1] + sources_h + notes_h + 3.0
     listed = table_rows(sheet.top, after_legend - 4.0, notes_top + 2.0)
-    _draw_table(page, listed, after_legend - 4.0)
+    _draw_table(page, listed, after_legend - 4.0, sheet.compare)
     _draw_map(page, sheet, listed)
     y = _draw_block(page, "About this map", sheet.notes, notes_top)
     _draw_block(page, "Data sources", sheet.sources, y - 1.5, 6.3)
