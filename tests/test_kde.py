@@ -314,3 +314,25 @@ def test_small_cache_is_bounded_by_entries_and_bytes():
     assert list(cache.items) == [2, 3, 4]
     cache.put("big", b"x" * 950)
     assert list(cache.items) == ["big"] and cache.get(2) is None
+
+
+async def test_concurrent_requests_for_one_surface_compute_it_once(app, db, monkeypatch):
+    import asyncio
+    pid = await partnership(db, "csp-herd")
+    ds = await dataset(db, pid, "police-uk:test")
+    await add(db, pid, ds, [(lon, lat, "Burglary", "2024-05", 2) for lon, lat in scattered(50, seed=5)])
+    calls = []
+    real = kde.load_bins
+
+    async def counted(*args, **kwargs):
+        calls.append(args[2].key())
+        return await real(*args, **kwargs)
+    monkeypatch.setattr(kde, "load_bins", counted)
+
+    async def one() -> kde.Surface:
+        async with app.state.read_sessionmaker() as session:
+            return await kde.hotspot_surface(session, SystemPrincipal(pid), HotspotFilter(None, None))
+    surfaces = await asyncio.gather(*(one() for _ in range(8)))
+    assert len(calls) == 1
+    assert all(s.count == 100 for s in surfaces)
+    assert all(s.density is surfaces[0].density for s in surfaces)
