@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 import shapely
+from matplotlib import rc_context
 from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
@@ -452,7 +453,8 @@ def render(sheet: Sheet, fmt: Format) -> bytes:
         # A4 in points; the dpi only sets the resolution of the embedded surface image.
         fig = Figure(figsize=(PAGE_MM[0] / MM_PER_INCH, PAGE_MM[1] / MM_PER_INCH), dpi=PNG_DPI, facecolor="white")
     out = io.BytesIO()
-    with _render_lock:
+    # TrueType fonts in the PDF (not Type 3): its text can be selected and searched in any viewer.
+    with _render_lock, rc_context({"pdf.fonttype": 42}):
         draw(sheet, fig)
         metadata = ({"Title": sheet.title, "Creator": "SaferMap"} if fmt == "pdf"
                     else {"Title": sheet.title, "Software": "SaferMap"})
