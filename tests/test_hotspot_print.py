@@ -210,7 +210,8 @@ async def test_pdf_is_one_a4_landscape_page(client, world, db):
     assert (x0, y0) == (0, 0) and (round(x1), round(y1)) == (842, 595)
     # Text is text (fonts embedded), not a picture of text.
     assert b"/Font" in pdf
-    action = (await db.execute(text("SELECT detail->>'format' FROM audit_event WHERE action = 'hotspots.print'"))).scalar_one()
+    action = (await db.execute(text(
+        "SELECT detail->>'format' FROM audit_event WHERE action = 'hotspots.print'"))).scalar_one()
     assert action == "pdf"
 
 

@@ -33,16 +33,19 @@ MEDIA = {"png": "image/png", "pdf": "application/pdf"}
 MAX_TITLE = 120
 TOP_N = 10
 
-FromQuery = Annotated[str | None, Query(alias="from", description="YYYY-MM or YYYY-MM-DD; default: the latest month with data")]
+FromQuery = Annotated[str | None, Query(
+    alias="from", description="YYYY-MM or YYYY-MM-DD; default: the latest month with data")]
 ToQuery = Annotated[str | None, Query(alias="to", description="YYYY-MM (inclusive) or YYYY-MM-DD")]
 CategoryQuery = Annotated[list[str] | None, Query(description="repeatable or comma-separated")]
 DatasetQuery = Annotated[list[str] | None, Query(description="data set keys; repeatable or comma-separated")]
 ClassesQuery = Annotated[Literal["stddev", "quantile"], Query(description="how the density is classed")]
 CellQuery = Annotated[float | None, Query(gt=0, description="grid cell in metres; default from the study area")]
-BandwidthQuery = Annotated[float | None, Query(gt=0, description="kernel bandwidth in metres; default a multiple of the cell")]
+BandwidthQuery = Annotated[float | None, Query(
+    gt=0, description="kernel bandwidth in metres; default a multiple of the cell")]
 CompareQuery = Annotated[Literal["previous", "last_year"], Query(
     description="the top list's change: against the period just before, or the same period a year earlier")]
-TitleQuery = Annotated[str | None, Query(max_length=MAX_TITLE, description="the sheet's title; default 'Hotspots — <partnership>'")]
+TitleQuery = Annotated[str | None, Query(
+    max_length=MAX_TITLE, description="the sheet's title; default 'Hotspots — <partnership>'")]
 
 
 @router.get("/hotspots", response_class=HTMLResponse,

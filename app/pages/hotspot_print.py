@@ -141,7 +141,10 @@ def view_of(surface: Surface, margin: float = 0.03) -> tuple[float, float, float
     return (x0 - pad, y0 - pad, x1 + pad, y1 + pad)
 
 
-def fitted_view(view: tuple[float, float, float, float], box_w: float, box_h: float) -> tuple[float, float, float, float]:
+Box = tuple[float, float, float, float]
+
+
+def fitted_view(view: Box, box_w: float, box_h: float) -> Box:
     """The view widened on one axis to the map box's shape, so one metre is the same on paper
     across and up (and the scale bar holds everywhere)."""
     x0, y0, x1, y1 = view
@@ -298,8 +301,9 @@ def _draw_map(page: _Page, sheet: Sheet, listed: list[TopRow]) -> None:
         spine.set_linewidth(0.6)
 
     if sheet.background.buildings:
-        ax.add_collection(PolyCollection(sheet.background.buildings, facecolors="#dcdcd8",
-                                         edgecolors="none", zorder=1, rasterized=len(sheet.background.buildings) > 50_000))
+        # Very many shapes go into the PDF as one image: a county's buildings as vectors would be huge.
+        ax.add_collection(PolyCollection(sheet.background.buildings, facecolors="#dcdcd8", edgecolors="none",
+                                         zorder=1, rasterized=len(sheet.background.buildings) > 50_000))
     if sheet.background.streets:
         ax.add_collection(LineCollection(sheet.background.streets, colors="#8d8d8d", linewidths=0.35,
                                          zorder=2, rasterized=len(sheet.background.streets) > 50_000))
