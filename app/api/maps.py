@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from app.api.deps import CatalogDep, SessionDep, SettingsDep, get_principal
 from app.auth import Principal
 from app.errors import Unauthorized
-from app.pages import overview, sign_in
+from app.pages import coverage, overview, sign_in
 
 router = APIRouter(prefix="/maps", tags=["maps"])
 
@@ -65,6 +65,17 @@ async def overview_page(request: Request, session: SessionDep, catalog: CatalogD
     name = await overview.partnership_name(session, principal)
     config = overview.overview_config(principal, name, layers, summary)
     body, csp = overview.overview_html(settings.static_dir, config)
+    return _html(body, csp)
+
+
+@router.get("/coverage", response_class=HTMLResponse,
+            summary="The CCTV control-room page: cameras, faults, coverage, gaps and footage requests")
+async def coverage_page(request: Request, session: SessionDep, catalog: CatalogDep,
+                        settings: SettingsDep, principal: PageViewer) -> Response:
+    if principal is None:
+        return _to_sign_in(request)
+    config = await coverage.page_config(session, principal, catalog)
+    body, csp = coverage.coverage_html(settings.static_dir, config)
     return _html(body, csp)
 
 
