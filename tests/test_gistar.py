@@ -118,6 +118,18 @@ def test_q_values_and_confidence_agree_with_esda_fdr():
     assert set(np.unique(strict.confidence)) <= {0, 99}
 
 
+def test_narrow_grids_get_the_same_neighbours():
+    """A study area one or two cells wide (a long street) is a grid too."""
+    rng = np.random.default_rng(8)
+    for shape in ((12, 1), (12, 2), (1, 12), (2, 12), (4, 3)):
+        counts = rng.poisson(3.0, shape).astype(float)
+        counts.flat[0] += 5  # never flat
+        np.testing.assert_allclose(gi_star(counts).z, reference_gi_star(counts), rtol=1e-9, atol=1e-9)
+    # In a 2 x 2 grid every neighbourhood is the whole grid: Gi* is undefined, and nothing is hot.
+    tiny = gi_star(np.array([[9.0, 1.0], [0.0, 2.0]]))
+    assert np.isfinite(tiny.z).all() and not tiny.hot().any()
+
+
 def test_a_flat_or_empty_grid_has_no_hotspots():
     for counts in (np.zeros((10, 10)), np.full((10, 10), 4.0), np.ones((1, 1))):
         gi = gi_star(counts)
