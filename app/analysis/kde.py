@@ -40,10 +40,7 @@ ROUND_OFF = 1e-9
 
 def nice(value: float) -> float:
     """Rounded to two significant figures, so a cell size can be read out in a meeting."""
-    if value <= 0:
-        return value
-    magnitude = 10 ** (math.floor(math.log10(value)) - 1)
-    return round(value / magnitude) * magnitude
+    return float(f"{value:.2g}") if value > 0 else value
 
 
 def default_cell_and_bandwidth(extent: tuple[float, float, float, float]) -> tuple[float, float]:
