@@ -333,6 +333,10 @@
       Object.keys(modeButtons).forEach(function (k) { modeButtons[k].setAttribute("aria-pressed", String(k === mode)); });
       who.box.hidden = mode !== "who";
       path.box.hidden = mode !== "path";
+      // Each tool's marks show while it is in use (and come back with it).
+      [["who", marks.who], ["path", marks.path]].forEach(function (m) {
+        if (m[0] === mode) map.addLayer(m[1]); else map.removeLayer(m[1]);
+      });
       map.getContainer().classList.toggle("sm-cov-picking", mode !== "browse");
       map.closePopup();
       modeHint.textContent = mode === "browse" ? "Click a camera or its coverage for its details."
@@ -494,6 +498,7 @@
         points.forEach(function (p, i) {
           p.letter.textContent = LETTERS[i];
           p.row.setAttribute("aria-label", "Incident " + LETTERS[i]);
+          p.remove.setAttribute("aria-label", "Remove incident " + LETTERS[i]);
           L.marker(p.latlng, { icon: markIcon(LETTERS[i], "sm-cov-mark-incident" + (p.error ? " sm-cov-mark-error" : "")),
             keyboard: false, interactive: false }).addTo(pointMarks);
         });
@@ -536,7 +541,7 @@
           renumber();
         });
         row.appendChild(remove);
-        var point = { latlng: latlng, at: at, label: label, row: row, letter: letter, error: false };
+        var point = { latlng: latlng, at: at, label: label, row: row, letter: letter, remove: remove, error: false };
         [at, label].forEach(function (input) { input.addEventListener("change", stale); });
         points.push(point);
         rows.appendChild(row);
@@ -752,13 +757,21 @@
       box.appendChild(notes);
       var generation = 0;
 
+      // `null` is a figure held back (too few incidents to show); `undefined` one with nothing to count.
       function figure(parent, label, now, planned, id) {
         var row = el("div", "sm-cov-figure");
         if (id) row.id = id;
         row.appendChild(el("span", "sm-cov-figure-label", label));
-        row.appendChild(el("span", "sm-cov-figure-now", now === null ? "held back" : now));
-        row.appendChild(el("span", "sm-cov-figure-planned", planned === null ? "held back" : planned));
+        [["sm-cov-figure-now", now], ["sm-cov-figure-planned", planned]].forEach(function (cell) {
+          row.appendChild(el("span", cell[0], cell[1] === null ? "held back" : cell[1] === undefined ? "—" : cell[1]));
+        });
         parent.appendChild(row);
+      }
+
+      // A share, or why there is none: no incidents placed (undefined), or held back (null).
+      function shareOf(group) {
+        if (!group || group.placed === 0) return undefined;
+        return percent(group.share_covered);
       }
 
       function load() {
@@ -780,14 +793,17 @@
         head.appendChild(el("span", "sm-cov-figure-planned", "With planned"));
         figures.appendChild(head);
         var t = now.totals, tp = planned.totals;
-        figure(figures, "Incidents in working cameras' view", t ? percent(t.share_covered) : null,
-          tp ? percent(tp.share_covered) : null, "sm-cov-share");
-        figure(figures, "Covered incidents", t && t.covered !== null ? number(t.covered) + " of " + number(t.placed) : null,
-          tp && tp.covered !== null ? number(tp.covered) + " of " + number(tp.placed) : null);
-        figure(figures, "Street length in view", percent(now.streets.share_covered), percent(planned.streets.share_covered));
+        figure(figures, "Incidents in working cameras' view", shareOf(t), shareOf(tp), "sm-cov-share");
+        function coveredOf(g) {
+          if (!g || g.placed === 0) return undefined;
+          return g.covered === null ? null : number(g.covered) + " of " + number(g.placed);
+        }
+        figure(figures, "Covered incidents", coveredOf(t), coveredOf(tp));
+        figure(figures, "Street length in view", percent(now.streets.share_covered) || undefined,
+          percent(planned.streets.share_covered) || undefined);
         (now.by_category || []).slice(0, 5).forEach(function (c) {
           var p = (planned.by_category || []).filter(function (x) { return x.category === c.category; })[0];
-          figure(figures, c.category, percent(c.share_covered), p ? percent(p.share_covered) : null);
+          figure(figures, c.category, shareOf(c), shareOf(p));
         });
         var cov = body.coverage;
         var words = [number(cov.operational_cameras) + " working, " + number(cov.planned_cameras) + " planned and " +
@@ -857,10 +873,12 @@
           (pick.gain === 1 ? " incident" : " incidents")));
         item.appendChild(head);
         item.appendChild(el("p", "sm-cov-site-after", pick.share_after === null ? "" : "Share covered after it: " + percent(pick.share_after)));
-        var show = button("Show", null, function () { map.setView(latlng, Math.max(map.getZoom(), 17)); });
+        var show = button("Show on map", null, function () { map.setView(latlng, Math.max(map.getZoom(), 17)); });
+        show.setAttribute("aria-label", "Show site S" + pick.rank + " on the map");
         item.appendChild(show);
         if (config.can.add_camera) {
           var add = button("Add as planned", "sm-cov-add", function () { addPlanned(pick, body, add, item); });
+          add.setAttribute("aria-label", "Add site S" + pick.rank + " as a planned camera");
           item.appendChild(add);
         }
         list.appendChild(item);
