@@ -19,7 +19,7 @@
 
   var common = window.SaferMapCommon;
   var shared = window.SaferMapLayers;
-  var el = common.el, escapeHtml = common.escapeHtml, fetchJson = common.fetchJson;
+  var el = common.el, fetchJson = common.fetchJson;
   var UK = "Europe/London";
   var DAY_MS = 24 * 3600 * 1000;
   var FAULT_RING = "#7f1d1d";
