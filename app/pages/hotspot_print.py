@@ -366,14 +366,14 @@ def _draw_legend(page: _Page, sheet: Sheet, y: float) -> float:
     return y
 
 
-TABLE_COLS = ((0.0, "#", "left"), (6.0, "Area", "left"), (51.0, "Count", "right"),
-              (65.0, "Change", "right"), (SIDE_W, "Camera view", "right"))
+TABLE_COLS = ((0.0, "#", "left"), (6.0, "Area", "left"), (48.0, "Count", "right"),
+              (61.0, "Change", "right"), (SIDE_W, "In view", "right"))
 ROW_MM = line_mm(7.5) + line_mm(6.5) + 0.8
 
 
 COMPARE_WORDS = {"previous": "the period of the same length just before",
                  "last_year": "the same period a year earlier"}
-TABLE_NOTE = "Change: against {compare}. Camera view: share of the area's incidents inside working camera coverage."
+TABLE_NOTE = "Change: against {compare}. In view: share of the area's incidents inside working camera coverage."
 
 
 def table_rows(rows: list[TopRow], top: float, bottom: float) -> list[TopRow]:
