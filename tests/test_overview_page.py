@@ -148,6 +148,7 @@ def container_point_js(lonlat: tuple[float, float]) -> str:
 async def open_popup_at(page, lonlat: tuple[float, float]) -> str:
     """Clicks a point feature and returns the popup's title."""
     await page.evaluate("saferMap.map.closePopup()")
+    await page.locator(".leaflet-popup").wait_for(state="detached", timeout=5000)  # it fades out
     x, y = await page.evaluate(container_point_js(lonlat))
     box = await page.locator(".folium-map").bounding_box()
     await page.mouse.click(box["x"] + x, box["y"] + y)
