@@ -1,4 +1,4 @@
-/* Helpers shared by SaferMap's map pages (overview, control room, embed). Data reaches the page through
+/* Helpers shared by SaferMap's map pages (overview, control room, hotspots, embed). Data reaches the page through
  * textContent only; the one HTML-escaping helper is for Leaflet controls that insert HTML. */
 (function () {
   "use strict";
@@ -57,7 +57,31 @@
     });
   }
 
+  // The frame of a full-screen map page: a bar on top, the map and a side panel beside it, and the
+  // bar's brand (page title, partnership, a link back to the overview). Class names carry the page's
+  // prefix (sm-cov, sm-hs), so each page styles its own frame.
+  function pageFrame(map, prefix, title, sideLabel, partnershipName, overviewHref) {
+    document.body.classList.add(prefix + "-body");
+    var bar = el("header", prefix + "-bar");
+    var main = el("div", prefix + "-main");
+    var side = el("aside", prefix + "-side");
+    side.setAttribute("aria-label", sideLabel);
+    document.body.insertBefore(main, document.body.firstChild);
+    document.body.insertBefore(bar, main);
+    main.appendChild(map.getContainer());
+    main.appendChild(side);
+    var brand = el("div", prefix + "-brand");
+    brand.appendChild(el("strong", null, title));
+    brand.appendChild(el("span", prefix + "-partnership", partnershipName));
+    var nav = el("a", prefix + "-link", "Overview map");
+    nav.href = overviewHref;
+    brand.appendChild(nav);
+    bar.appendChild(brand);
+    return { bar: bar, main: main, side: side };
+  }
+
   window.SaferMapCommon = {
+    pageFrame: pageFrame,
     el: el,
     colour: colour,
     escapeHtml: escapeHtml,

@@ -163,26 +163,32 @@
     return item;
   }
 
+  // A tool's results: a line saying where, the cameras, those not working then, and a print link.
+  function cameraLists(box, listId, printText, printId) {
+    var where = el("p", "sm-cov-where");
+    box.appendChild(where);
+    var list = el("ol", "sm-cov-cameras");
+    list.id = listId;
+    box.appendChild(list);
+    var faultyTitle = el("h3", "sm-cov-subtitle");
+    box.appendChild(faultyTitle);
+    var faultyList = el("ol", "sm-cov-cameras sm-cov-not-operational");
+    box.appendChild(faultyList);
+    var print = el("a", "sm-button sm-cov-print", printText);
+    print.id = printId;
+    print.target = "_blank";
+    print.rel = "noopener";
+    print.hidden = true;
+    box.appendChild(print);
+    return { where: where, list: list, faultyTitle: faultyTitle, faultyList: faultyList, print: print };
+  }
+
   // -- the page's frame: a bar on top, the map and the side panel beside it ---------------------------
 
   function frame(map, config) {
-    document.body.classList.add("sm-cov-body");
-    var bar = el("header", "sm-cov-bar");
-    var main = el("div", "sm-cov-main");
-    var side = el("aside", "sm-cov-side");
-    side.setAttribute("aria-label", "Control room");
-    document.body.insertBefore(main, document.body.firstChild);
-    document.body.insertBefore(bar, main);
-    main.appendChild(map.getContainer());
-    main.appendChild(side);
-
-    var brand = el("div", "sm-cov-brand");
-    brand.appendChild(el("strong", null, "CCTV control room"));
-    brand.appendChild(el("span", "sm-cov-partnership", config.partnership.name));
-    var nav = el("a", "sm-cov-link", "Overview map");
-    nav.href = config.links.overview;
-    brand.appendChild(nav);
-    bar.appendChild(brand);
+    var f = common.pageFrame(map, "sm-cov", "CCTV control room", "Control room", config.partnership.name,
+                             config.links.overview);
+    var bar = f.bar, side = f.side;
 
     var counts = el("div", "sm-cov-counts");
     counts.id = "sm-cov-counts";
@@ -379,21 +385,9 @@
       var now = button("Now", "sm-cov-now", function () { at.value = ukNowInput(); at.max = at.value; again(); });
       row.appendChild(now);
       var status = message(box);
-      var where = el("p", "sm-cov-where");
-      box.appendChild(where);
-      var list = el("ol", "sm-cov-cameras");
-      list.id = "sm-cov-who-list";
-      box.appendChild(list);
-      var faultyTitle = el("h3", "sm-cov-subtitle");
-      box.appendChild(faultyTitle);
-      var faultyList = el("ol", "sm-cov-cameras sm-cov-not-operational");
-      box.appendChild(faultyList);
-      var print = el("a", "sm-button sm-cov-print", "Printable footage-request list");
-      print.id = "sm-cov-who-print";
-      print.target = "_blank";
-      print.rel = "noopener";
-      print.hidden = true;
-      box.appendChild(print);
+      var out = cameraLists(box, "sm-cov-who-list", "Printable footage-request list", "sm-cov-who-print");
+      var where = out.where, list = out.list, faultyTitle = out.faultyTitle;
+      var faultyList = out.faultyList, print = out.print;
       box.appendChild(el("p", "sm-cov-hint", "Every camera whose coverage (buildings taken into account) held the spot " +
         "and that was working then, nearest first, whatever the map filters. Footage is usually kept 28–31 days."));
       var last = null;
@@ -475,21 +469,9 @@
       buttons.appendChild(button("Clear", null, clear));
       var status = message(box);
       status.id = "sm-cov-path-message";
-      var summary = el("p", "sm-cov-where");
-      box.appendChild(summary);
-      var list = el("ol", "sm-cov-cameras");
-      list.id = "sm-cov-path-list";
-      box.appendChild(list);
-      var faultyTitle = el("h3", "sm-cov-subtitle");
-      box.appendChild(faultyTitle);
-      var faultyList = el("ol", "sm-cov-cameras sm-cov-not-operational");
-      box.appendChild(faultyList);
-      var print = el("a", "sm-button sm-cov-print", "Print pack");
-      print.id = "sm-cov-print-pack";
-      print.target = "_blank";
-      print.rel = "noopener";
-      print.hidden = true;
-      box.appendChild(print);
+      var out = cameraLists(box, "sm-cov-path-list", "Print pack", "sm-cov-print-pack");
+      var summary = out.where, list = out.list, faultyTitle = out.faultyTitle;
+      var faultyList = out.faultyList, print = out.print;
       var drawn = L.layerGroup().addTo(marks.path);
       var pointMarks = L.layerGroup().addTo(marks.path);
 

@@ -9,7 +9,7 @@
   "use strict";
 
   var common = window.SaferMapCommon;
-  var el = common.el, colour = common.colour, escapeHtml = common.escapeHtml;
+  var el = common.el, colour = common.colour, escapeHtml = common.escapeHtml, fetchJson = common.fetchJson;
   var MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
     "October", "November", "December"];
   var LEVEL_WORDS = { exact: "exact positions", sanitised: "anonymous points", aggregate: "counts only" };
@@ -65,35 +65,11 @@
 
   function withQuery(url, qs) { return qs ? url + "?" + qs : url; }
 
-  function getJson(url) {
-    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } }).then(function (r) {
-      return r.json().catch(function () { return {}; }).then(function (body) {
-        if (!r.ok) throw new Error(body.detail || ("The server answered " + r.status + "."));
-        return body;
-      });
-    });
-  }
-
   // -- the page's frame: bar on top, map and top list side by side ---------------------------------
 
   function frame(map, config) {
-    document.body.classList.add("sm-hs-body");
-    var bar = el("header", "sm-hs-bar");
-    var main = el("div", "sm-hs-main");
-    var side = el("aside", "sm-hs-side");
-    side.setAttribute("aria-label", "Top hotspots");
-    document.body.insertBefore(main, document.body.firstChild);
-    document.body.insertBefore(bar, main);
-    main.appendChild(map.getContainer());
-    main.appendChild(side);
-
-    var brand = el("div", "sm-hs-brand");
-    brand.appendChild(el("strong", null, "Hotspots"));
-    brand.appendChild(el("span", "sm-hs-partnership", config.partnership.name));
-    var nav = el("a", "sm-hs-link", "Overview map");
-    nav.href = "/maps/overview";
-    brand.appendChild(nav);
-    bar.appendChild(brand);
+    var f = common.pageFrame(map, "sm-hs", "Hotspots", "Top hotspots", config.partnership.name, "/maps/overview");
+    var bar = f.bar, side = f.side;
     var period = el("div", "sm-hs-period");
     period.id = "sm-hs-period";
     period.setAttribute("aria-live", "polite");
@@ -446,7 +422,7 @@
       });
       parts.extra.textContent = "";
       if (state.gistar) {
-        getJson(withQuery(links.gistar, query(state))).then(function (fc) {
+        fetchJson(withQuery(links.gistar, query(state))).then(function (fc) {
           if (gen !== generation || !state.gistar) return;
           analysis.gistar = L.geoJSON(fc, {
             pane: "sm-analysis",
@@ -474,7 +450,7 @@
         }).catch(function (err) { if (gen === generation) parts.message.textContent = "Gi*: " + err.message; });
       }
       if (state.change) {
-        getJson(withQuery(links.change, query(state, { compare: compareParam(), n: String(TOP_N) }))).then(function (body) {
+        fetchJson(withQuery(links.change, query(state, { compare: compareParam(), n: String(TOP_N) }))).then(function (body) {
           if (gen !== generation || !state.change) return;
           var features = (body.areas && body.areas.features) || [];
           var max = 1;
@@ -569,7 +545,7 @@
       if (window.history && window.history.replaceState) {
         window.history.replaceState(null, "", withQuery(window.location.pathname, query(state)));
       }
-      getJson(withQuery(links.legend, qs)).then(function (body) {
+      fetchJson(withQuery(links.legend, qs)).then(function (body) {
         if (gen !== generation) return;
         showLegend(parts, body);
         if (body.period && body.period.from) {
@@ -579,7 +555,7 @@
         }
         parts.note.textContent = sharingNote(config, state, body);
       }).catch(function (err) { if (gen === generation) parts.message.textContent = err.message; });
-      getJson(withQuery(links.top, query(state, { n: String(TOP_N), compare: compareParam() }))).then(function (body) {
+      fetchJson(withQuery(links.top, query(state, { n: String(TOP_N), compare: compareParam() }))).then(function (body) {
         if (gen === generation) showTop(body);
       }).catch(function (err) { if (gen === generation) topMessage.textContent = err.message; });
       refreshLayers();
@@ -598,7 +574,7 @@
       refresh();
     }
 
-    getJson(links.categories).then(function (body) {
+    fetchJson(links.categories).then(function (body) {
       categories.set((body.categories || []).map(function (c) {
         return { value: c.name, label: c.name + (c.count === null ? "" : " (" + number(c.count) + ")") };
       }), state.categories);
