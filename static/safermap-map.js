@@ -89,6 +89,14 @@
       var box = el("div", "sm-brand leaflet-bar");
       box.appendChild(el("strong", null, "SaferMap"));
       box.appendChild(el("span", "sm-brand-partnership", config.partnership.name));
+      var nav = el("nav", "sm-brand-pages");
+      nav.setAttribute("aria-label", "Map pages");
+      (config.pages || []).forEach(function (page) {
+        var link = el("a", "sm-brand-page", page.title);
+        link.href = page.href;
+        nav.appendChild(link);
+      });
+      box.appendChild(nav);
       var who = el("span", "sm-brand-user", config.user.name + " (" + config.user.role + ")");
       box.appendChild(who);
       var out = el("button", "sm-button sm-sign-out", "Sign out");
