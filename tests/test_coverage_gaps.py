@@ -403,15 +403,15 @@ async def test_faulty_and_back_again_changes_the_union(client, db, make_caller):
     r = await client.patch(f"/api/cameras/{a['id']}", headers=admin.headers,
                            json={"properties": {"status": "faulty", "version": a["properties"]["version"]}})
     assert r.status_code == 200, r.text
+    # rebuilt at commit: no cell is left dirty, and the union is fresh before anyone reads it
+    fresh = (await db.execute(text(
+        "SELECT safermap_coverage_union_fresh(:p), (SELECT count(*) FROM coverage_union_dirty)"),
+        {"p": admin.partnership_id})).one()
+    assert tuple(fresh) == (True, 0)
     faulty = (await share()).json()
     assert faulty["coverage"]["operational_cameras"] == 1
     assert faulty["coverage"]["covered_area_m2"] == pytest.approx(SHAPES["B"].area, rel=0.01)
     assert faulty["current"]["totals"]["covered"] < before["current"]["totals"]["covered"]
-    # one rebuild per transaction, at commit: the state says which camera data it reflects
-    state = (await db.execute(text(
-        "SELECT built_from = safermap_camera_data_version(:p) FROM coverage_union_state WHERE partnership_id = :p"),
-        {"p": admin.partnership_id})).scalar_one()
-    assert state is True
 
 
 @pytest.mark.parametrize("query", [
@@ -431,19 +431,221 @@ async def test_gaps_need_a_signed_in_caller(client):
     assert r.status_code == 401
 
 
-async def test_a_new_metric_crs_rebuilds_the_union_before_it_is_measured(client, db, make_caller):
+# -- the union is kept per grid cell: an edit rebuilds only the cells it reaches ------------------------
+
+CELL_M = 250.0  # the grid of migration 0012 (safermap_coverage_cell_m)
+
+
+async def pieces_by_cell(db, pid: int) -> dict[tuple[int, int], set[int]]:
+    rows = (await db.execute(text("SELECT cx, cy, id FROM coverage_union WHERE partnership_id = :p"),
+                             {"p": pid})).all()
+    out: dict[tuple[int, int], set[int]] = defaultdict(set)
+    for cx, cy, piece in rows:
+        out[(cx, cy)].add(piece)
+    return out
+
+
+def cells_of_disc(x: float, y: float, r: float) -> set[tuple[int, int]]:
+    """The grid cells (27700) whose squares the disc's bounding box reaches; x, y about the origin."""
+    x0, x1 = math.floor((E0 + x - r) / CELL_M), math.floor((E0 + x + r) / CELL_M)
+    y0, y1 = math.floor((N0 + y - r) / CELL_M), math.floor((N0 + y + r) / CELL_M)
+    return {(cx, cy) for cx in range(x0, x1 + 1) for cy in range(y0, y1 + 1)}
+
+
+async def edit_camera(client, caller, ref: str, props: dict | None = None, at: tuple[float, float] | None = None):
+    cams = (await client.get("/api/cameras", headers=caller.headers)).json()["features"]
+    cam = next(c for c in cams if c["properties"]["reference"] == ref)
+    body: dict = {"properties": {**(props or {}), "version": cam["properties"]["version"]}}
+    if at is not None:
+        body["geometry"] = {"type": "Point", "coordinates": list(ll(*at))}
+    r = await client.patch(f"/api/cameras/{cam['id']}", json=body, headers=caller.headers)
+    assert r.status_code == 200, r.text
+    return cam["id"]
+
+
+async def union_state(db, pid: int):
+    return (await db.execute(text(
+        "SELECT built_at, synced_at, srid, safermap_coverage_union_fresh(:p) AS fresh FROM coverage_union_state "
+        "WHERE partnership_id = :p"), {"p": pid})).one()
+
+
+async def test_one_camera_edit_rebuilds_only_the_cells_it_reaches(client, db, make_caller):
     admin = await make_caller("gaps-a", "admin")
+    pid = admin.partnership_id
+    for cam in [("NEAR", 0, 0, "dome", None, 360, 40, "operational"),
+                ("FAR", 1000, 800, "dome", None, 360, 40, "operational"),
+                ("FAR-W", -900, 600, "fixed", 45, 90, 60, "planned")]:
+        assert (await client.post("/api/cameras", json=camera_feature(*cam), headers=admin.headers)).status_code == 201
+    before = await pieces_by_cell(db, pid)
+    state = await union_state(db, pid)
+    near = cells_of_disc(0, 0, 40) | cells_of_disc(25, 10, 40)  # where it was and where it goes
+    far = {cell for cell in before if cell not in near}
+    assert len(far) >= 2 and all(before[c] for c in far)  # the far cameras' pieces are there
+
+    await edit_camera(client, admin, "NEAR", at=(25, 10))
+    after = await pieces_by_cell(db, pid)
+    for cell in far:  # untouched: the very same rows
+        assert after[cell] == before[cell], cell
+    rebuilt = {cell for cell in after if cell in near}
+    assert rebuilt and all(not (after[c] & before.get(c, set())) for c in rebuilt)
+    again = await union_state(db, pid)
+    assert again.fresh and again.built_at == state.built_at and again.synced_at > state.synced_at
+    # and the moved disc is where the pieces say
+    area = (await db.execute(text(
+        "SELECT sum(ST_Area(geom_m)), ST_Distance(ST_Centroid(ST_Union(geom_m)), "
+        "ST_Transform(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), 27700)) FROM coverage_union "
+        "WHERE partnership_id = :p AND kind = 'working' AND ST_DWithin(geom_m, "
+        "ST_Transform(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), 27700), 45)"),
+        {"p": pid, "lon": ll(25, 10)[0], "lat": ll(25, 10)[1]})).one()
+    assert area[0] == pytest.approx(disc(0, 0, 40).area, rel=0.01) and area[1] < 0.5
+
+
+# One piece's geometry for the checks below: each kind's pieces dissolved, and the same union made
+# at once from the cameras' own coverage (as the union was before it had a grid).
+UNION_CHECK = text("""
+    WITH pieces AS (
+        SELECT kind, ST_Union(geom_m) AS g FROM coverage_union WHERE partnership_id = :p GROUP BY kind
+    ), cams AS (
+        SELECT c.status, ST_Transform(cc.geom, 27700) AS g
+        FROM camera_coverage cc JOIN camera c ON c.id = cc.camera_id WHERE cc.partnership_id = :p
+    ), direct AS (
+        SELECT ST_Union(g) FILTER (WHERE status = 'operational') AS working,
+               ST_Union(g) FILTER (WHERE status IN ('operational', 'planned')) AS both FROM cams
+    )
+    SELECT ST_Area(ST_SymDifference((SELECT g FROM pieces WHERE kind = 'working'), d.working)) AS working_diff,
+           ST_Area(ST_SymDifference(ST_Union((SELECT g FROM pieces WHERE kind = 'working'),
+                                             (SELECT g FROM pieces WHERE kind = 'planned')), d.both)) AS both_diff,
+           (SELECT count(*) FROM coverage_union WHERE partnership_id = :p
+            AND NOT ST_CoveredBy(geom_m, ST_Expand(safermap_coverage_cell(cx, cy, 27700), 1e-6))) AS outside_cell,
+           (SELECT ST_AsBinary(ST_Union(geom_m)) FROM coverage_union WHERE partnership_id = :p AND kind = 'working') AS working,
+           (SELECT ST_AsBinary(ST_Union(geom_m)) FROM coverage_union WHERE partnership_id = :p AND kind = 'planned') AS planned
+    FROM direct d
+""")
+
+
+async def test_incremental_union_equals_a_full_rebuild_after_many_edits(client, db, make_caller):
+    import shapely
+    admin = await make_caller("gaps-a", "admin")
+    pid = admin.partnership_id
     await build_scene(client, db, admin)
-    before = (await client.get("/api/coverage/gaps", headers=admin.headers)).json()["current"]["streets"]
-    # UTM 30N also works in metres here; no camera changed, so only the reading side can notice
-    await db.execute(text("UPDATE partnership SET srid = 32630 WHERE id = :p"), {"p": admin.partnership_id})
+    # cameras on the grid's lines: the nearest grid corner east and north of the origin
+    gx, gy = math.ceil(E0 / CELL_M) * CELL_M - E0, math.ceil(N0 / CELL_M) * CELL_M - N0
+    for cam in [("G", gx, gy, "dome", None, 360, 60, "operational"),
+                ("H", gx - 10, gy - 100, "fixed", 90, 90, 50, "operational")]:
+        assert (await client.post("/api/cameras", json=camera_feature(*cam), headers=admin.headers)).status_code == 201
+
+    # a working day of edits: moves, turns, status changes, a new camera, removals
+    await edit_camera(client, admin, "B", {"bearing": 45}, at=(60, -30))
+    await edit_camera(client, admin, "A", {"status": "faulty"})
+    await edit_camera(client, admin, "D", {"status": "operational"})
+    cams = {c["properties"]["reference"]: c["id"]
+            for c in (await client.get("/api/cameras", headers=admin.headers)).json()["features"]}
+    assert (await client.delete(f"/api/cameras/{cams['G']}", headers=admin.headers)).status_code == 204
+    r = await client.post("/api/cameras", json=camera_feature("P", gx + 5, gy - 5, "dome", None, 360, 50, "planned"),
+                          headers=admin.headers)
+    assert r.status_code == 201
+    await edit_camera(client, admin, "H", {"status": "decommissioned"})
+    await edit_camera(client, admin, "A", {"status": "operational"})
+    await edit_camera(client, admin, "A", at=(15, -5))
+    await edit_camera(client, admin, "E", {"status": "operational"})
+    # two cameras turned in one transaction, straight in SQL (as an import does)
+    await db.execute(text("UPDATE camera SET bearing = 200, fov = 120 WHERE partnership_id = :p AND reference IN ('B', 'P')"),
+                     {"p": pid})
     await db.commit()
+    # a camera kept as its plain wedge (no line of sight): a status change leaves its shape as it was,
+    # so only the status decides which set it is in
+    await db.execute(text("INSERT INTO camera (partnership_id, reference, geom, bearing, fov, range_m) "
+                          "VALUES (:p, 'S', ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), 0, 60, 45)"),
+                     {"p": pid, **dict(zip(("lon", "lat"), ll(-60, 60)))})
+    await db.commit()
+    await db.execute(text("UPDATE camera SET status = 'planned' WHERE partnership_id = :p AND reference = 'S'"), {"p": pid})
+    await db.commit()
+
+    assert (await union_state(db, pid)).fresh
+    check = (await db.execute(UNION_CHECK, {"p": pid})).one()
+    # the pieces are the union of the cameras' coverage done at once, each inside its cell
+    assert check.working_diff < 1e-3 and check.both_diff < 1e-3 and check.outside_cell == 0
+    incremental = (await client.get("/api/coverage/gaps", params={"planned": "true"}, headers=admin.headers)).json()
+
+    state = await union_state(db, pid)
+    assert (await db.execute(text("SELECT safermap_refresh_coverage_union(:p, true)"), {"p": pid})).scalar_one() > 0
+    await db.commit()
+    assert (await union_state(db, pid)).built_at > state.built_at  # it did rebuild every cell
+    full = (await client.get("/api/coverage/gaps", params={"planned": "true"}, headers=admin.headers)).json()
+    assert full == incremental
+    rebuilt = (await db.execute(UNION_CHECK, {"p": pid})).one()
+    for kind in ("working", "planned"):
+        a, b = shapely.from_wkb(getattr(check, kind)), shapely.from_wkb(getattr(rebuilt, kind))
+        assert a.symmetric_difference(b).area < 1e-3, kind
+    assert full["current"]["totals"]["covered"] > 0 and full["coverage"]["planned_adds_m2"] > 0
+
+
+async def test_a_street_along_a_grid_line_counts_once(client, db, make_caller):
+    # Web Mercator puts the Greenwich meridian exactly on x = 0, a grid line: a street running
+    # along it lies on the edge between the pieces of two cells.
+    admin = await make_caller("gaps-greenwich", "admin", srid=3857)
+    pid = admin.partnership_id
+    r = await client.post("/api/cameras", headers=admin.headers, json={
+        "type": "Feature", "geometry": {"type": "Point", "coordinates": [0.0, 51.4779]},
+        "properties": {"reference": "G", "camera_type": "dome", "fov": 360, "range_m": 40}})
+    assert r.status_code == 201
+    await db.execute(text("INSERT INTO street (partnership_id, name, highway, geom) VALUES (:p, 'Meridian Walk', "
+                          "'footway', ST_GeomFromText('LINESTRING(0 51.4760, 0 51.4800)', 4326))"), {"p": pid})
+    ds = await add_dataset(db, pid, "police-uk:greenwich")
+    await db.execute(text(
+        "INSERT INTO incident (partnership_id, dataset_id, category, month, geom) "
+        "SELECT :p, :d, 'Robbery', DATE '2024-01-01', ST_SetSRID(ST_MakePoint(0, 51.4779 + k * 0.00004), 4326) "
+        "FROM generate_series(-3, 3) AS k"), {"p": pid, "d": ds})
+    await db.commit()
+    sides = (await db.execute(text(
+        "SELECT array_agg(DISTINCT u.cx ORDER BY u.cx) FROM coverage_union u JOIN street s ON s.partnership_id = u.partnership_id "
+        "AND ST_Intersects(u.geom_m, ST_Transform(s.geom, 3857)) WHERE u.partnership_id = :p"), {"p": pid})).scalar_one()
+    assert sides == [-1, 0]  # the street is on the edge of both cells' pieces
+    want = (await db.execute(text(
+        "SELECT ST_Length(ST_Intersection(ST_Transform(s.geom, 3857), ST_Transform(cc.geom, 3857))) "
+        "FROM street s JOIN camera_coverage cc ON cc.partnership_id = s.partnership_id WHERE s.partnership_id = :p"),
+        {"p": pid})).scalar_one()
+    body = (await client.get("/api/coverage/gaps", headers=admin.headers)).json()["current"]
+    assert want == pytest.approx(80, abs=0.5)
+    assert body["streets"]["covered_m"] == pytest.approx(want, abs=0.01)
+    # incidents on the line are inside coverage, whichever side's piece holds them
+    assert body["totals"]["placed"] == 7 and body["totals"]["covered"] == 7
+
+
+async def test_a_new_metric_crs_rebuilds_every_cell_at_commit(client, db, make_caller):
+    admin = await make_caller("gaps-a", "admin")
+    pid = admin.partnership_id
+    await build_scene(client, db, admin)
+    before = (await client.get("/api/coverage/gaps", headers=admin.headers)).json()["current"]
+    old_ids = {i for ids in (await pieces_by_cell(db, pid)).values() for i in ids}
+    # UTM 30N also works in metres here; no camera changed, yet the grid moved with the CRS
+    await db.execute(text("UPDATE partnership SET srid = 32630 WHERE id = :p"), {"p": pid})
+    await db.commit()
+    state = await union_state(db, pid)
+    assert state.srid == 32630 and state.fresh
+    pieces = (await db.execute(text(
+        "SELECT id, ST_SRID(geom_m) AS srid, ST_CoveredBy(geom_m, ST_Expand(safermap_coverage_cell(cx, cy, 32630), 1e-6)) "
+        "AS in_cell FROM coverage_union WHERE partnership_id = :p"), {"p": pid})).all()
+    assert pieces and not ({p.id for p in pieces} & old_ids)
+    assert all(p.srid == 32630 and p.in_cell for p in pieces)
     r = await client.get("/api/coverage/gaps", headers=admin.headers)
     assert r.status_code == 200, r.text
-    after = r.json()["current"]["streets"]
-    assert after["length_m"] == pytest.approx(before["length_m"], rel=0.002)  # both metric CRSs
-    assert after["covered_m"] == pytest.approx(before["covered_m"], rel=0.005)
-    srid = (await db.execute(text("SELECT srid FROM coverage_union_state WHERE partnership_id = :p"),
-                             {"p": admin.partnership_id})).scalar_one()
-    assert srid == 32630
+    after = r.json()["current"]
+    assert after["totals"] == before["totals"]
+    assert after["streets"]["length_m"] == pytest.approx(before["streets"]["length_m"], rel=0.002)  # both metric
+    assert after["streets"]["covered_m"] == pytest.approx(before["streets"]["covered_m"], rel=0.005)
 
+
+async def test_the_reading_side_still_rebuilds_a_union_left_behind(client, db, make_caller):
+    """A union whose state says another CRS (a commit that skipped the triggers, or a database
+    restored from elsewhere) is rebuilt by the first reader."""
+    admin = await make_caller("gaps-a", "admin")
+    pid = admin.partnership_id
+    await build_scene(client, db, admin)
+    before = (await client.get("/api/coverage/gaps", headers=admin.headers)).json()["current"]
+    await db.execute(text("UPDATE coverage_union_state SET srid = 4326 WHERE partnership_id = :p"), {"p": pid})
+    await db.commit()
+    assert not (await union_state(db, pid)).fresh
+    after = (await client.get("/api/coverage/gaps", headers=admin.headers)).json()["current"]
+    assert after == before
+    assert (await union_state(db, pid)).srid == 27700

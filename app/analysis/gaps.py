@@ -66,18 +66,26 @@ GAP_COUNTS = """
     GROUP BY GROUPING SETS ((), (category), (lsoa_code))
 """.format(visible=VISIBLE)
 
-# Street length inside coverage, in the partnership's metric CRS. Union pieces do not overlap, so
-# the lengths of a street's intersections with them add up.
+# Street length inside coverage, in the partnership's metric CRS. Union pieces do not overlap, but
+# they meet at the union's grid lines (and at ST_Subdivide's cuts): a street running along such an
+# edge lies in the pieces on both sides. So each street's covered parts are dissolved (on a
+# millimetre grid, which also merges edges a rounding apart) before they are measured.
 STREET_LENGTHS = text("""
     WITH s AS MATERIALIZED (
-        SELECT ST_Transform(st.geom, pa.srid) AS g
+        SELECT st.id, ST_Transform(st.geom, pa.srid) AS g
         FROM street st JOIN partnership pa ON pa.id = st.partnership_id
         WHERE st.partnership_id = :p
+    ), parts AS (
+        SELECT s.id, u.kind, ST_CollectionExtract(ST_Intersection(s.g, u.geom_m), 2) AS g
+        FROM s JOIN coverage_union u ON u.partnership_id = :p AND ST_Intersects(u.geom_m, s.g)
+    ), per_street AS (
+        SELECT ST_Length(ST_UnaryUnion(ST_Collect(g) FILTER (WHERE kind = 'working'), 0.001)) AS working_m,
+               ST_Length(ST_UnaryUnion(ST_Collect(g), 0.001)) AS with_planned_m
+        FROM parts GROUP BY id
     )
     SELECT (SELECT coalesce(sum(ST_Length(g)), 0) FROM s) AS total_m,
-           coalesce(sum(ST_Length(ST_Intersection(s.g, u.geom_m))) FILTER (WHERE u.kind = 'working'), 0) AS working_m,
-           coalesce(sum(ST_Length(ST_Intersection(s.g, u.geom_m))) FILTER (WHERE u.kind = 'planned'), 0) AS planned_m
-    FROM s JOIN coverage_union u ON u.partnership_id = :p AND ST_Intersects(u.geom_m, s.g)
+           coalesce(sum(working_m), 0) AS working_m, coalesce(sum(with_planned_m), 0) AS with_planned_m
+    FROM per_street
 """)
 
 COVERAGE_FACTS = text("""
@@ -258,7 +266,7 @@ async def gap_report(session: AsyncSession, principal: Principal, flt: IncidentF
     }
     if opts.include_planned:
         planned = _section(rows, "covered_with_planned", k, opts.max_areas)
-        both = streets.working_m + streets.planned_m
+        both = streets.with_planned_m
         planned["streets"] = {"length_m": round(streets.total_m, 1), "covered_m": round(both, 1),
                               "share_covered": share(both, streets.total_m)}
         planned["clusters"], exact_p = await _clusters(session, principal, flt, ["working", "planned"], opts, k)

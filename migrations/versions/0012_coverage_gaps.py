@@ -1,15 +1,19 @@
 """Coverage gaps: the union of what working (and planned) cameras see, kept per partnership, and
 the incidents that lie outside it as a sharing function for the `gaps` tile layer.
 
-`coverage_union` holds each partnership's union of coverage, cut into small pieces (ST_Subdivide)
-so that point-in-polygon tests and tiles touch only a few vertices each: kind 'working' is the
-union of operational cameras' coverage, kind 'planned' the area planned cameras would add to it
-(disjoint from 'working'), so working + planned is the coverage once the planned ones are bought.
+`coverage_union` holds each partnership's union of coverage: kind 'working' is the union of
+operational cameras' coverage, kind 'planned' the area planned cameras would add to it (disjoint
+from 'working'), so working + planned is the coverage once the planned ones are bought.
 
-It is rebuilt once per transaction that changed cameras or coverage, at commit, by a deferred
-trigger: a camera import of thousands of rows (one coverage statement per camera, from the row
-trigger of 0001/0010) costs one union, not thousands. The state table records the data versions it
-was built from, so the first deferred call rebuilds and the others see it is fresh.
+The union is tiled on a fixed grid of square cells (250 m) in the partnership's metric CRS: each
+piece lies in one cell and carries it (cx, cy), and is cut further into pieces of at most 128
+vertices (ST_Subdivide), so point-in-polygon tests and tiles touch only a few vertices each. A
+camera edit then rebuilds only the cells its old and new coverage reach: row triggers on
+`camera_coverage` (and on a camera's status, which decides the set its coverage belongs to) note
+those cells in `coverage_union_dirty`, and a deferred trigger rebuilds them once, at commit. A camera
+import of thousands of rows still costs one rebuild, of the cells it touched. A new metric CRS (the
+OpenStreetMap import can change `partnership.srid`), a new cell size or no union yet rebuilds every
+cell.
 
 Revision ID: 0012
 Revises: 0011
@@ -23,115 +27,245 @@ branch_labels = None
 depends_on = None
 
 UPGRADE = r"""
+-- The grid the union is cut on, in metres of the partnership's metric CRS. Small enough that one
+-- camera's cells hold little else (a union of a few dozen shapes), large enough that a camera
+-- (20-60 m, up to 2 km) reaches only a few cells.
+CREATE FUNCTION safermap_coverage_cell_m() RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 250::double precision $$;
+
+-- Cell (cx, cy) is the square [cx, cx + 1) x [cy, cy + 1) times the cell size, in CRS `crs`.
+CREATE FUNCTION safermap_coverage_cell(cx integer, cy integer, crs integer) RETURNS geometry
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT ST_MakeEnvelope(cx * safermap_coverage_cell_m(), cy * safermap_coverage_cell_m(),
+                           (cx + 1) * safermap_coverage_cell_m(), (cy + 1) * safermap_coverage_cell_m(), crs)
+$$;
+
+-- The cells a shape (EPSG:4326) may reach in CRS `crs`: those of its bounding box, which never
+-- fails on an invalid shape (a row trigger must not) and at worst names a cell with nothing in it.
+CREATE FUNCTION safermap_coverage_cells(g geometry, crs integer) RETURNS TABLE (cx integer, cy integer)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT x, y
+    FROM ST_Transform(g, crs) AS m,
+         generate_series(floor(ST_XMin(m) / safermap_coverage_cell_m())::integer,
+                         floor(ST_XMax(m) / safermap_coverage_cell_m())::integer) AS x,
+         generate_series(floor(ST_YMin(m) / safermap_coverage_cell_m())::integer,
+                         floor(ST_YMax(m) / safermap_coverage_cell_m())::integer) AS y
+$$;
+
 CREATE TABLE coverage_union (
     id              bigserial PRIMARY KEY,
     partnership_id  integer NOT NULL REFERENCES partnership(id) ON DELETE CASCADE,
     kind            text NOT NULL CHECK (kind IN ('working', 'planned')),
+    cx              integer NOT NULL,              -- the grid cell the piece lies in
+    cy              integer NOT NULL,
     geom            geometry(Polygon, 4326) NOT NULL,
     geom_m          geometry(Polygon) NOT NULL     -- the same piece in the partnership's metric CRS
 );
 CREATE INDEX coverage_union_geom_idx ON coverage_union USING gist (geom);
 CREATE INDEX coverage_union_geom_m_idx ON coverage_union USING gist (geom_m);
 CREATE INDEX coverage_union_partnership_idx ON coverage_union (partnership_id, kind);
+CREATE INDEX coverage_union_cell_idx ON coverage_union (partnership_id, cx, cy);
+
+-- Cells whose pieces no longer match the cameras, noted by row triggers and emptied at commit.
+-- No unique key: two transactions noting the same cell must not wait on each other; each rebuilds
+-- (and removes) the rows it can see.
+CREATE TABLE coverage_union_dirty (
+    partnership_id  integer NOT NULL REFERENCES partnership(id) ON DELETE CASCADE,
+    cx              integer NOT NULL,
+    cy              integer NOT NULL
+);
+CREATE INDEX coverage_union_dirty_partnership_idx ON coverage_union_dirty (partnership_id);
 
 CREATE TABLE coverage_union_state (
     partnership_id  integer PRIMARY KEY REFERENCES partnership(id) ON DELETE CASCADE,
-    built_from      bigint NOT NULL,               -- the camera/coverage data version it reflects
-    srid            integer NOT NULL,              -- the metric CRS of geom_m
-    built_at        timestamptz NOT NULL DEFAULT now()
+    srid            integer NOT NULL,              -- the metric CRS of geom_m and of the grid
+    cell_m          double precision NOT NULL,     -- the grid's cell size
+    built_at        timestamptz NOT NULL,          -- the last rebuild of every cell
+    synced_at       timestamptz NOT NULL           -- the last rebuild of any cell
 );
 
--- The latest data version of a partnership's cameras and coverage (0 when never changed).
-CREATE FUNCTION safermap_camera_data_version(p_partnership integer) RETURNS bigint
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce(max(version), 0) FROM data_version
-    WHERE partnership_id = p_partnership AND source IN ('camera', 'camera_coverage')
-$$;
-
--- Whether the union reflects the cameras as they are and the partnership's metric CRS.
+-- Whether the union matches the cameras as they are, on the partnership's current grid.
 CREATE FUNCTION safermap_coverage_union_fresh(p_partnership integer) RETURNS boolean
 LANGUAGE sql STABLE AS $$
     SELECT EXISTS (SELECT 1 FROM coverage_union_state s JOIN partnership pa ON pa.id = s.partnership_id
                    WHERE s.partnership_id = p_partnership AND s.srid = pa.srid
-                     AND s.built_from = safermap_camera_data_version(p_partnership))
+                     AND s.cell_m = safermap_coverage_cell_m())
+       AND NOT EXISTS (SELECT 1 FROM coverage_union_dirty d WHERE d.partnership_id = p_partnership)
 $$;
 
--- (Re)build a partnership's coverage union. Unions are done in the metric CRS; a union that
--- GEOS refuses (an invalid shape from elsewhere) is retried on repaired shapes.
-CREATE FUNCTION safermap_refresh_coverage_union(p_partnership integer) RETURNS integer
-LANGUAGE plpgsql AS $$
+-- The pieces of the given cells: in each cell, the union of the operational cameras' coverage
+-- clipped to the cell, and the planned cameras' minus it, cut to at most 128 vertices. Unions are
+-- done in the metric CRS; `repair` runs every shape through ST_MakeValid first.
+CREATE FUNCTION safermap_coverage_union_pieces(p_partnership integer, crs integer, xs integer[],
+                                               ys integer[], repair boolean)
+RETURNS TABLE (kind text, cx integer, cy integer, piece geometry) LANGUAGE sql STABLE AS $$
+    WITH cells AS (
+        SELECT c.cx, c.cy, safermap_coverage_cell(c.cx, c.cy, crs) AS box
+        FROM unnest(xs, ys) AS c(cx, cy)
+    ), clipped AS (
+        -- The coverage index is in 4326, where the grid's lines are slight curves: a box grown by
+        -- a metre finds every shape that reaches the cell; the clip in metres then decides.
+        -- Only the polygonal part of a clip counts (a shape touching the cell gives a line).
+        SELECT cl.cx, cl.cy, c.status,
+               ST_CollectionExtract(ST_Intersection(
+                   CASE WHEN repair THEN ST_MakeValid(ST_Transform(cc.geom, crs)) ELSE ST_Transform(cc.geom, crs) END,
+                   cl.box), 3) AS g
+        FROM cells cl
+        JOIN camera_coverage cc ON cc.partnership_id = p_partnership
+                               AND cc.geom && ST_Transform(ST_Expand(cl.box, 1), 4326)
+        JOIN camera c ON c.id = cc.camera_id AND c.status IN ('operational', 'planned')
+    ), sets AS (
+        SELECT cx, cy,
+               ST_UnaryUnion(ST_Collect(g) FILTER (WHERE status = 'operational')) AS working,
+               ST_UnaryUnion(ST_Collect(g) FILTER (WHERE status = 'planned')) AS planned
+        FROM clipped WHERE NOT ST_IsEmpty(g)
+        GROUP BY cx, cy
+    ), kinds AS (
+        SELECT s.cx, s.cy, 'working' AS kind, s.working AS g FROM sets s
+        UNION ALL
+        SELECT s.cx, s.cy, 'planned',
+               CASE WHEN s.working IS NULL THEN s.planned ELSE ST_Difference(s.planned, s.working) END
+        FROM sets s
+    )
+    SELECT k.kind, k.cx, k.cy, d.geom
+    FROM kinds k
+    CROSS JOIN LATERAL ST_Subdivide(ST_CollectionExtract(k.g, 3), 128) AS sub(g)
+    CROSS JOIN LATERAL ST_Dump(sub.g) AS d
+    WHERE k.g IS NOT NULL AND NOT ST_IsEmpty(k.g) AND ST_Dimension(d.geom) = 2 AND ST_Area(d.geom) > 0
+$$;
+
+-- Bring a partnership's union up to date: rebuild its dirty cells, or every cell when the grid
+-- changed (a new metric CRS or cell size), there is no union yet, or `p_full` asks for it.
+-- Returns the number of pieces written.
+CREATE FUNCTION safermap_refresh_coverage_union(p_partnership integer, p_full boolean DEFAULT false)
+RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
-    crs integer;
-    n   integer;
+    crs   integer;
+    whole boolean;
+    xs    integer[];
+    ys    integer[];
+    n     integer;
 BEGIN
     SELECT srid INTO crs FROM partnership WHERE id = p_partnership;
     IF crs IS NULL THEN
         RETURN 0;  -- the partnership went in this same transaction
     END IF;
-    -- one builder at a time per partnership (two commits touching cameras at once)
+    -- One builder at a time per partnership (two commits touching its cameras at once); the
+    -- statements below run after the wait, so they see what the other one committed.
     PERFORM pg_advisory_xact_lock(hashtext('safermap_coverage_union'), p_partnership);
-    DELETE FROM coverage_union WHERE partnership_id = p_partnership;
+    whole := p_full OR NOT EXISTS (
+        SELECT 1 FROM coverage_union_state
+        WHERE partnership_id = p_partnership AND srid = crs AND cell_m = safermap_coverage_cell_m());
+
+    -- Take the dirty cells (this transaction's and any left committed); a whole rebuild takes
+    -- them too, and then every cell that working or planned coverage reaches.
+    WITH taken AS (
+        DELETE FROM coverage_union_dirty WHERE partnership_id = p_partnership RETURNING cx, cy
+    ), cells AS (
+        SELECT DISTINCT cx, cy FROM taken WHERE NOT whole
+        UNION
+        SELECT c.cx, c.cy
+        FROM camera_coverage cc
+        JOIN camera cam ON cam.id = cc.camera_id AND cam.status IN ('operational', 'planned')
+        CROSS JOIN LATERAL safermap_coverage_cells(cc.geom, crs) AS c
+        WHERE whole AND cc.partnership_id = p_partnership
+    )
+    SELECT coalesce(array_agg(cx ORDER BY cx, cy), '{}'), coalesce(array_agg(cy ORDER BY cx, cy), '{}')
+    INTO xs, ys FROM cells;
+
+    IF whole THEN
+        DELETE FROM coverage_union WHERE partnership_id = p_partnership;
+    ELSE
+        DELETE FROM coverage_union u USING unnest(xs, ys) AS c(cx, cy)
+        WHERE u.partnership_id = p_partnership AND u.cx = c.cx AND u.cy = c.cy;
+    END IF;
+
+    -- A union that GEOS refuses (an invalid shape from elsewhere) is retried on repaired shapes.
     BEGIN
-        INSERT INTO coverage_union (partnership_id, kind, geom, geom_m)
-        SELECT p_partnership, kind, ST_Transform(piece, 4326), piece
-        FROM safermap_coverage_union_pieces(p_partnership, crs, false);
+        INSERT INTO coverage_union (partnership_id, kind, cx, cy, geom, geom_m)
+        SELECT p_partnership, kind, cx, cy, ST_Transform(piece, 4326), piece
+        FROM safermap_coverage_union_pieces(p_partnership, crs, xs, ys, false);
     EXCEPTION WHEN OTHERS THEN
         RAISE WARNING 'coverage union of partnership % failed (%), retrying on repaired shapes',
             p_partnership, SQLERRM;
-        INSERT INTO coverage_union (partnership_id, kind, geom, geom_m)
-        SELECT p_partnership, kind, ST_Transform(piece, 4326), piece
-        FROM safermap_coverage_union_pieces(p_partnership, crs, true);
+        INSERT INTO coverage_union (partnership_id, kind, cx, cy, geom, geom_m)
+        SELECT p_partnership, kind, cx, cy, ST_Transform(piece, 4326), piece
+        FROM safermap_coverage_union_pieces(p_partnership, crs, xs, ys, true);
     END;
     GET DIAGNOSTICS n = ROW_COUNT;
-    INSERT INTO coverage_union_state (partnership_id, built_from, srid, built_at)
-    VALUES (p_partnership, safermap_camera_data_version(p_partnership), crs, now())
+
+    INSERT INTO coverage_union_state AS s (partnership_id, srid, cell_m, built_at, synced_at)
+    VALUES (p_partnership, crs, safermap_coverage_cell_m(), now(), now())
     ON CONFLICT (partnership_id) DO UPDATE
-        SET built_from = EXCLUDED.built_from, srid = EXCLUDED.srid, built_at = EXCLUDED.built_at;
+        SET srid = EXCLUDED.srid, cell_m = EXCLUDED.cell_m, synced_at = EXCLUDED.synced_at,
+            built_at = CASE WHEN whole THEN EXCLUDED.built_at ELSE s.built_at END;
     RETURN n;
 END $$;
 
--- The pieces: at most 128 vertices each, polygons only.
-CREATE FUNCTION safermap_coverage_union_pieces(p_partnership integer, crs integer, repair boolean)
-RETURNS TABLE (kind text, piece geometry) LANGUAGE sql STABLE AS $$
-    WITH cams AS (
-        SELECT c.status,
-               CASE WHEN repair THEN ST_MakeValid(ST_Transform(cc.geom, crs))
-                    ELSE ST_Transform(cc.geom, crs) END AS g
-        FROM camera_coverage cc JOIN camera c ON c.id = cc.camera_id
-        WHERE cc.partnership_id = p_partnership AND c.status IN ('operational', 'planned')
-    ), working AS (
-        SELECT ST_UnaryUnion(ST_Collect(g)) AS g FROM cams WHERE status = 'operational'
-    ), planned AS (
-        SELECT ST_UnaryUnion(ST_Collect(g)) AS g FROM cams WHERE status = 'planned'
-    ), sets AS (
-        SELECT 'working' AS kind, w.g FROM working w
-        UNION ALL
-        SELECT 'planned', CASE WHEN w.g IS NULL THEN p.g ELSE ST_Difference(p.g, w.g) END
-        FROM planned p, working w
-    )
-    SELECT s.kind, d.geom
-    FROM sets s
-    CROSS JOIN LATERAL ST_Subdivide(ST_CollectionExtract(s.g, 3), 128) AS sub(g)
-    CROSS JOIN LATERAL ST_Dump(sub.g) AS d
-    WHERE s.g IS NOT NULL AND NOT ST_IsEmpty(s.g) AND ST_Dimension(d.geom) = 2 AND ST_Area(d.geom) > 0
-$$;
+-- Row triggers: note the cells a coverage shape reached before a change and reaches after it.
+CREATE FUNCTION safermap_coverage_note_cells() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        -- no partnership any more: it is being deleted, and its union with it
+        INSERT INTO coverage_union_dirty (partnership_id, cx, cy)
+        SELECT pa.id, c.cx, c.cy
+        FROM partnership pa CROSS JOIN LATERAL safermap_coverage_cells(OLD.geom, pa.srid) AS c
+        WHERE pa.id = OLD.partnership_id;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO coverage_union_dirty (partnership_id, cx, cy)
+        SELECT pa.id, c.cx, c.cy
+        FROM partnership pa CROSS JOIN LATERAL safermap_coverage_cells(NEW.geom, pa.srid) AS c
+        WHERE pa.id = NEW.partnership_id;
+    END IF;
+    RETURN NULL;
+END $$;
 
--- Deferred to commit: rebuild once if the cameras changed since the union was built.
+CREATE TRIGGER camera_coverage_union_cells AFTER INSERT OR DELETE ON camera_coverage
+    FOR EACH ROW EXECUTE FUNCTION safermap_coverage_note_cells();
+-- A rewrite with the same shape (a line-of-sight refresh with nothing new around) changes nothing.
+CREATE TRIGGER camera_coverage_union_cells_update AFTER UPDATE OF geom, partnership_id ON camera_coverage
+    FOR EACH ROW WHEN (OLD.geom IS DISTINCT FROM NEW.geom OR OLD.partnership_id <> NEW.partnership_id)
+    EXECUTE FUNCTION safermap_coverage_note_cells();
+
+-- A camera's status (operational, faulty, planned) decides which set its coverage belongs to.
+CREATE FUNCTION safermap_camera_status_note_cells() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO coverage_union_dirty (partnership_id, cx, cy)
+    SELECT pa.id, c.cx, c.cy
+    FROM camera_coverage cc
+    JOIN partnership pa ON pa.id = cc.partnership_id
+    CROSS JOIN LATERAL safermap_coverage_cells(cc.geom, pa.srid) AS c
+    WHERE cc.camera_id = NEW.id;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER camera_union_cells AFTER UPDATE OF status ON camera
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION safermap_camera_status_note_cells();
+
+-- Deferred to commit: bring the union up to date once; later calls in the same commit find it fresh.
 CREATE FUNCTION safermap_coverage_union_sync() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    pid integer := CASE WHEN TG_OP = 'DELETE' THEN OLD.partnership_id ELSE NEW.partnership_id END;
+    pid integer;
 BEGIN
+    IF TG_TABLE_NAME = 'partnership' THEN
+        pid := NEW.id;
+    ELSE
+        pid := NEW.partnership_id;
+    END IF;
     IF NOT safermap_coverage_union_fresh(pid) THEN
         PERFORM safermap_refresh_coverage_union(pid);
     END IF;
     RETURN NULL;
 END $$;
 
-CREATE CONSTRAINT TRIGGER camera_coverage_union_sync AFTER INSERT OR UPDATE OR DELETE ON camera_coverage
+CREATE CONSTRAINT TRIGGER coverage_union_dirty_sync AFTER INSERT ON coverage_union_dirty
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION safermap_coverage_union_sync();
--- A camera's status (operational, faulty, planned) decides which set its coverage belongs to.
-CREATE CONSTRAINT TRIGGER camera_union_sync AFTER INSERT OR UPDATE OR DELETE ON camera
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION safermap_coverage_union_sync();
+-- A new metric CRS moves the grid: every cell is rebuilt at commit.
+CREATE CONSTRAINT TRIGGER partnership_coverage_union_sync AFTER UPDATE OF srid ON partnership
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (OLD.srid IS DISTINCT FROM NEW.srid)
+    EXECUTE FUNCTION safermap_coverage_union_sync();
 
 -- The incidents of the caller's own partnership, at the caller's level, that can be placed on a
 -- map (sanitised or exact) and lie outside every working camera's coverage. Judged at the
@@ -172,12 +306,21 @@ def downgrade() -> None:
     op.execute("""
         DROP VIEW IF EXISTS layer_coverage_union;
         DROP FUNCTION IF EXISTS safermap_uncovered_incidents(integer, text, integer, text);
+        DROP TRIGGER IF EXISTS partnership_coverage_union_sync ON partnership;
+        DROP TRIGGER IF EXISTS camera_union_cells ON camera;
+        DROP TRIGGER IF EXISTS camera_coverage_union_cells ON camera_coverage;
+        DROP TRIGGER IF EXISTS camera_coverage_union_cells_update ON camera_coverage;
+        -- and the triggers and functions of an earlier draft of this revision (a whole rebuild at
+        -- every commit), so a database built with it goes down cleanly too
         DROP TRIGGER IF EXISTS camera_union_sync ON camera;
         DROP TRIGGER IF EXISTS camera_coverage_union_sync ON camera_coverage;
-        DROP FUNCTION IF EXISTS safermap_coverage_union_sync(),
-            safermap_refresh_coverage_union(integer),
-            safermap_coverage_union_pieces(integer, integer, boolean),
-            safermap_coverage_union_fresh(integer), safermap_camera_data_version(integer);
-        DROP TABLE IF EXISTS coverage_union_state, coverage_union;
+        DROP FUNCTION IF EXISTS safermap_refresh_coverage_union(integer),
+            safermap_coverage_union_pieces(integer, integer, boolean), safermap_camera_data_version(integer);
+        DROP TABLE IF EXISTS coverage_union_state, coverage_union_dirty, coverage_union;
+        DROP FUNCTION IF EXISTS safermap_coverage_union_sync(), safermap_camera_status_note_cells(),
+            safermap_coverage_note_cells(), safermap_refresh_coverage_union(integer, boolean),
+            safermap_coverage_union_pieces(integer, integer, integer[], integer[], boolean),
+            safermap_coverage_union_fresh(integer), safermap_coverage_cells(geometry, integer),
+            safermap_coverage_cell(integer, integer, integer), safermap_coverage_cell_m();
         DELETE FROM data_version WHERE source = 'coverage_union';
     """)
