@@ -1,9 +1,10 @@
 """Line-of-sight coverage: 5,000 cameras among 100,000 buildings.
 
 Side by side in one run: the plain wedges the database trigger draws (no buildings), the bulk
-line-of-sight refresh of every camera (what an OpenStreetMap import runs), one camera at a time
-(what a camera edit in the API runs), and a brute-force ray caster on a sample of the same cameras,
-for both speed and area agreement.
+line-of-sight refresh of every camera (what an OpenStreetMap import runs) and its commit (which
+rebuilds the coverage union), one camera at a time (what a camera edit in the API runs) and its
+commit, and a brute-force ray caster on a sample of the same cameras, for both speed and area
+agreement.
 
     .venv/bin/python -m bench coverage
 """
@@ -57,6 +58,11 @@ LOAD_CAMERAS = """
     FROM generate_series(1, {n}) AS i;
 """
 
+# A camera edit: turned by 15 degrees (a dome's disc only gets its plain shape back).
+TURN_CAMERA = "UPDATE camera SET bearing = (coalesce(bearing, 0) + 15)::integer % 360 WHERE id = $1"
+# Every cell of the coverage union rebuilt, as after a change of the partnership's metric CRS.
+FULL_UNION = "SELECT safermap_refresh_coverage_union($1, true)"
+
 
 def ray_cast_area(eye, bearing, fov, range_m, buildings, step: float = 0.1) -> float:
     outlines = shapely.union_all(buildings).boundary if len(buildings) else None
@@ -87,17 +93,28 @@ async def _run(url: str) -> dict:
         plain_s = time.perf_counter() - started
         await conn.execute("ANALYZE camera; ANALYZE camera_coverage")
 
-        async with conn.transaction():
-            bulk = await refresh_coverage(conn, pid)
+        tr = conn.transaction()
+        await tr.start()
+        bulk = await refresh_coverage(conn, pid)
+        t0 = time.perf_counter()
+        await tr.commit()  # the coverage union's cells are rebuilt here, once
+        bulk_commit_s = time.perf_counter() - t0
         assert bulk.cameras == CAMERAS
+        async with conn.transaction():
+            t0 = time.perf_counter()
+            await conn.execute(FULL_UNION, pid)
+            full_union_s = time.perf_counter() - t0
 
         ids = [r["id"] for r in await conn.fetch("SELECT id FROM camera WHERE partnership_id = $1 ORDER BY id LIMIT 50", pid)]
-        # One camera as the API does it: recompute inside the transaction, then commit (timed apart:
-        # the commit waits on the disk, which other work on the machine shares).
+        # One camera as the API does it: turn it (the trigger redraws its plain wedge), recompute its
+        # line of sight inside the transaction, then commit, which rebuilds the union's cells its old
+        # and new coverage reach (timed apart: the commit also waits on the disk, which other work on
+        # the machine shares).
         single, commits = [], []
         for cid in ids:
             tr = conn.transaction()
             await tr.start()
+            await conn.execute(TURN_CAMERA, cid)
             t0 = time.perf_counter()
             await refresh_coverage(conn, pid, [cid])
             t1 = time.perf_counter()
@@ -130,6 +147,8 @@ async def _run(url: str) -> dict:
         "line_of_sight_bulk_s": round(bulk.seconds, 2),
         "line_of_sight_per_camera_ms": round(1000 * bulk.seconds / CAMERAS, 2),
         "bulk_vs_plain_ratio": round(bulk.seconds / plain_s, 2),
+        "line_of_sight_bulk_commit_s": round(bulk_commit_s, 2),
+        "coverage_union_full_rebuild_s": round(full_union_s, 2),
         "one_camera_p50_ms": round(1000 * statistics.median(single), 1),
         "one_camera_max_ms": round(1000 * max(single), 1),
         "one_camera_commit_p50_ms": round(1000 * statistics.median(commits), 1),

@@ -40,16 +40,23 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
                            (cx + 1) * safermap_coverage_cell_m(), (cy + 1) * safermap_coverage_cell_m(), crs)
 $$;
 
--- The cells a shape (EPSG:4326) may reach in CRS `crs`: those of its bounding box, which never
--- fails on an invalid shape (a row trigger must not) and at worst names a cell with nothing in it.
-CREATE FUNCTION safermap_coverage_cells(g geometry, crs integer) RETURNS TABLE (cx integer, cy integer)
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
+-- The cells a shape in the metric CRS may reach: those of its bounding box, which never fails on
+-- an invalid shape (a row trigger must not) and at worst names a cell with nothing in it.
+CREATE FUNCTION safermap_coverage_cells_m(m geometry) RETURNS TABLE (cx integer, cy integer)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT x, y
-    FROM ST_Transform(g, crs) AS m,
-         generate_series(floor(ST_XMin(m) / safermap_coverage_cell_m())::integer,
+    FROM generate_series(floor(ST_XMin(m) / safermap_coverage_cell_m())::integer,
                          floor(ST_XMax(m) / safermap_coverage_cell_m())::integer) AS x,
          generate_series(floor(ST_YMin(m) / safermap_coverage_cell_m())::integer,
                          floor(ST_YMax(m) / safermap_coverage_cell_m())::integer) AS y
+$$;
+
+-- The same for a shape in EPSG:4326 and the metric CRS `crs`. Only its bounding box is transformed
+-- (a row trigger runs this for every coverage change), grown by a metre for the slight curve its
+-- edges make in metres over a camera's reach (centimetres at 2 km).
+CREATE FUNCTION safermap_coverage_cells(g geometry, crs integer) RETURNS TABLE (cx integer, cy integer)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT c.cx, c.cy FROM safermap_coverage_cells_m(ST_Expand(ST_Transform(ST_Envelope(g), crs), 1)) AS c
 $$;
 
 CREATE TABLE coverage_union (
@@ -76,6 +83,15 @@ CREATE TABLE coverage_union_dirty (
 );
 CREATE INDEX coverage_union_dirty_partnership_idx ON coverage_union_dirty (partnership_id);
 
+-- One row per partnership and transaction that noted cells, whose deferred trigger brings the union
+-- up to date at commit: once per commit, however many cells were noted (a deferred check per noted
+-- cell would rescan the cells already taken, over and over, on an import of thousands of cameras).
+CREATE TABLE coverage_union_pending (
+    partnership_id  integer NOT NULL REFERENCES partnership(id) ON DELETE CASCADE,
+    xact            bigint NOT NULL DEFAULT txid_current(),
+    PRIMARY KEY (partnership_id, xact)
+);
+
 CREATE TABLE coverage_union_state (
     partnership_id  integer PRIMARY KEY REFERENCES partnership(id) ON DELETE CASCADE,
     srid            integer NOT NULL,              -- the metric CRS of geom_m and of the grid
@@ -96,24 +112,40 @@ $$;
 -- The pieces of the given cells: in each cell, the union of the operational cameras' coverage
 -- clipped to the cell, and the planned cameras' minus it, cut to at most 128 vertices. Unions are
 -- done in the metric CRS; `repair` runs every shape through ST_MakeValid first.
+-- Each shape is transformed once and paired with the wanted cells of its bounding box by their
+-- numbers (a hash join), so the plan stays linear whether one cell or every cell is wanted, and
+-- whatever the planner believes about a table just filled by an import.
 CREATE FUNCTION safermap_coverage_union_pieces(p_partnership integer, crs integer, xs integer[],
                                                ys integer[], repair boolean)
 RETURNS TABLE (kind text, cx integer, cy integer, piece geometry) LANGUAGE sql STABLE AS $$
-    WITH cells AS (
-        SELECT c.cx, c.cy, safermap_coverage_cell(c.cx, c.cy, crs) AS box
-        FROM unnest(xs, ys) AS c(cx, cy)
-    ), clipped AS (
-        -- The coverage index is in 4326, where the grid's lines are slight curves: a box grown by
-        -- a metre finds every shape that reaches the cell; the clip in metres then decides.
-        -- Only the polygonal part of a clip counts (a shape touching the cell gives a line).
-        SELECT cl.cx, cl.cy, c.status,
-               ST_CollectionExtract(ST_Intersection(
-                   CASE WHEN repair THEN ST_MakeValid(ST_Transform(cc.geom, crs)) ELSE ST_Transform(cc.geom, crs) END,
-                   cl.box), 3) AS g
-        FROM cells cl
-        JOIN camera_coverage cc ON cc.partnership_id = p_partnership
-                               AND cc.geom && ST_Transform(ST_Expand(cl.box, 1), 4326)
+    WITH cells AS MATERIALIZED (
+        SELECT DISTINCT c.cx, c.cy FROM unnest(xs, ys) AS c(cx, cy)
+    ), region AS (
+        -- The cells' extent in 4326, where the coverage index is. The grid's straight lines are
+        -- slight curves there, so the extent's edges are cut every cell and it is grown by a metre.
+        SELECT ST_Transform(ST_Segmentize(ST_Expand(ST_MakeEnvelope(
+                   min(cx) * safermap_coverage_cell_m(), min(cy) * safermap_coverage_cell_m(),
+                   (max(cx) + 1) * safermap_coverage_cell_m(), (max(cy) + 1) * safermap_coverage_cell_m(), crs),
+                   1), safermap_coverage_cell_m()), 4326) AS g
+        FROM cells HAVING count(*) > 0
+    ), shapes AS MATERIALIZED (
+        SELECT c.status,
+               CASE WHEN repair THEN ST_MakeValid(ST_Transform(cc.geom, crs)) ELSE ST_Transform(cc.geom, crs) END AS m
+        FROM region r
+        JOIN camera_coverage cc ON cc.partnership_id = p_partnership AND cc.geom && r.g
         JOIN camera c ON c.id = cc.camera_id AND c.status IN ('operational', 'planned')
+    ), pairs AS MATERIALIZED (
+        -- materialized: the clip below must only ever run on these pairs, never on every shape
+        -- and cell (which a planner that thinks `shapes` is one row would otherwise try)
+        SELECT cl.cx, cl.cy, s.status, s.m
+        FROM shapes s
+        CROSS JOIN LATERAL safermap_coverage_cells_m(s.m) AS b
+        JOIN cells cl ON cl.cx = b.cx AND cl.cy = b.cy
+    ), clipped AS (
+        -- Only the polygonal part of a clip counts (a shape touching the cell gives a line).
+        SELECT cx, cy, status,
+               ST_CollectionExtract(ST_Intersection(m, safermap_coverage_cell(cx, cy, crs)), 3) AS g
+        FROM pairs
     ), sets AS (
         SELECT cx, cy,
                ST_UnaryUnion(ST_Collect(g) FILTER (WHERE status = 'operational')) AS working,
@@ -159,6 +191,7 @@ BEGIN
 
     -- Take the dirty cells (this transaction's and any left committed); a whole rebuild takes
     -- them too, and then every cell that working or planned coverage reaches.
+    DELETE FROM coverage_union_pending WHERE partnership_id = p_partnership;
     WITH taken AS (
         DELETE FROM coverage_union_dirty WHERE partnership_id = p_partnership RETURNING cx, cy
     ), cells AS (
@@ -202,47 +235,52 @@ BEGIN
     RETURN n;
 END $$;
 
--- Row triggers: note the cells a coverage shape reached before a change and reaches after it.
-CREATE FUNCTION safermap_coverage_note_cells() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Note the cells a coverage shape (EPSG:4326) reaches as dirty, and the partnership as pending for
+-- this transaction. Nothing is noted for a partnership that is being deleted (its union goes with it).
+CREATE FUNCTION safermap_coverage_note_cells(p_partnership integer, g geometry) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    crs integer;
+BEGIN
+    SELECT srid INTO crs FROM partnership WHERE id = p_partnership;
+    IF crs IS NULL THEN
+        RETURN;
+    END IF;
+    INSERT INTO coverage_union_dirty (partnership_id, cx, cy)
+    SELECT p_partnership, c.cx, c.cy FROM safermap_coverage_cells(g, crs) AS c;
+    INSERT INTO coverage_union_pending (partnership_id) VALUES (p_partnership) ON CONFLICT DO NOTHING;
+END $$;
+
+-- Row triggers on coverage: the cells a shape reached before a change and reaches after it.
+CREATE FUNCTION safermap_coverage_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        -- no partnership any more: it is being deleted, and its union with it
-        INSERT INTO coverage_union_dirty (partnership_id, cx, cy)
-        SELECT pa.id, c.cx, c.cy
-        FROM partnership pa CROSS JOIN LATERAL safermap_coverage_cells(OLD.geom, pa.srid) AS c
-        WHERE pa.id = OLD.partnership_id;
+        PERFORM safermap_coverage_note_cells(OLD.partnership_id, OLD.geom);
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO coverage_union_dirty (partnership_id, cx, cy)
-        SELECT pa.id, c.cx, c.cy
-        FROM partnership pa CROSS JOIN LATERAL safermap_coverage_cells(NEW.geom, pa.srid) AS c
-        WHERE pa.id = NEW.partnership_id;
+        PERFORM safermap_coverage_note_cells(NEW.partnership_id, NEW.geom);
     END IF;
     RETURN NULL;
 END $$;
 
 CREATE TRIGGER camera_coverage_union_cells AFTER INSERT OR DELETE ON camera_coverage
-    FOR EACH ROW EXECUTE FUNCTION safermap_coverage_note_cells();
+    FOR EACH ROW EXECUTE FUNCTION safermap_coverage_changed();
 -- A rewrite with the same shape (a line-of-sight refresh with nothing new around) changes nothing.
 CREATE TRIGGER camera_coverage_union_cells_update AFTER UPDATE OF geom, partnership_id ON camera_coverage
     FOR EACH ROW WHEN (OLD.geom IS DISTINCT FROM NEW.geom OR OLD.partnership_id <> NEW.partnership_id)
-    EXECUTE FUNCTION safermap_coverage_note_cells();
+    EXECUTE FUNCTION safermap_coverage_changed();
 
 -- A camera's status (operational, faulty, planned) decides which set its coverage belongs to.
-CREATE FUNCTION safermap_camera_status_note_cells() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION safermap_camera_status_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO coverage_union_dirty (partnership_id, cx, cy)
-    SELECT pa.id, c.cx, c.cy
-    FROM camera_coverage cc
-    JOIN partnership pa ON pa.id = cc.partnership_id
-    CROSS JOIN LATERAL safermap_coverage_cells(cc.geom, pa.srid) AS c
-    WHERE cc.camera_id = NEW.id;
+    PERFORM safermap_coverage_note_cells(cc.partnership_id, cc.geom)
+    FROM camera_coverage cc WHERE cc.camera_id = NEW.id;
     RETURN NULL;
 END $$;
 
 CREATE TRIGGER camera_union_cells AFTER UPDATE OF status ON camera
     FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
-    EXECUTE FUNCTION safermap_camera_status_note_cells();
+    EXECUTE FUNCTION safermap_camera_status_changed();
 
 -- Deferred to commit: bring the union up to date once; later calls in the same commit find it fresh.
 CREATE FUNCTION safermap_coverage_union_sync() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -260,7 +298,7 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE CONSTRAINT TRIGGER coverage_union_dirty_sync AFTER INSERT ON coverage_union_dirty
+CREATE CONSTRAINT TRIGGER coverage_union_pending_sync AFTER INSERT ON coverage_union_pending
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION safermap_coverage_union_sync();
 -- A new metric CRS moves the grid: every cell is rebuilt at commit.
 CREATE CONSTRAINT TRIGGER partnership_coverage_union_sync AFTER UPDATE OF srid ON partnership
@@ -310,17 +348,20 @@ def downgrade() -> None:
         DROP TRIGGER IF EXISTS camera_union_cells ON camera;
         DROP TRIGGER IF EXISTS camera_coverage_union_cells ON camera_coverage;
         DROP TRIGGER IF EXISTS camera_coverage_union_cells_update ON camera_coverage;
-        -- and the triggers and functions of an earlier draft of this revision (a whole rebuild at
-        -- every commit), so a database built with it goes down cleanly too
+        -- and the triggers and functions of earlier drafts of this revision (a whole rebuild at
+        -- every commit; a rebuild check per noted cell), so a database built with one goes down too
         DROP TRIGGER IF EXISTS camera_union_sync ON camera;
         DROP TRIGGER IF EXISTS camera_coverage_union_sync ON camera_coverage;
         DROP FUNCTION IF EXISTS safermap_refresh_coverage_union(integer),
-            safermap_coverage_union_pieces(integer, integer, boolean), safermap_camera_data_version(integer);
-        DROP TABLE IF EXISTS coverage_union_state, coverage_union_dirty, coverage_union;
-        DROP FUNCTION IF EXISTS safermap_coverage_union_sync(), safermap_camera_status_note_cells(),
-            safermap_coverage_note_cells(), safermap_refresh_coverage_union(integer, boolean),
+            safermap_coverage_union_pieces(integer, integer, boolean), safermap_camera_data_version(integer),
+            safermap_coverage_note_cells(), safermap_camera_status_note_cells();
+        DROP TABLE IF EXISTS coverage_union_state, coverage_union_pending, coverage_union_dirty, coverage_union;
+        DROP FUNCTION IF EXISTS safermap_coverage_union_sync(), safermap_camera_status_changed(),
+            safermap_coverage_changed(), safermap_coverage_note_cells(integer, geometry),
+            safermap_refresh_coverage_union(integer, boolean),
             safermap_coverage_union_pieces(integer, integer, integer[], integer[], boolean),
             safermap_coverage_union_fresh(integer), safermap_coverage_cells(geometry, integer),
+            safermap_coverage_cells_m(geometry),
             safermap_coverage_cell(integer, integer, integer), safermap_coverage_cell_m();
         DELETE FROM data_version WHERE source = 'coverage_union';
     """)
