@@ -580,6 +580,37 @@ async def test_incremental_union_equals_a_full_rebuild_after_many_edits(client, 
     assert full["current"]["totals"]["covered"] > 0 and full["coverage"]["planned_adds_m2"] > 0
 
 
+async def test_two_transactions_editing_the_same_cells_both_count(app, client, db, make_caller):
+    """Camera edits of one partnership queue behind each other (its data version row), and each
+    commit rebuilds its cells from what is committed by then: neither of two overlapping edits is lost."""
+    import asyncio
+    admin = await make_caller("gaps-a", "admin")
+    pid = admin.partnership_id
+    await build_scene(client, db, admin)
+    move = text("UPDATE camera SET geom = ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) "
+                "WHERE partnership_id = :p AND reference = :ref")
+
+    async def second_edit() -> None:
+        async with app.state.sessionmaker() as second:
+            await second.execute(move, {"p": pid, "ref": "B", **dict(zip(("lon", "lat"), ll(10, -20)))})
+            await second.execute(text("UPDATE camera SET status = 'faulty' WHERE partnership_id = :p "
+                                      "AND reference = 'B'"), {"p": pid})
+            await second.commit()
+
+    async with app.state.sessionmaker() as first:
+        await first.execute(move, {"p": pid, "ref": "A", **dict(zip(("lon", "lat"), ll(-20, 10)))})
+        waiting = asyncio.create_task(second_edit())
+        await asyncio.sleep(0.3)  # the second is under way, waiting on the first
+        await first.commit()
+    await asyncio.wait_for(waiting, 30)
+    check = (await db.execute(UNION_CHECK, {"p": pid})).one()
+    assert check.working_diff < 1e-3 and check.both_diff < 1e-3
+    area = (await db.execute(text("SELECT sum(ST_Area(geom_m)) FROM coverage_union WHERE partnership_id = :p "
+                                  "AND kind = 'working'"), {"p": pid})).scalar_one()
+    assert area == pytest.approx(disc(0, 0, 40).area, rel=0.01)  # A alone: B is faulty now
+    assert (await union_state(db, pid)).fresh
+
+
 async def test_a_street_along_a_grid_line_counts_once(client, db, make_caller):
     # Web Mercator puts the Greenwich meridian exactly on x = 0, a grid line: a street running
     # along it lies on the edge between the pieces of two cells.

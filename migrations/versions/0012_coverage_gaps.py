@@ -52,8 +52,8 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 
 -- The same for a shape in EPSG:4326 and the metric CRS `crs`. Only its bounding box is transformed
--- (a row trigger runs this for every coverage change), grown by a metre for the slight curve its
--- edges make in metres over a camera's reach (centimetres at 2 km).
+-- (a few points instead of the whole outline), grown by a metre for the slight curve its edges
+-- make in metres over a camera's reach (centimetres at 2 km).
 CREATE FUNCTION safermap_coverage_cells(g geometry, crs integer) RETURNS TABLE (cx integer, cy integer)
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT c.cx, c.cy FROM safermap_coverage_cells_m(ST_Expand(ST_Transform(ST_Envelope(g), crs), 1)) AS c
@@ -73,13 +73,15 @@ CREATE INDEX coverage_union_geom_m_idx ON coverage_union USING gist (geom_m);
 CREATE INDEX coverage_union_partnership_idx ON coverage_union (partnership_id, kind);
 CREATE INDEX coverage_union_cell_idx ON coverage_union (partnership_id, cx, cy);
 
--- Cells whose pieces no longer match the cameras, noted by row triggers and emptied at commit.
--- No unique key: two transactions noting the same cell must not wait on each other; each rebuilds
--- (and removes) the rows it can see.
+-- Where the union no longer matches the cameras: the bounding box (EPSG:4326) of every coverage
+-- shape added, removed or rewritten, before and after, and of the coverage of a camera whose
+-- status changed. Noted by triggers, turned into grid cells and emptied at commit (in one
+-- statement: a transformation per row in the trigger would set up the CRS pair every time).
+-- No unique key: two transactions noting the same place must not wait on each other; each
+-- rebuilds (and removes) the rows it can see.
 CREATE TABLE coverage_union_dirty (
     partnership_id  integer NOT NULL REFERENCES partnership(id) ON DELETE CASCADE,
-    cx              integer NOT NULL,
-    cy              integer NOT NULL
+    bbox            geometry(Geometry, 4326) NOT NULL
 );
 CREATE INDEX coverage_union_dirty_partnership_idx ON coverage_union_dirty (partnership_id);
 
@@ -189,13 +191,14 @@ BEGIN
         SELECT 1 FROM coverage_union_state
         WHERE partnership_id = p_partnership AND srid = crs AND cell_m = safermap_coverage_cell_m());
 
-    -- Take the dirty cells (this transaction's and any left committed); a whole rebuild takes
-    -- them too, and then every cell that working or planned coverage reaches.
+    -- Take the dirty places (this transaction's and any left committed) and their cells; a whole
+    -- rebuild takes them too, and then every cell that working or planned coverage reaches.
     DELETE FROM coverage_union_pending WHERE partnership_id = p_partnership;
     WITH taken AS (
-        DELETE FROM coverage_union_dirty WHERE partnership_id = p_partnership RETURNING cx, cy
+        DELETE FROM coverage_union_dirty WHERE partnership_id = p_partnership RETURNING bbox
     ), cells AS (
-        SELECT DISTINCT cx, cy FROM taken WHERE NOT whole
+        SELECT c.cx, c.cy FROM taken t CROSS JOIN LATERAL safermap_coverage_cells(t.bbox, crs) AS c
+        WHERE NOT whole
         UNION
         SELECT c.cx, c.cy
         FROM camera_coverage cc
@@ -235,45 +238,62 @@ BEGIN
     RETURN n;
 END $$;
 
--- Note the cells a coverage shape (EPSG:4326) reaches as dirty, and the partnership as pending for
--- this transaction. Nothing is noted for a partnership that is being deleted (its union goes with it).
-CREATE FUNCTION safermap_coverage_note_cells(p_partnership integer, g geometry) RETURNS void
+-- Note where coverage shapes (EPSG:4326, each with its partnership) are as dirty, and their
+-- partnerships as pending for this transaction. Nothing is noted for a partnership that is being
+-- deleted (its union goes with it).
+CREATE FUNCTION safermap_coverage_note_cells(partnerships integer[], shapes geometry[]) RETURNS void
 LANGUAGE plpgsql AS $$
-DECLARE
-    crs integer;
 BEGIN
-    SELECT srid INTO crs FROM partnership WHERE id = p_partnership;
-    IF crs IS NULL THEN
-        RETURN;
-    END IF;
-    INSERT INTO coverage_union_dirty (partnership_id, cx, cy)
-    SELECT p_partnership, c.cx, c.cy FROM safermap_coverage_cells(g, crs) AS c;
-    INSERT INTO coverage_union_pending (partnership_id) VALUES (p_partnership) ON CONFLICT DO NOTHING;
+    INSERT INTO coverage_union_dirty (partnership_id, bbox)
+    SELECT pa.id, ST_Envelope(s.g)
+    FROM unnest(partnerships, shapes) AS s(partnership_id, g)
+    JOIN partnership pa ON pa.id = s.partnership_id;
+    INSERT INTO coverage_union_pending (partnership_id)
+    SELECT DISTINCT pa.id FROM unnest(partnerships) AS s(partnership_id) JOIN partnership pa ON pa.id = s.partnership_id
+    ON CONFLICT DO NOTHING;
 END $$;
 
--- Row triggers on coverage: the cells a shape reached before a change and reaches after it.
-CREATE FUNCTION safermap_coverage_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+-- A coverage shape added or removed (one camera at a time: the camera trigger writes them).
+CREATE FUNCTION safermap_coverage_added_or_removed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        PERFORM safermap_coverage_note_cells(OLD.partnership_id, OLD.geom);
-    END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        PERFORM safermap_coverage_note_cells(NEW.partnership_id, NEW.geom);
+    IF TG_OP = 'DELETE' THEN
+        PERFORM safermap_coverage_note_cells(ARRAY[OLD.partnership_id], ARRAY[OLD.geom]);
+    ELSE
+        PERFORM safermap_coverage_note_cells(ARRAY[NEW.partnership_id], ARRAY[NEW.geom]);
     END IF;
     RETURN NULL;
 END $$;
 
 CREATE TRIGGER camera_coverage_union_cells AFTER INSERT OR DELETE ON camera_coverage
-    FOR EACH ROW EXECUTE FUNCTION safermap_coverage_changed();
--- A rewrite with the same shape (a line-of-sight refresh with nothing new around) changes nothing.
-CREATE TRIGGER camera_coverage_union_cells_update AFTER UPDATE OF geom, partnership_id ON camera_coverage
-    FOR EACH ROW WHEN (OLD.geom IS DISTINCT FROM NEW.geom OR OLD.partnership_id <> NEW.partnership_id)
-    EXECUTE FUNCTION safermap_coverage_changed();
+    FOR EACH ROW EXECUTE FUNCTION safermap_coverage_added_or_removed();
+
+-- Shapes rewritten: the cells each reached before and reaches after. Once per statement, as the
+-- line-of-sight refresh rewrites thousands in one; a rewrite with the same shape (nothing new
+-- around the camera) changes nothing.
+CREATE FUNCTION safermap_coverage_rewritten() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    ps integer[];
+    gs geometry[];
+BEGIN
+    SELECT array_agg(shape.p), array_agg(shape.g) INTO ps, gs
+    FROM old_rows o
+    JOIN new_rows n ON n.camera_id = o.camera_id
+    CROSS JOIN LATERAL (VALUES (o.partnership_id, o.geom), (n.partnership_id, n.geom)) AS shape(p, g)
+    WHERE o.geom IS DISTINCT FROM n.geom OR o.partnership_id <> n.partnership_id;
+    IF ps IS NOT NULL THEN  -- (the camera trigger's upsert runs this for every new camera too)
+        PERFORM safermap_coverage_note_cells(ps, gs);
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER camera_coverage_union_cells_update AFTER UPDATE ON camera_coverage
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION safermap_coverage_rewritten();
 
 -- A camera's status (operational, faulty, planned) decides which set its coverage belongs to.
 CREATE FUNCTION safermap_camera_status_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM safermap_coverage_note_cells(cc.partnership_id, cc.geom)
+    PERFORM safermap_coverage_note_cells(ARRAY[cc.partnership_id], ARRAY[cc.geom])
     FROM camera_coverage cc WHERE cc.camera_id = NEW.id;
     RETURN NULL;
 END $$;
@@ -354,10 +374,12 @@ def downgrade() -> None:
         DROP TRIGGER IF EXISTS camera_coverage_union_sync ON camera_coverage;
         DROP FUNCTION IF EXISTS safermap_refresh_coverage_union(integer),
             safermap_coverage_union_pieces(integer, integer, boolean), safermap_camera_data_version(integer),
-            safermap_coverage_note_cells(), safermap_camera_status_note_cells();
+            safermap_coverage_note_cells(), safermap_camera_status_note_cells(),
+            safermap_coverage_changed(), safermap_coverage_note_cells(integer, geometry);
         DROP TABLE IF EXISTS coverage_union_state, coverage_union_pending, coverage_union_dirty, coverage_union;
         DROP FUNCTION IF EXISTS safermap_coverage_union_sync(), safermap_camera_status_changed(),
-            safermap_coverage_changed(), safermap_coverage_note_cells(integer, geometry),
+            safermap_coverage_added_or_removed(), safermap_coverage_rewritten(),
+            safermap_coverage_note_cells(integer[], geometry[]),
             safermap_refresh_coverage_union(integer, boolean),
             safermap_coverage_union_pieces(integer, integer, integer[], integer[], boolean),
             safermap_coverage_union_fresh(integer), safermap_coverage_cells(geometry, integer),
