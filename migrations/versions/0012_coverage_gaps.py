@@ -7,13 +7,17 @@ from 'working'), so working + planned is the coverage once the planned ones are 
 
 The union is tiled on a fixed grid of square cells (250 m) in the partnership's metric CRS: each
 piece lies in one cell and carries it (cx, cy), and is cut further into pieces of at most 128
-vertices (ST_Subdivide), so point-in-polygon tests and tiles touch only a few vertices each. A
-camera edit then rebuilds only the cells its old and new coverage reach: row triggers on
-`camera_coverage` (and on a camera's status, which decides the set its coverage belongs to) note
-those cells in `coverage_union_dirty`, and a deferred trigger rebuilds them once, at commit. A camera
-import of thousands of rows still costs one rebuild, of the cells it touched. A new metric CRS (the
-OpenStreetMap import can change `partnership.srid`), a new cell size or no union yet rebuilds every
-cell.
+vertices (ST_Subdivide), so point-in-polygon tests and tiles touch only a few vertices each. Pieces
+of neighbouring cells meet exactly on the grid line (the clip puts their vertices on it), so a point
+there is inside either and areas add up; lengths along such a line are dissolved before they are
+measured (app/analysis/gaps.py).
+
+A camera edit rebuilds only the cells its old and new coverage reach: triggers on `camera_coverage`
+(and on a camera's status, which decides the set its coverage belongs to) note where the shapes
+were and are in `coverage_union_dirty`, and a deferred trigger rebuilds those cells once per
+transaction, at commit. An import of thousands of cameras still costs one rebuild, of the cells it
+touched. A new metric CRS (the OpenStreetMap import can change `partnership.srid`), a new cell size
+or no union yet rebuilds every cell.
 
 Revision ID: 0012
 Revises: 0011
@@ -40,8 +44,8 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
                            (cx + 1) * safermap_coverage_cell_m(), (cy + 1) * safermap_coverage_cell_m(), crs)
 $$;
 
--- The cells a shape in the metric CRS may reach: those of its bounding box, which never fails on
--- an invalid shape (a row trigger must not) and at worst names a cell with nothing in it.
+-- The cells a shape in the metric CRS may reach: those of its bounding box, which never fails,
+-- even on an invalid shape, and at worst names a cell with nothing in it.
 CREATE FUNCTION safermap_coverage_cells_m(m geometry) RETURNS TABLE (cx integer, cy integer)
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT x, y
@@ -85,9 +89,9 @@ CREATE TABLE coverage_union_dirty (
 );
 CREATE INDEX coverage_union_dirty_partnership_idx ON coverage_union_dirty (partnership_id);
 
--- One row per partnership and transaction that noted cells, whose deferred trigger brings the union
--- up to date at commit: once per commit, however many cells were noted (a deferred check per noted
--- cell would rescan the cells already taken, over and over, on an import of thousands of cameras).
+-- One row per partnership and transaction that noted changes, whose deferred trigger brings the
+-- union up to date at commit: once per commit, however many changes were noted (a deferred check
+-- per change would rescan the ones already taken, over and over, on an import of thousands).
 CREATE TABLE coverage_union_pending (
     partnership_id  integer NOT NULL REFERENCES partnership(id) ON DELETE CASCADE,
     xact            bigint NOT NULL DEFAULT txid_current(),
