@@ -67,9 +67,9 @@ GAP_COUNTS = """
 """.format(visible=VISIBLE)
 
 # Street length inside coverage, in the partnership's metric CRS. Union pieces do not overlap, but
-# they meet at the union's grid lines (and at ST_Subdivide's cuts): a street running along such an
-# edge lies in the pieces on both sides. So each street's covered parts are dissolved (on a
-# millimetre grid, which also merges edges a rounding apart) before they are measured.
+# they meet exactly at the union's grid lines (and at ST_Subdivide's cuts): a street running along
+# such an edge lies in the pieces on both sides. So each street's covered parts are dissolved
+# (ST_UnaryUnion keeps one of two coinciding lines) before they are measured.
 STREET_LENGTHS = text("""
     WITH s AS MATERIALIZED (
         SELECT st.id, ST_Transform(st.geom, pa.srid) AS g
@@ -79,8 +79,8 @@ STREET_LENGTHS = text("""
         SELECT s.id, u.kind, ST_CollectionExtract(ST_Intersection(s.g, u.geom_m), 2) AS g
         FROM s JOIN coverage_union u ON u.partnership_id = :p AND ST_Intersects(u.geom_m, s.g)
     ), per_street AS (
-        SELECT ST_Length(ST_UnaryUnion(ST_Collect(g) FILTER (WHERE kind = 'working'), 0.001)) AS working_m,
-               ST_Length(ST_UnaryUnion(ST_Collect(g), 0.001)) AS with_planned_m
+        SELECT ST_Length(ST_UnaryUnion(ST_Collect(g) FILTER (WHERE kind = 'working'))) AS working_m,
+               ST_Length(ST_UnaryUnion(ST_Collect(g))) AS with_planned_m
         FROM parts GROUP BY id
     )
     SELECT (SELECT coalesce(sum(ST_Length(g)), 0) FROM s) AS total_m,
