@@ -14,6 +14,22 @@ MEDIA_BOX = re.compile(rb"/MediaBox\s*\[\s*0\s+0\s+([\d.]+)\s+([\d.]+)\s*\]")
 PAGE = re.compile(rb"/Type\s*/Page(?![s\w])")
 
 
+async def signed_in_page(pw, chromium_path: str, live_server: str, caller):
+    """Chromium signed in as `caller`, recording every request and every console or page error."""
+    browser = await pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    r = await context.request.post(f"{live_server}/auth/session", headers=caller.headers)
+    assert r.status == 204
+    page = await context.new_page()
+    requests: list[str] = []
+    problems: list[str] = []
+    page.on("request", lambda req: requests.append(req.url))
+    page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
+            if msg.type in ("error", "warning") else None)
+    page.on("pageerror", lambda err: problems.append(f"page error: {err}"))
+    return browser, page, requests, problems
+
+
 async def test_footage_request_page_in_chromium(live_server, make_caller, db, chromium_path, tmp_path):  # noqa: F811
     from playwright.async_api import async_playwright
 
@@ -31,17 +47,7 @@ async def test_footage_request_page_in_chromium(live_server, make_caller, db, ch
     url = f"{live_server}/maps/coverage/footage-request?lon={lon}&lat={lat}&at={T0.isoformat().replace('+', '%2B')}"
 
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        context = await browser.new_context(viewport={"width": 1280, "height": 900})
-        r = await context.request.post(f"{live_server}/auth/session", headers=caller.headers)
-        assert r.status == 204
-        page = await context.new_page()
-        requests: list[str] = []
-        problems: list[str] = []
-        page.on("request", lambda req: requests.append(req.url))
-        page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
-                if msg.type in ("error", "warning") else None)
-        page.on("pageerror", lambda err: problems.append(f"page error: {err}"))
+        browser, page, requests, problems = await signed_in_page(pw, chromium_path, live_server, caller)
         response = await page.goto(url, wait_until="networkidle")
         assert response.status == 200
 
@@ -81,16 +87,7 @@ async def test_path_pack_page_in_chromium(live_server, make_caller, db, chromium
     query = "&".join(f"incident={ll(*xy)[0]},{ll(*xy)[1]},{quote(at.isoformat())},{quote(label)}"
                      for xy, at, label in STOPS)
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        context = await browser.new_context(viewport={"width": 1280, "height": 900})
-        r = await context.request.post(f"{live_server}/auth/session", headers=caller.headers)
-        assert r.status == 204
-        page = await context.new_page()
-        requests: list[str] = []
-        problems: list[str] = []
-        page.on("request", lambda req: requests.append(req.url))
-        page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
-                if msg.type in ("error", "warning") else None)
+        browser, page, requests, problems = await signed_in_page(pw, chromium_path, live_server, caller)
         response = await page.goto(f"{live_server}/maps/coverage/footage-pack?{query}", wait_until="networkidle")
         assert response.status == 200
         assert [u for u in requests if urlsplit(u).hostname != "127.0.0.1"] == [] and problems == []
