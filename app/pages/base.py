@@ -122,3 +122,18 @@ def render(figure_or_map: folium.Map | Figure, title: str) -> str:
     figure.header.add_child(Element('<link rel="icon" href="data:,">'), name="page_icon")
     figure.header.add_child(Element(f"<title>{html.escape(title)}</title>"), name="page_title")
     return figure.render()
+
+
+def full_map_page(static_dir: Path, config: dict[str, Any], *, scripts: list[str], styles: list[str],
+                  start: str, title: str) -> tuple[str, str]:
+    """A full-screen map page (overview, control room, hotspots) and its Content-Security-Policy:
+    local Leaflet centred on the data's bounds (Great Britain when there is nothing to show yet),
+    the page's scripts and styles, and its config handed to `start`."""
+    bounds = config["bounds"]
+    centre = ([(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2]
+              if bounds else [54.0, -2.5])
+    fmap = LocalMap(static_dir, scripts=scripts, styles=styles, location=centre,
+                    zoom_start=13 if bounds else 6, min_zoom=3, max_zoom=20, control_scale=True)
+    fmap.add_child(PageConfig(config, start=start))
+    html = render(fmap, title)
+    return html, csp(html)

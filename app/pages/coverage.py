@@ -18,7 +18,7 @@ from app import sharing
 from app.analysis import footage
 from app.auth import Principal
 from app.catalog import Catalog, Layer
-from app.pages.base import LocalMap, PageConfig, csp, render
+from app.pages.base import full_map_page
 from app.pages.overview import LayerSummary, layer_config, partnership_name, summarise
 from app.roles import at_least
 
@@ -79,12 +79,5 @@ async def page_config(session: AsyncSession, principal: Principal, catalog: Cata
 
 def coverage_html(static_dir: Path, config: dict[str, Any]) -> tuple[str, str]:
     """The page and its Content-Security-Policy."""
-    bounds = config["bounds"]
-    centre = ([(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2]
-              if bounds else [54.0, -2.5])  # Great Britain when there is nothing to show yet
-    fmap = LocalMap(static_dir, scripts=["safermap-common.js", "safermap-layers.js", "safermap-coverage.js"],
-                    styles=["safermap.css", "safermap-coverage.css"], location=centre,
-                    zoom_start=13 if bounds else 6, min_zoom=3, max_zoom=20, control_scale=True)
-    fmap.add_child(PageConfig(config, start="SaferMapCoverage.start"))
-    html = render(fmap, "SaferMap: CCTV control room")
-    return html, csp(html)
+    return full_map_page(static_dir, config, scripts=["safermap-common.js", "safermap-layers.js", "safermap-coverage.js"], styles=["safermap.css", "safermap-coverage.css"],
+                         start="SaferMapCoverage.start", title="SaferMap: CCTV control room")

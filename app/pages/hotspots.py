@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import sharing
 from app.analysis.hotspot_data import HotspotFilter, resolve_period, study_extent
 from app.catalog import Catalog
-from app.pages.base import LocalMap, PageConfig, csp, render
+from app.pages.base import full_map_page
 from app.pages.overview import partnership_name
 
 BACKGROUND_LAYERS = ("buildings", "streets")  # drawn bottom to top
@@ -203,13 +203,5 @@ async def page_config(session: AsyncSession, principal: Any, catalog: Catalog,
 
 def hotspots_html(static_dir: Path, config: dict[str, Any]) -> tuple[str, str]:
     """The page and its Content-Security-Policy."""
-    bounds = config["bounds"]
-    centre = ([(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2]
-              if bounds else [54.0, -2.5])  # Great Britain when there is nothing to show yet
-    fmap = LocalMap(static_dir, scripts=["safermap-common.js", "safermap-hotspots.js"],
-                    styles=["safermap.css", "safermap-hotspots.css"],
-                    location=centre, zoom_start=13 if bounds else 6, min_zoom=3, max_zoom=20,
-                    control_scale=True)
-    fmap.add_child(PageConfig(config, start="SaferMapHotspots.start"))
-    html = render(fmap, "SaferMap: hotspots for tasking")
-    return html, csp(html)
+    return full_map_page(static_dir, config, scripts=["safermap-common.js", "safermap-hotspots.js"], styles=["safermap.css", "safermap-hotspots.css"],
+                         start="SaferMapHotspots.start", title="SaferMap: hotspots for tasking")

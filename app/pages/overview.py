@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import sharing
 from app.auth import Principal
 from app.catalog import Catalog, Layer
-from app.pages.base import LocalMap, PageConfig, csp, render
+from app.pages.base import full_map_page
 from app.tiles.cache import current_versions
 
 # How popups and the legend name the catalog's fields; others are shown as "Field name".
@@ -188,12 +188,5 @@ def overview_config(principal: Principal, partnership: str, layers: list[Layer],
 
 def overview_html(static_dir: Path, config: dict[str, Any]) -> tuple[str, str]:
     """The page and its Content-Security-Policy."""
-    bounds = config["bounds"]
-    centre = ([(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2]
-              if bounds else [54.0, -2.5])  # Great Britain when there is nothing to show yet
-    fmap = LocalMap(static_dir, scripts=["safermap-common.js", "safermap-layers.js", "safermap-map.js"],
-                    styles=["safermap.css"], location=centre, zoom_start=13 if bounds else 6, min_zoom=3, max_zoom=20,
-                    control_scale=True)
-    fmap.add_child(PageConfig(config, start="SaferMap.start"))
-    html = render(fmap, "SaferMap: overview map")
-    return html, csp(html)
+    return full_map_page(static_dir, config, scripts=["safermap-common.js", "safermap-layers.js", "safermap-map.js"], styles=["safermap.css"],
+                         start="SaferMap.start", title="SaferMap: overview map")
