@@ -12,7 +12,7 @@ import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import text
@@ -132,7 +132,7 @@ async def issue_token(session: AsyncSession, principal_id: int, name: str = "",
                       expires_in_days: int | None = None) -> tuple[int, str]:
     """A new token for a principal: (its id, the secret to show once)."""
     secret = new_secret()
-    expires = (datetime.now(timezone.utc) + timedelta(days=expires_in_days)) if expires_in_days else None
+    expires = (datetime.now(UTC) + timedelta(days=expires_in_days)) if expires_in_days else None
     token_id = (await session.execute(
         INSERT_TOKEN, {"p": principal_id, "n": name, "h": digest(secret), "e": expires})).scalar_one()
     return token_id, secret

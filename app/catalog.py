@@ -87,7 +87,7 @@ class Layer(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Layer":
+    def _consistent(self) -> Layer:
         if self.minzoom > self.maxzoom:
             raise ValueError("minzoom must not exceed maxzoom")
         for f in self.popup.fields + ([self.popup.title] if self.popup.title else []):
@@ -118,7 +118,7 @@ class Catalog:
         return [l for l in self.layers.values() if at_least(role, l.least_role)]
 
     @classmethod
-    def load(cls, directory: Path) -> "Catalog":
+    def load(cls, directory: Path) -> Catalog:
         layers: dict[str, Layer] = {}
         h = hashlib.sha256()
         for path in sorted(directory.glob("*.toml")):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -77,14 +76,14 @@ def evaluate_command(
     partnership: str = typer.Option(..., help="Partnership slug."),
     train: str = typer.Option(..., help="Training months, e.g. 2024-01:2024-06."),
     test: str = typer.Option(..., help="Held-out months after them, e.g. 2024-07."),
-    method: Optional[list[str]] = typer.Option(None, help="kde, grid or gistar; repeat for several (default all)."),
+    method: list[str] | None = typer.Option(None, help="kde, grid or gistar; repeat for several (default all)."),
     area: str = typer.Option("5%", help="Share of the study area flagged as hotspots, e.g. 5%."),
-    cell_m: Optional[float] = typer.Option(None, help="Evaluation cell in metres (default ~1/40 of the area's "
+    cell_m: float | None = typer.Option(None, help="Evaluation cell in metres (default ~1/40 of the area's "
                                                        "shorter side)."),
-    bandwidth_m: Optional[float] = typer.Option(None, help="KDE bandwidth in metres (default: the usual one "
+    bandwidth_m: float | None = typer.Option(None, help="KDE bandwidth in metres (default: the usual one "
                                                             "for the study area)."),
-    category: Optional[list[str]] = typer.Option(None, help="Only these categories (repeat)."),
-    dataset: Optional[list[str]] = typer.Option(None, help="Only these data sets (repeat)."),
+    category: list[str] | None = typer.Option(None, help="Only these categories (repeat)."),
+    dataset: list[str] | None = typer.Option(None, help="Only these data sets (repeat)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Hit rate, Prediction Accuracy Index (hit rate / area share) and Recapture Rate Index of each

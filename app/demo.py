@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 import numpy as np
@@ -15,8 +15,8 @@ from pyproj import Transformer
 from rich.console import Console
 from rich.table import Table
 
-from app.auth import create_sign_in_link
 from app.analysis.coverage import refresh_coverage
+from app.auth import create_sign_in_link
 from app.db import make_engine, make_sessionmaker, raw_connection
 from app.ingest.camera_values import parse_direction
 from app.ingest.osm_extract import OsmCamera, OsmExtract, bundled_helsinki, camera_type, read_extract, tag_number
@@ -173,7 +173,7 @@ def demo_cameras(extract: OsmExtract, rng: np.random.Generator) -> list[dict]:
     nearest, facing = _facing_street(points_m, streets_m)
     street_names = values(streets["name"])
     station = Transformer.from_crs(4326, extract.srid, always_xy=True).transform(HOTSPOTS[0].lon, HOTSPOTS[0].lat)
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
 
     out = []
     for i, cam in enumerate(cams):

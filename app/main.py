@@ -13,16 +13,28 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import Scope
 
 from app import errors
-from app.api import admin_users, audit, auth, cameras, embeds, footage, health, incidents, maps, sharing, tiles
-from app.api import hotspot_stats
-from app.api import hotspot_pages
-from app.api import hotspots
-from app.api import coverage_gaps
+from app.api import (
+    admin_users,
+    audit,
+    auth,
+    cameras,
+    coverage_gaps,
+    embeds,
+    footage,
+    health,
+    hotspot_pages,
+    hotspot_stats,
+    hotspots,
+    incidents,
+    maps,
+    sharing,
+    tiles,
+)
 from app.auth import Sessions
-from app.pages.base import csp
-from app.security import Csrf, RateLimiter, SecurityMiddleware
 from app.catalog import Catalog
 from app.db import make_engine, make_read_sessionmaker, make_sessionmaker
+from app.pages.base import csp
+from app.security import Csrf, RateLimiter, SecurityMiddleware
 from app.settings import Settings, get_settings
 
 API_DESCRIPTION = """

@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -31,7 +31,7 @@ SNAP_MAX_M = 250.0         # an incident further than this from any street verte
 MIN_INCIDENTS, MAX_INCIDENTS = 2, 10
 ROUTE_SEARCH_MIN_M = 1000  # the street network is searched this far around the incidents, or more
 FUTURE_SLACK = timedelta(minutes=5)  # clocks differ a little; an incident cannot be later than that
-EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 BANDS = ("identify", "recognise", "observe", "detect")  # best first
 
 # The cameras a list is about: operational at the time; faulty ones are listed apart; planned and
@@ -227,7 +227,7 @@ OFFSET_LOST_PLUS = re.compile(r"(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}(?::?\
 def parse_at(value: str | None, name: str = "at", *, now: datetime | None = None) -> datetime:
     """An ISO 8601 date-time; naive means Europe/London. A '+' of an offset that arrived as a space
     (an unencoded query string) is put back."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if value is None or not value.strip():
         raise BadRequest(f"{name} is missing: give an ISO 8601 date-time such as 2026-03-01T22:15.")
     raw = OFFSET_LOST_PLUS.sub(r"\1+\2", value.strip())
@@ -319,7 +319,7 @@ async def cameras_at(session: AsyncSession, partnership_id: int, srid: int, lon:
                      at: datetime, *, now: datetime | None = None) -> dict[str, Any]:
     """The cameras whose coverage contained (lon, lat) and that worked at `at`, nearest first;
     those that were faulty then apart."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     check_lon_lat(lon, lat)
     hits = (await session.execute(POINT_HITS, {"p": partnership_id, "srid": srid, "lon": lon, "lat": lat})).all()
     facts = await _facts(session, partnership_id, {h.camera_id: at for h in hits})
@@ -422,7 +422,7 @@ async def path_pack(session: AsyncSession, partnership_id: int, srid: int, stops
                     margin_minutes: int, *, now: datetime | None = None) -> dict[str, Any]:
     """The likely walking path between the incidents and every camera that worked then and whose
     coverage it crosses, in the order the path meets them, with the time window to ask for."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if not MIN_INCIDENTS <= len(stops) <= MAX_INCIDENTS:
         raise BadRequest(f"Give {MIN_INCIDENTS} to {MAX_INCIDENTS} incidents; got {len(stops)}.")
     for i, s in enumerate(stops):

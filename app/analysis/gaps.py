@@ -30,10 +30,10 @@ ENSURE_UNION = text("""
 # Counts in one pass, grouped three ways (all, by category, by area). Each distinct position is
 # tested against the union once (police.uk positions are shared by many incidents); positions are
 # matched by their bytes, which hash exactly.
-GAP_COUNTS = """
+GAP_COUNTS = f"""
     WITH v AS MATERIALIZED (
         SELECT i.geom, i.category, i.lsoa_code, i.lsoa_name, i.level, count(*) AS n
-        FROM {visible} AS i
+        FROM {VISIBLE} AS i
         WHERE i.partnership_id = :p {{filters}}
         GROUP BY 1, 2, 3, 4, 5
     ), pos AS MATERIALIZED (
@@ -64,7 +64,7 @@ GAP_COUNTS = """
            coalesce(bool_and(level = 'exact'), true) AS all_exact
     FROM r
     GROUP BY GROUPING SETS ((), (category), (lsoa_code))
-""".format(visible=VISIBLE)
+"""
 
 # Street length inside coverage, in the partnership's metric CRS. Union pieces do not overlap, but
 # they meet exactly at the union's grid lines (and at ST_Subdivide's cuts): a street running along
@@ -101,10 +101,10 @@ COVERAGE_FACTS = text("""
 # The densest groups of uncovered incidents: DBSCAN in metres over every placed incident outside
 # the coverage kinds given. Coverage is tested once per distinct position, then each incident is a
 # row again (duplicates count, so a shared police.uk point with enough incidents is a cluster).
-CLUSTERS = """
+CLUSTERS = f"""
     WITH v AS MATERIALIZED (
         SELECT i.geom, i.category, i.level, count(*) AS n
-        FROM {visible} AS i
+        FROM {VISIBLE} AS i
         WHERE i.partnership_id = :p AND i.geom IS NOT NULL AND i.level IN ('sanitised', 'exact') {{filters}}
         GROUP BY 1, 2, 3
     ), pos AS MATERIALIZED (
@@ -127,7 +127,7 @@ CLUSTERS = """
            ST_X(ST_Transform(ST_Centroid(pts), 4326)) AS lon, ST_Y(ST_Transform(ST_Centroid(pts), 4326)) AS lat,
            ST_MaxDistance(ST_Centroid(pts), pts) AS radius_m
     FROM agg ORDER BY n DESC, lon, lat LIMIT :limit
-""".format(visible=VISIBLE)
+"""
 
 
 @dataclass(frozen=True)

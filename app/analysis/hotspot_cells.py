@@ -16,8 +16,15 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import sharing
-from app.analysis.hotspot_data import (Bins, HotspotFilter, HotspotPrincipal, data_context, grid_for,
-                                       resolve_period, study_extent)
+from app.analysis.hotspot_data import (
+    Bins,
+    HotspotFilter,
+    HotspotPrincipal,
+    data_context,
+    grid_for,
+    resolve_period,
+    study_extent,
+)
 from app.errors import BadRequest
 
 MIN_CELL_M, MAX_CELL_M = 10.0, 5000.0

@@ -14,10 +14,17 @@ import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import sharing
-from app.analysis.hotspot_cells import (AreaGrid, area_grid, cell_centroids, cell_ids, cell_labels,
-                                        cell_polygons, period_json, shown)
-from app.analysis.hotspot_data import (Bins, HotspotFilter, HotspotPrincipal, SmallCache, load_bins,
-                                       previous_period)
+from app.analysis.hotspot_cells import (
+    AreaGrid,
+    area_grid,
+    cell_centroids,
+    cell_ids,
+    cell_labels,
+    cell_polygons,
+    period_json,
+    shown,
+)
+from app.analysis.hotspot_data import Bins, HotspotFilter, HotspotPrincipal, SmallCache, load_bins, previous_period
 from app.errors import BadRequest
 
 MAX_N = 100

@@ -23,8 +23,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import sharing
-from app.api.params import parse_month_or_date
 from app.errors import BadRequest
+from app.params import parse_month_or_date
 from app.tiles.cache import fill_versions
 from app.tiles.sql import VERSIONS
 
@@ -136,7 +136,7 @@ CELLS_LINEAR = """
         GROUP BY c.ix, c.iy"""
 
 
-def with_filter(sql: str, flt: "HotspotFilter") -> str:
+def with_filter(sql: str, flt: HotspotFilter) -> str:
     """The statement with the filter's conditions in place of {where} (not str.format: the SQL
     holds braces of its own)."""
     return sql.replace("{where}", flt.where())
@@ -182,7 +182,7 @@ class HotspotFilter:
         return {"date_from": self.date_from, "date_to": self.date_to,
                 "categories": self.categories, "datasets": self.datasets}
 
-    def without_period(self) -> "HotspotFilter":
+    def without_period(self) -> HotspotFilter:
         return replace(self, date_from=None, date_to=None)
 
 

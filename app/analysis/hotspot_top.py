@@ -19,11 +19,17 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import sharing
-from app.analysis.hotspot_cells import (area_grid, cell_centroids, cell_ids, cell_labels, cell_polygons, period_json,
-                                        shown)
+from app.analysis.hotspot_cells import (
+    area_grid,
+    cell_centroids,
+    cell_ids,
+    cell_labels,
+    cell_polygons,
+    period_json,
+    shown,
+)
 from app.analysis.hotspot_change import both_periods, change_pct, compared_period, validate
-from app.analysis.hotspot_data import (VISIBLE, Bins, HotspotFilter, HotspotPrincipal, SmallCache,
-                                       with_filter)
+from app.analysis.hotspot_data import VISIBLE, Bins, HotspotFilter, HotspotPrincipal, SmallCache, with_filter
 
 TOP_CATEGORIES = 3
 _RESULTS = SmallCache(64)

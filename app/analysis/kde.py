@@ -22,8 +22,15 @@ from scipy.signal import fftconvolve
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import sharing
-from app.analysis.hotspot_data import (HotspotFilter, HotspotPrincipal, SmallCache, data_context, load_bins,
-                                       resolve_period, study_extent)
+from app.analysis.hotspot_data import (
+    HotspotFilter,
+    HotspotPrincipal,
+    SmallCache,
+    data_context,
+    load_bins,
+    resolve_period,
+    study_extent,
+)
 from app.analysis.raster_tiles import CLASS_METHODS, class_breaks, class_colours
 from app.errors import BadRequest
 

@@ -129,7 +129,7 @@ def tile_bounds_metric(z: int, x: int, y: int, srid: int) -> tuple[float, float,
     return float(np.min(mx)), float(np.min(my)), float(np.max(mx)), float(np.max(my))
 
 
-def sample(surface: "Surface", z: int, x: int, y: int, size: int = TILE_SIZE) -> np.ndarray | None:
+def sample(surface: Surface, z: int, x: int, y: int, size: int = TILE_SIZE) -> np.ndarray | None:
     """The surface's density at each pixel centre of the tile (rows north to south), or None when
     the tile misses the surface altogether."""
     ny, nx = surface.density.shape
@@ -146,7 +146,7 @@ def sample(surface: "Surface", z: int, x: int, y: int, size: int = TILE_SIZE) ->
     return map_coordinates(surface.density, [row, col], order=1, mode="constant", cval=0.0)
 
 
-def render_tile(surface: "Surface", z: int, x: int, y: int) -> bytes:
+def render_tile(surface: Surface, z: int, x: int, y: int) -> bytes:
     """A transparent PNG tile of the surface, coloured by its classes."""
     values = sample(surface, z, x, y)
     if values is None or not surface.breaks:

@@ -16,7 +16,6 @@ the caller's partnership's, and only those that can be placed (sanitised or exac
 from __future__ import annotations
 
 import heapq
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -46,10 +45,10 @@ class SearchTooLarge(Exception):
 
 # Every placed incident position of the partnership (weights = incidents there), in metres, with
 # whether current coverage (the kinds given) already holds it.
-POSITIONS = """
+POSITIONS = f"""
     WITH v AS (
         SELECT i.geom, count(*) AS n, bool_and(i.level = 'exact') AS all_exact
-        FROM {visible} AS i
+        FROM {VISIBLE} AS i
         WHERE i.partnership_id = :p AND i.geom IS NOT NULL AND i.level IN ('sanitised', 'exact') {{filters}}
         GROUP BY i.geom
     )
@@ -57,7 +56,7 @@ POSITIONS = """
            EXISTS (SELECT 1 FROM coverage_union u WHERE u.partnership_id = :p AND u.kind = ANY(:kinds)
                    AND ST_Intersects(u.geom, v.geom)) AS covered
     FROM v CROSS JOIN LATERAL ST_Transform(v.geom, CAST(:srid AS integer)) AS m
-""".format(visible=VISIBLE)
+"""
 BBOX_FILTER = " AND i.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)"
 
 # Streets and buildings of the partnership in a metric box, in the metric CRS (the box goes to the

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -16,9 +16,9 @@ from sqlalchemy import text
 
 from app import audit
 from app.api.deps import Admin, SessionDep, SettingsDep
-from app.api.params import parse_month_or_date
 from app.errors import BadRequest
 from app.pages import audit as page
+from app.params import parse_month_or_date
 
 router = APIRouter(tags=["audit"])
 
@@ -54,8 +54,8 @@ def _params(principal, date_from, date_to, action, who, target, limit, before=No
     like = lambda s: s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")  # noqa: E731
     return {
         "p": principal.partnership_id,
-        "since": datetime.combine(start, time.min, timezone.utc) if start else None,
-        "until": datetime.combine(end, time.max, timezone.utc) if end else None,
+        "since": datetime.combine(start, time.min, UTC) if start else None,
+        "until": datetime.combine(end, time.max, UTC) if end else None,
         "action": action or None, "action_prefix": like(action) + "%" if action and action.endswith(".") else None,
         "who": who or None, "who_like": f"%{like(who)}%" if who else None,
         "target": target or None, "before": before, "limit": limit,

@@ -12,8 +12,17 @@ from sqlalchemy import text
 
 from app import audit
 from app.api.deps import CurrentPrincipal, SessionDep, SettingsDep, Viewer
-from app.auth import (SESSION_COOKIE, SIGN_IN_FAILED, Principal, issue_token, end_sessions,
-                      password_sign_in, principal_by_id, principal_from_session, use_sign_in_link)
+from app.auth import (
+    SESSION_COOKIE,
+    SIGN_IN_FAILED,
+    Principal,
+    end_sessions,
+    issue_token,
+    password_sign_in,
+    principal_by_id,
+    principal_from_session,
+    use_sign_in_link,
+)
 from app.errors import NotFound, Unauthorized, problem
 from app.pages import sign_in
 from app.security import check_csrf, client_ip, set_csrf_cookie

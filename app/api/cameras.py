@@ -6,7 +6,6 @@ app.analysis.coverage then cuts it to what the camera can see past the buildings
 """
 from __future__ import annotations
 
-import json
 import math
 from typing import Annotated, Any, Literal
 
@@ -17,9 +16,9 @@ from sqlalchemy.exc import IntegrityError
 
 from app import audit
 from app.analysis.coverage import refresh_coverage
-from app.api.deps import Operator, Pcso, SessionDep, SettingsDep, Viewer
-from app.api.params import parse_bbox
+from app.api.deps import Operator, Pcso, SessionDep, Viewer
 from app.errors import AppError, BadRequest, Conflict, NotFound
+from app.params import parse_bbox
 
 router = APIRouter(prefix="/api/cameras", tags=["cameras"])
 

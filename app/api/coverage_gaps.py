@@ -12,9 +12,9 @@ from app import audit, sharing
 from app.analysis.gaps import GapOptions, IncidentFilter, gap_report
 from app.analysis.siting import SearchTooLarge, SitingOptions, load_scene, report, search
 from app.api.deps import Operator, SessionDep, Viewer
-from app.api.params import parse_bbox, parse_month_or_date
 from app.errors import BadRequest
 from app.ingest.police_uk_parse import CATEGORIES, slugify
+from app.params import parse_bbox, parse_month_or_date
 
 router = APIRouter(prefix="/api/coverage", tags=["coverage"])
 

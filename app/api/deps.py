@@ -12,7 +12,6 @@ from app.catalog import Catalog
 from app.errors import Unauthorized
 from app.settings import Settings
 
-
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 

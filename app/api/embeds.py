@@ -20,7 +20,7 @@ import math
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 from urllib.parse import quote, urlsplit
 
@@ -37,6 +37,7 @@ from app.errors import AppError, BadRequest, Forbidden, NotFound, Unprocessable,
 from app.pages import embed as embed_page
 from app.roles import Role
 from app.tiles.cache import TileCache, etag, fill_versions, matches
+from app.tiles.embed_sql import cells_sql, features_sql
 from app.tiles.sql import BUFFER, EXTENT, VERSIONS, ident
 
 router = APIRouter(tags=["embeds"])
@@ -104,59 +105,6 @@ COUNT_VIEW = text("""
 """)
 
 
-def features_sql(layer: Layer) -> str:
-    """One feature per row of a non-incident layer, inside the tile and the embed's area (lines and
-    polygons clipped to it)."""
-    cols = ", ".join(f"t.{ident(f)}" for f in layer.fields)
-    geom = "t.geom" if layer.geometry == "point" else "ST_ClipByBox2D(t.geom, a.env)"
-    return f"""
-        SELECT (
-            SELECT ST_AsMVT(f, :name, {EXTENT}, 'geom', 'id') FROM (
-                SELECT ST_AsMVTGeom(ST_Transform({geom}, 3857), ST_TileEnvelope(:z, :x, :y),
-                                    {EXTENT}, {BUFFER}, true) AS geom, t.id, {cols}
-                FROM {ident(layer.source)} AS t,
-                     (SELECT ST_MakeEnvelope(:ax0, :ay0, :ax1, :ay1, 4326) AS env) AS a
-                WHERE t.partnership_id = :p
-                  AND t.geom && ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :margin), 4326)
-                  AND t.geom && a.env
-            ) AS f
-        ) AS tile, ({VERSIONS}) AS versions"""
-
-
-def cells_sql(layer: Layer) -> str:
-    """Counts on a fixed grid: n cells per tile side (16, halving past FINEST_GRID_ZOOM, so a cell
-    is never finer than a z14 one). A cell is drawn at its centre, never at its members' mean, and
-    only when it holds at least :min_count incidents of data sets shared at all. Cell numbers come
-    from lon/lat alone and points outside 0..n-1 are dropped, so a point on a shared tile edge is
-    counted once."""
-    # Incidents come through the sharing rules' one function, as the role 'embed' capped at the
-    # embed's precision: anonymous points only, sensitive categories held back.
-    shared = layer.source in sharing.FUNCTION_SOURCES
-    source = sharing.source_sql(layer.source) if shared else ident(layer.source)
-    unshared = "" if shared else """
-                  AND NOT EXISTS (SELECT 1 FROM dataset d
-                                  WHERE d.id = t.dataset_id AND d.sharing_level = 'none')"""
-    gx = "((ST_X(t.geom) + 180.0) / 360.0 * :ntiles - :tx) * :n"
-    gy = "((0.5 - ln(tan(pi() / 4 + radians(ST_Y(t.geom)) / 2)) / (2 * pi())) * :ntiles - :ty) * :n"
-    return f"""
-        SELECT (
-            WITH pts AS (
-                SELECT floor({gx})::int AS cx, floor({gy})::int AS cy
-                FROM {source} AS t
-                WHERE t.partnership_id = :p
-                  AND t.geom && ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326)
-                  AND t.geom && ST_MakeEnvelope(:ax0, :ay0, :ax1, :ay1, 4326){unshared}
-            ), cells AS (
-                SELECT cx, cy, count(*)::int AS count FROM pts
-                WHERE cx >= 0 AND cx < :n AND cy >= 0 AND cy < :n
-                GROUP BY cx, cy HAVING count(*) >= :min_count
-            )
-            SELECT ST_AsMVT(f, :name, {EXTENT}, 'geom') FROM (
-                SELECT ST_MakePoint((cx + 0.5) * :unit, (cy + 0.5) * :unit) AS geom, count FROM cells
-            ) AS f
-        ) AS tile, ({VERSIONS}) AS versions"""
-
-
 def extent_sql(layer: Layer) -> str:
     source = sharing.source_sql(layer.source) if layer.source in sharing.FUNCTION_SOURCES else ident(layer.source)
     return f"""
@@ -214,8 +162,8 @@ class EmbedIn(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _expiry(self) -> "EmbedIn":
-        now = datetime.now(timezone.utc)
+    def _expiry(self) -> EmbedIn:
+        now = datetime.now(UTC)
         if self.expires_at is None:
             self.expires_at = now + timedelta(days=DEFAULT_DAYS)
         if self.expires_at.tzinfo is None:
@@ -244,7 +192,7 @@ def digest(key: str) -> bytes:
 
 
 def describe(row) -> dict:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     state = "revoked" if row.revoked_at else "expired" if row.expires_at <= now else "active"
     return {"id": row.id, "public_id": row.public_id, "title": row.title, "layers": list(row.layers),
             "area": [row.x0, row.y0, row.x1, row.y1] if row.x0 is not None else None,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -82,7 +82,7 @@ def _coordinate(value: str | None, name: str) -> float:
 def _point_query(lon: str | None, lat: str | None, at: str | None) -> tuple[float, float, datetime]:
     x, y = _coordinate(lon, "lon"), _coordinate(lat, "lat")
     footage.check_lon_lat(x, y)
-    when = footage.parse_at(at) if at else datetime.now(timezone.utc)
+    when = footage.parse_at(at) if at else datetime.now(UTC)
     return x, y, when
 
 

@@ -6,7 +6,7 @@ matplotlib. A print is a document that leaves the system, so each one is audited
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
@@ -85,7 +85,7 @@ async def print_sheet(session: AsyncSession, principal: Principal, catalog: Cata
         notes=print_notes(surface, datasets),
         sources=sources(catalog, datasets, background),
         generated_by=f"{principal.name} ({principal.role})",
-        generated_at=datetime.now(timezone.utc),
+        generated_at=datetime.now(UTC),
         crs_label=hotspot_print.crs_label(surface.srid),
     )
 

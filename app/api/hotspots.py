@@ -22,14 +22,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import sharing
 from app.analysis.hotspot_cells import area_cell
-from app.analysis.hotspot_data import (Bins, HotspotFilter, HotspotPrincipal, SmallCache, data_context,
-                                       hotspot_filter, load_bins, resolve_period, study_extent)
+from app.analysis.hotspot_data import (
+    Bins,
+    HotspotFilter,
+    HotspotPrincipal,
+    SmallCache,
+    data_context,
+    hotspot_filter,
+    load_bins,
+    resolve_period,
+    study_extent,
+)
 from app.analysis.kde import MAX_BANDWIDTH_M, MAX_CELL_M, MIN_CELL_M, Surface, hotspot_surface
 from app.analysis.raster_tiles import metres_per_pixel, render_tile, tile_bounds_metric
 from app.api.deps import SessionDep, Viewer
 from app.api.tiles import CACHE_CONTROL, MVT, VARY, check_tile, not_modified, tile_cache, tile_response
 from app.tiles.cache import etag, matches
-from app.tiles.sql import BUFFER, EXTENT
+from app.tiles.sql import HOTSPOT_CELL_TILE_SQL
 
 router = APIRouter(tags=["hotspots"])
 
@@ -172,17 +181,6 @@ def surface_bounds(surface: Surface) -> list[float] | None:
 
 
 # -- counts on grid cells, as vector tiles ---------------------------------------------------------------
-# Cells arrive as arrays of lower-left corners (metric CRS) and counts; PostGIS makes the squares,
-# projects them and encodes the tile.
-CELL_TILE_SQL = f"""
-    SELECT ST_AsMVT(f, 'hotspot_cells', {EXTENT}, 'geom') FROM (
-        SELECT ST_AsMVTGeom(ST_Transform(ST_MakeEnvelope(c.x, c.y, c.x + :size, c.y + :size, CAST(:srid AS integer)),
-                                         3857),
-                            ST_TileEnvelope(:z, :x, :y), {EXTENT}, {BUFFER}, true) AS geom,
-               c.n AS count, 'E' || round(c.x) || 'N' || round(c.y) AS id, CAST(:size AS float8) AS cell_m
-        FROM unnest(CAST(:xs AS float8[]), CAST(:ys AS float8[]), CAST(:ns AS integer[])) AS c(x, y, n)
-    ) AS f"""
-
 _CELL_BINS = SmallCache(32)
 
 
@@ -261,7 +259,7 @@ async def cells_tile(session: AsyncSession, bins: Bins, z: int, x: int, y: int) 
         keep &= counts >= sharing.suppress_below()
     if not keep.any():
         return b""
-    tile = (await session.execute(text(CELL_TILE_SQL), {
+    tile = (await session.execute(text(HOTSPOT_CELL_TILE_SQL), {
         "xs": xs[keep].tolist(), "ys": ys[keep].tolist(), "ns": counts[keep].tolist(), "size": size,
         "srid": bins.srid, "z": z, "x": x, "y": y})).scalar()
     return bytes(tile or b"")

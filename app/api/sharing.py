@@ -76,7 +76,7 @@ class Rule(BaseModel):
     level: Level
 
     @model_validator(mode="after")
-    def _one_grantee(self) -> "Rule":
+    def _one_grantee(self) -> Rule:
         if (self.grantee_agency is None) == (self.grantee_role is None):
             raise ValueError("give exactly one of grantee_agency and grantee_role")
         return self

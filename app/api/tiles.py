@@ -18,10 +18,10 @@ from sqlalchemy import text
 
 from app import audit, sharing
 from app.api.deps import CatalogDep, SessionDep, Viewer
-from app.api.params import parse_month_or_date
 from app.auth import Principal
 from app.catalog import Catalog, Layer
 from app.errors import BadRequest, NotFound
+from app.params import parse_month_or_date
 from app.tiles.cache import TileCache, current_versions, etag, fill_versions, matches
 from app.tiles.sql import TileFilters, extent_sql, tile_params, tile_sql
 

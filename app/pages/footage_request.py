@@ -12,7 +12,7 @@ import hashlib
 import html
 import math
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -160,7 +160,7 @@ def notes(cameras: Sequence[dict[str, Any]], *, path: bool = False) -> str:
 def point_page(static_dir: Path, result: dict[str, Any], *, place: str | None, requested_by: str,
                now: datetime | None = None) -> tuple[str, str]:
     """The printable list for one place and time (the JSON of /api/coverage/at), and its CSP."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     lon, lat = result["point"]["lon"], result["point"]["lat"]
     head = page_head(static_dir, "Footage request").replace("</head>", f"<style>{PRINT_CSS}</style>\n</head>")
     where = (f"{e(place)} " if place else "") + f"({lat:.6f}, {lon:.6f})"
@@ -215,7 +215,7 @@ def sketch(pack: dict[str, Any], srid: int) -> str:
     def px(p: tuple[float, float]) -> tuple[float, float]:
         return SKETCH_PAD + (p[0] - x0) * scale, SKETCH_PAD + (y1 - p[1]) * scale
 
-    line = " ".join("%.1f,%.1f" % px(p) for p in path)
+    line = " ".join("{:.1f},{:.1f}".format(*px(p)) for p in path)
     parts = [f'<polyline points="{line}" fill="none" stroke="#1d4ed8" stroke-width="3" stroke-linejoin="round"/>']
     for n, p in enumerate(cams, 1):
         x, y = px(p)
@@ -244,7 +244,7 @@ def _round_length(metres: float) -> float:
 def path_page(static_dir: Path, pack: dict[str, Any], *, srid: int, places: Sequence[str | None],
               requested_by: str, now: datetime | None = None) -> tuple[str, str]:
     """The printable pack for a path (the JSON of /api/coverage/path), and its CSP."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     head = page_head(static_dir, "Footage request pack").replace("</head>", f"<style>{PRINT_CSS}</style>\n</head>")
     stops = "".join(
         f"<tr><td><strong>{LETTERS[n]}</strong></td><td>{e(i['label'] or '—')}</td><td>{e(when(i['at']))}</td>"

@@ -201,3 +201,15 @@ def lonlat_to_tile(lon: float, lat: float, z: int) -> tuple[int, int]:
     x = int((lon + 180.0) / 360.0 * n)
     y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
     return min(max(x, 0), n - 1), min(max(y, 0), n - 1)
+
+
+# Cells arrive as arrays of lower-left corners (metric CRS) and counts; PostGIS makes the squares,
+# projects them and encodes the tile.
+HOTSPOT_CELL_TILE_SQL = f"""
+    SELECT ST_AsMVT(f, 'hotspot_cells', {EXTENT}, 'geom') FROM (
+        SELECT ST_AsMVTGeom(ST_Transform(ST_MakeEnvelope(c.x, c.y, c.x + :size, c.y + :size, CAST(:srid AS integer)),
+                                         3857),
+                            ST_TileEnvelope(:z, :x, :y), {EXTENT}, {BUFFER}, true) AS geom,
+               c.n AS count, 'E' || round(c.x) || 'N' || round(c.y) AS id, CAST(:size AS float8) AS cell_m
+        FROM unnest(CAST(:xs AS float8[]), CAST(:ys AS float8[]), CAST(:ns AS integer[])) AS c(x, y, n)
+    ) AS f"""

@@ -1,4 +1,5 @@
-"""Query parameters shared by list endpoints and tiles: bbox, dates, limits."""
+"""Query values shared by the API, the analysis and the CLI: bbox, dates, limits. Parsing raises
+BadRequest (app.errors), which the API maps to a 400; nothing here knows of HTTP."""
 from __future__ import annotations
 
 import math

@@ -1,0 +1,36 @@
+"""The layers of the code stay apart: analysis, ingest and tile drawing know nothing of the HTTP
+API, and every piece of MVT SQL lives in app/tiles/, so there is one place to read how a tile is
+drawn. Checked on the source itself (imports parsed, not grepped), so a new module is covered."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+APP = Path(__file__).resolve().parents[1] / "app"
+
+
+def _imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+    return found
+
+
+@pytest.mark.parametrize("package", ["analysis", "ingest", "tiles"])
+def test_inner_layers_never_import_the_api(package):
+    offenders = {str(p.relative_to(APP)): sorted(m for m in _imports(p) if m == "app.api" or m.startswith("app.api."))
+                 for p in sorted((APP / package).rglob("*.py"))}
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_mvt_sql_lives_only_in_app_tiles():
+    outside = [str(p.relative_to(APP)) for p in APP.rglob("*.py")
+               if "ST_AsMVT" in p.read_text() and (APP / "tiles") not in p.parents]
+    assert outside == []
+    assert any("ST_AsMVT" in p.read_text() for p in (APP / "tiles").rglob("*.py"))
