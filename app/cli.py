@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -302,13 +303,57 @@ def token_list(partnership: Optional[str] = typer.Option(None, help="Partnership
 
 
 # -- imports ---------------------------------------------------------------------------------------
+# Exit codes of an import stopped by a signal: 128 + the signal's number, as shells report them.
+SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class ImportCancelled(Exception):
+    def __init__(self, sig: signal.Signals) -> None:
+        super().__init__(sig.name)
+        self.sig = sig
+
+
+async def _cancellable(coro):
+    """Await `coro`, turning the first SIGINT or SIGTERM into its cancellation (so the import rolls
+    back and marks its run 'cancelled' instead of dying with it 'running'); ImportCancelled then."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    caught: list[signal.Signals] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        if not caught:  # a second signal must not cancel the clean-up itself
+            caught.append(sig)
+            task.cancel(sig.name)  # the message reaches the import's CancelledError
+
+    for sig in SIGNAL_EXIT:
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        return await coro
+    except BaseException:
+        if caught:  # whatever the cancellation surfaced as (a rollback on a cancelled COPY may fail too)
+            raise ImportCancelled(caught[0]) from None
+        raise
+    finally:
+        for sig in SIGNAL_EXIT:
+            loop.remove_signal_handler(sig)
+
+
+def run_import(coro):
+    """asyncio.run for the import commands: a caught SIGINT/SIGTERM exits 130/143 with a message."""
+    try:
+        return asyncio.run(_cancellable(coro))
+    except ImportCancelled as e:
+        fail(f"import cancelled by {e.sig.name}: what was being loaded was rolled back (files finished "
+             "before it stay loaded)", SIGNAL_EXIT[e.sig])
+
+
 @import_app.command("police-uk")
 def import_police_uk(paths: list[Path] = typer.Argument(..., help="police.uk street-level CSV files or folders."),
                      partnership: str = typer.Option(..., help="Partnership slug.")) -> None:
     """Load police.uk street-level crime CSVs; re-importing a force-month replaces it whole."""
     from app.ingest.police_uk import ImportRefused, import_paths
     try:
-        ok = asyncio.run(import_paths(get_settings(), paths, partnership, console))
+        ok = run_import(import_paths(get_settings(), paths, partnership, console))
     except ImportRefused as e:
         fail(str(e), 2)
     if not ok:
@@ -321,7 +366,7 @@ def import_cameras(path: Path = typer.Argument(..., help="A camera register: CSV
     """Load a camera register; re-importing updates cameras by reference."""
     from app.ingest.camera_register import ImportRefused, import_register
     try:
-        ok = asyncio.run(import_register(get_settings(), path, partnership, console))
+        ok = run_import(import_register(get_settings(), path, partnership, console))
     except ImportRefused as e:
         fail(str(e), 2)
     if not ok:
@@ -333,9 +378,9 @@ def import_osm(path: Path = typer.Argument(..., exists=True, dir_okay=False, hel
                partnership: str = typer.Option(..., help="Partnership slug.")) -> None:
     """Load streets, buildings and surveillance cameras from OpenStreetMap and build the walkable
     routing network; re-importing replaces the OSM data, never a partner's own cameras."""
-    from app.ingest.osm_import import ImportRefused, import_osm as run_import
+    from app.ingest.osm_import import ImportRefused, import_osm as import_osm_extract
     try:
-        asyncio.run(run_import(get_settings(), path, partnership, console))
+        run_import(import_osm_extract(get_settings(), path, partnership, console))
     except ImportRefused as e:
         fail(str(e), 2)
 

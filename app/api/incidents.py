@@ -8,17 +8,21 @@ gives no day), so a month matches a period when it overlaps it.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
-from typing import Annotated
+from types import SimpleNamespace
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit, sharing
 from app.api.deps import Analyst, SessionDep, Viewer
-from app.api.params import parse_bbox, parse_month_or_date
 from app.errors import BadRequest
+from app.ingest import run_record
 from app.ingest.police_uk_parse import CATEGORIES, slugify
+from app.params import parse_bbox, parse_month_or_date
 
 router = APIRouter(tags=["incidents"])
 
@@ -199,16 +203,45 @@ async def list_categories(
     }
 
 
+async def _judge_running(session: AsyncSession, rows: Sequence[Any]) -> Sequence[Any]:
+    """Rows, with each 'running' run that no process holds shown as interrupted (read-only: the next
+    import marks it so in the table)."""
+    running = [r.id for r in rows if r.status == "running"]
+    if not running:
+        return rows
+    unheld = (await session.execute(text(run_record.UNHELD_RUNS), {"ids": running})).scalars().all()
+    if not unheld:
+        return rows
+    # Read again after the lock check: a run that finished meanwhile shows how it finished.
+    fresh = {r.id: r for r in (await session.execute(text(run_record.RUNS_STILL_RUNNING),
+                                                      {"ids": list(unheld)})).all()}
+    out = []
+    for r in rows:
+        f = fresh.get(r.id)
+        if f is None:
+            out.append(r)
+        elif f.status != "running":
+            out.append(f)
+        else:
+            out.append(SimpleNamespace(
+                **{**f._asdict(), "status": "interrupted", "finished_at": f.progress_at or f.started_at,
+                   "message": run_record.INTERRUPTED_MESSAGE.format(rows=f"{f.rows_total:,}")}))
+    return out
+
+
 @router.get("/api/imports", summary="Import runs, newest first")
 async def list_imports(
     session: SessionDep, principal: Analyst,
     limit: Annotated[int, Query(ge=1, le=MAX_IMPORTS_LIMIT, description=f"at most {MAX_IMPORTS_LIMIT}")] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict:
-    """Your partnership's imports: status (running, loaded, failed, refused), counts, and the
-    rejected rows with their line numbers (at most 1,000 listed per run; `rows_rejected` counts all)."""
+    """Your partnership's imports: status (running, loaded, failed, refused, cancelled, interrupted),
+    counts, and the rejected rows with their line numbers (at most 1,000 listed per run;
+    `rows_rejected` counts all). A run is 'running' only while an importing process holds it; one
+    whose process died is shown 'interrupted', with `rows_total` as far as it got."""
     rows = (await session.execute(text(IMPORT_RUNS),
                                   {"p": principal.partnership_id, "limit": limit, "offset": offset})).all()
+    rows = await _judge_running(session, rows)
     return {"imports": [{
         "id": r.id, "kind": r.kind, "file": r.file, "checksum": r.checksum, "status": r.status,
         "rows_total": r.rows_total, "rows_loaded": r.rows_loaded, "rows_rejected": r.rows_rejected,

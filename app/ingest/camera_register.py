@@ -6,6 +6,7 @@ cameras by reference instead of adding them twice. Each run is recorded in impor
 """
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import io
@@ -20,10 +21,10 @@ from pyproj import Transformer
 from rich.console import Console
 
 from app import audit
-from app.db import raw_connection
-from app.ingest.camera_values import (parse_bool, parse_camera_type, parse_direction, parse_number,
-                                      parse_status)
 from app.analysis.coverage import refresh_coverage
+from app.db import raw_connection
+from app.ingest.camera_values import parse_bool, parse_camera_type, parse_direction, parse_number, parse_status
+from app.ingest.run_record import cancel_reason, run_recorder
 from app.settings import Settings
 
 MAX_BYTES = 50 * 1024 * 1024
@@ -423,7 +424,8 @@ async def _load(conn: asyncpg.Connection, partnership_id: int, parsed: Parsed) -
 async def import_register(settings: Settings, path: Path, partnership_slug: str, console: Console) -> bool:
     """Load a register; True when every row loaded, False when some (or all) were rejected."""
     path = Path(path)
-    async with raw_connection(settings) as conn:
+    # The run row lives on its own connection holding the run's lock (app.ingest.run_record).
+    async with raw_connection(settings) as conn, run_recorder(settings) as runs:
         partnership_id = await conn.fetchval(PARTNERSHIP_BY_SLUG, partnership_slug)
         if partnership_id is None:
             raise ImportRefused(f"No partnership '{partnership_slug}'.")
@@ -436,34 +438,49 @@ async def import_register(settings: Settings, path: Path, partnership_slug: str,
         try:
             parsed = parse_register(raw, path.name)
         except ImportRefused as e:
-            await conn.fetchval(START_RUN, partnership_id, path.name, checksum, "refused", str(e))
+            await runs.conn.fetchval(START_RUN, partnership_id, path.name, checksum, "refused", str(e))
             raise
-        run_id = await conn.fetchval(START_RUN, partnership_id, path.name, checksum, "running", "")
+        run_id = await runs.start(START_RUN, partnership_id, path.name, checksum, "running", "")
 
         inserted = updated = 0
         status, message = "loaded", ""
         if parsed.rows:
+            # By hand, not `async with`: a cancelled load is ended by closing its connection (it may
+            # be mid-statement), and asyncpg's __aexit__ would then hide the CancelledError.
+            tx = conn.transaction()
             try:
-                async with conn.transaction():
+                await tx.start()
+                try:
                     inserted, updated = await _load(conn, partnership_id, parsed)
                     await audit.record_raw(conn, "import.cameras", partnership_id=partnership_id,
                                            target=f"import_run/{run_id}", principal_name="safermap CLI",
                                            detail={"file": path.name, "checksum": checksum,
                                                    "inserted": inserted, "updated": updated,
                                                    "rejected": len(parsed.rejects)})
+                except asyncio.CancelledError:
+                    conn.terminate()  # the server rolls the transaction back
+                    raise
+                except BaseException:
+                    await tx.rollback()
+                    raise
+                await tx.commit()
             except asyncpg.PostgresError as e:  # nothing was written: the transaction rolled back
                 status, message = "failed", f"the database refused the load: {e}"
+            except asyncio.CancelledError as e:
+                await runs.cancelled(run_id, parsed.total, len(parsed.rejects),
+                                     f"cancelled by {cancel_reason(e)}, nothing of this file was loaded")
+                raise
             except BaseException:
-                await conn.execute(FINISH_RUN, run_id, "failed", parsed.total, 0, len(parsed.rejects),
-                                   json.dumps(parsed.rejects), "the import was interrupted")
+                await runs.finish(run_id, FINISH_RUN, "failed", parsed.total, 0, len(parsed.rejects),
+                                  json.dumps(parsed.rejects), "the import was interrupted")
                 raise
         else:
             status, message = "failed", "no row could be loaded"
         loaded = inserted + updated
         if status == "loaded":
             message = f"{inserted} new, {updated} updated, {len(parsed.rejects)} rejected"
-        await conn.execute(FINISH_RUN, run_id, status, parsed.total, loaded, len(parsed.rejects),
-                           json.dumps(parsed.rejects), message)
+        await runs.finish(run_id, FINISH_RUN, status, parsed.total, loaded, len(parsed.rejects),
+                          json.dumps(parsed.rejects), message)
 
     _summary(console, path, parsed, status, message, inserted, updated)
     return status == "loaded" and not parsed.rejects

@@ -4,14 +4,17 @@ Each file is one import_run. Its rows are parsed (app.ingest.police_uk_parse) wh
 through COPY into a temporary staging table; then, in the same transaction, every force-month
 present in the file is deleted and inserted again from the staging table. A republished month
 therefore replaces the old one whole, and a failure at any point leaves the old one untouched.
-The import_run row is written outside that transaction so that a failed or refused file is still
-on record.
+The import_run row is written outside that transaction, on a connection of its own that holds the
+run's advisory lock (app.ingest.run_record), so that a failed, refused, cancelled or killed import
+is still on record and never left 'running'.
 
 Files are refused before anything is loaded when any of them is not a police.uk street CSV.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import itertools
 import json
 import time
 from collections.abc import Iterable, Iterator
@@ -27,12 +30,16 @@ from rich.text import Text
 from app import audit
 from app.db import raw_connection
 from app.ingest.police_uk_parse import NotPoliceUk, ParseStats, Record, parse, read_header, slugify
+from app.ingest.run_record import RunRecorder, cancel_reason, run_recorder
 from app.settings import Settings
 
 KIND = "police-uk"
 # Parts of a police.uk archive that sit beside the street files but are other data.
 OTHER_ARCHIVE_FILES = ("-outcomes.csv", "-stop-and-search.csv")
 PROGRESS_EVERY = 20_000
+# Rows per COPY into the staging table; between chunks the run row gets its heartbeat (rows reached),
+# one round trip per chunk on the run connection.
+COPY_CHUNK = 50_000
 
 PARTNERSHIP_ID = "SELECT id FROM partnership WHERE slug = $1"
 RUN_START = """
@@ -194,18 +201,34 @@ async def _replace(conn: asyncpg.Connection, partnership_id: int, run_id: int, s
     return notes
 
 
-async def load_file(conn: asyncpg.Connection, partnership_id: int, path: Path, progress: Progress) -> FileResult:
-    """Load one file in one transaction and record its import_run; never raises for a bad file."""
+async def _stage(conn: asyncpg.Connection, runs: RunRecorder, run_id: int, records: Iterator[Record],
+                 stats: ParseStats) -> None:
+    """COPY the records into the staging table chunk by chunk, with a heartbeat after each chunk."""
+    while chunk := list(itertools.islice(records, COPY_CHUNK)):
+        await conn.copy_records_to_table(STAGE_TABLE, records=chunk, columns=STAGE_COLUMNS)
+        await runs.progress(run_id, stats.total)
+
+
+async def load_file(conn: asyncpg.Connection, runs: RunRecorder, partnership_id: int, path: Path,
+                    progress: Progress) -> FileResult:
+    """Load one file in one transaction and record its import_run; never raises for a bad file.
+
+    Cancelled (the CLI turns SIGINT/SIGTERM into cancellation), it drops the data connection, whose
+    transaction the server then rolls back, marks the run 'cancelled' and re-raises."""
     started = time.perf_counter()
     stats = ParseStats()
-    run_id = await conn.fetchval(RUN_START, partnership_id, KIND, path.name, sha256(path))
+    run_id = await runs.start(RUN_START, partnership_id, KIND, path.name, sha256(path))
     task = progress.add_task(path.name, total=path.stat().st_size, rows=0)
+    # Managed by hand, not `async with`: a cancelled transaction is ended by closing its connection,
+    # after which asyncpg's __aexit__ would replace the CancelledError with "connection is closed".
+    tx = conn.transaction()
     try:
-        async with conn.transaction():
+        await tx.start()
+        try:
             await conn.execute(STAGE_CREATE)
             with path.open(encoding="utf-8-sig", newline="") as f:
                 records = _tracked(parse(f, stats), stats, progress, task, f.buffer)
-                await conn.copy_records_to_table(STAGE_TABLE, records=records, columns=STAGE_COLUMNS)
+                await _stage(conn, runs, run_id, records, stats)
             progress.update(task, description=f"{path.name}: replacing months")
             notes = await _replace(conn, partnership_id, run_id, stats) if stats.force_months else []
             # In the same transaction: the trail records an import exactly when it happened.
@@ -213,18 +236,32 @@ async def load_file(conn: asyncpg.Connection, partnership_id: int, path: Path, p
                                    target=f"import_run/{run_id}", principal_name="safermap CLI",
                                    detail={"file": path.name, "rows_loaded": stats.loaded,
                                            "rows_rejected": stats.rejected, "months": notes})
+        except asyncio.CancelledError:
+            # The connection may be mid-COPY, unfit for a ROLLBACK; dropping it rolls back just as well.
+            conn.terminate()
+            raise
+        except BaseException:
+            await tx.rollback()
+            raise
+        await tx.commit()
+    except asyncio.CancelledError as e:
+        message = (f"cancelled by {cancel_reason(e)} after {stats.total:,} rows, "
+                   "nothing of this file was loaded")
+        await runs.cancelled(run_id, stats.total, stats.rejected, message)
+        progress.update(task, description=f"{path.name}: cancelled")
+        raise
     except Exception as e:  # anything at all: the transaction has rolled back, so say so and go on
         reason = "the file is not UTF-8 text" if isinstance(e, UnicodeDecodeError) else str(e).splitlines()[0]
         message = f"failed after {stats.total:,} rows, nothing of this file was loaded: {reason}"
-        await conn.execute(RUN_FINISH, run_id, "failed", stats.total, 0, stats.rejected,
-                           json.dumps(stats.rejects), message)
+        await runs.finish(run_id, RUN_FINISH, "failed", stats.total, 0, stats.rejected,
+                          json.dumps(stats.rejects), message)
         progress.update(task, description=f"{path.name}: failed")
         return FileResult(path, False, stats, message, time.perf_counter() - started)
     message = "loaded " + ("; ".join(notes) if notes else "no rows")
     if stats.rejected > len(stats.rejects):
         message += f"; {stats.rejected:,} rows rejected, the first {len(stats.rejects):,} are listed"
-    await conn.execute(RUN_FINISH, run_id, "loaded", stats.total, stats.loaded, stats.rejected,
-                       json.dumps(stats.rejects), message)
+    await runs.finish(run_id, RUN_FINISH, "loaded", stats.total, stats.loaded, stats.rejected,
+                      json.dumps(stats.rejects), message)
     progress.update(task, description=f"{path.name}: done", completed=path.stat().st_size)
     return FileResult(path, True, stats, message, time.perf_counter() - started)
 
@@ -249,7 +286,7 @@ async def import_paths(settings: Settings, paths: list[Path], partnership_slug: 
     file that is not a police.uk street CSV (each such file gets a 'refused' import_run).
     """
     files, skipped = find_files([Path(p) for p in paths])
-    async with raw_connection(settings) as conn:
+    async with raw_connection(settings) as conn, run_recorder(settings) as runs:
         await conn.execute(SESSION_SETUP)
         partnership_id = await conn.fetchval(PARTNERSHIP_ID, partnership_slug)
         if partnership_id is None:
@@ -258,7 +295,7 @@ async def import_paths(settings: Settings, paths: list[Path], partnership_slug: 
         refused = [(f, why) for f in files if (why := header_problem(f))]
         if refused:
             for f, why in refused:
-                await conn.execute(RUN_REFUSED, partnership_id, KIND, f.name, sha256(f), why)
+                await runs.conn.execute(RUN_REFUSED, partnership_id, KIND, f.name, sha256(f), why)
             listed = "; ".join(f"{f}: {why}" for f, why in refused)
             raise ImportRefused(f"Nothing was imported. {listed}")
         if skipped:
@@ -267,7 +304,7 @@ async def import_paths(settings: Settings, paths: list[Path], partnership_slug: 
         with Progress(TextColumn("{task.description}"), BarColumn(), RowsColumn(), TimeElapsedColumn(),
                       console=console, transient=False) as progress:
             for f in files:
-                results.append(await load_file(conn, partnership_id, f, progress))
+                results.append(await load_file(conn, runs, partnership_id, f, progress))
     for r in results:
         _report(console, r)
     return all(r.ok for r in results)
