@@ -8,7 +8,9 @@ from __future__ import annotations
 import hashlib
 import os
 import pwd
+import re
 import shutil
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -35,6 +37,60 @@ class EmbeddedError(RuntimeError):
     pass
 
 
+DEFAULT_PORT = 54329
+PORT_FILE = "embedded-port"  # under var/: the port this checkout moved to when the default was taken
+
+
+def resolve_port(settings: Settings) -> int:
+    """The embedded cluster's port: SAFERMAP_EMBEDDED_PORT when set, else the one this checkout
+    recorded in var/embedded-port, else DEFAULT_PORT. Everything that builds the URL uses this."""
+    if settings.embedded_port is not None:
+        return settings.embedded_port
+    recorded = settings.var_dir / PORT_FILE
+    if recorded.exists():
+        return int(recorded.read_text().strip())
+    return DEFAULT_PORT
+
+
+def port_free(port: int) -> bool:
+    """Whether 127.0.0.1:port can be listened on. SO_REUSEADDR so sockets in TIME_WAIT do not
+    count; Linux still refuses the bind while anything listens there."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A port the OS says is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_holder(port: int) -> str:
+    """Best effort, for error messages: ' by NAME (pid N, data dir D)' from `ss -ltnp`, or ''."""
+    try:
+        out = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True,
+                             text=True, timeout=5).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    m = re.search(r'\("([^"]+)",pid=(\d+)', out)
+    if not m:
+        return ""
+    name, pid = m.groups()
+    where = ""
+    if name.startswith("postgres"):
+        try:  # a postmaster's working directory is its data dir
+            where = f", data dir {os.readlink(f'/proc/{pid}/cwd')}"
+        except OSError:
+            pass
+    return f" by {name} (pid {pid}{where})"
+
+
 @dataclass
 class Cluster:
     settings: Settings
@@ -50,6 +106,14 @@ class Cluster:
         /var/lib/postgresql/safermap, recorded in var/cluster-home so every command agrees."""
         marker = self.root / "cluster-home"
         return Path(marker.read_text().strip()) if marker.exists() else self.root
+
+    @property
+    def port(self) -> int:
+        return resolve_port(self.settings)
+
+    @property
+    def port_explicit(self) -> bool:
+        return self.settings.embedded_port is not None
 
     @property
     def data_dir(self) -> Path:
@@ -142,19 +206,67 @@ class Cluster:
                  "-E", "UTF8", "--locale=C.UTF-8")
         conf = self.data_dir / "postgresql.conf"
         with conf.open("a") as f:
-            f.write(CLUSTER_CONF.format(port=self.settings.embedded_port, socket_dir=self.socket_dir))
+            f.write(CLUSTER_CONF.format(port=self.port, socket_dir=self.socket_dir))
         return True
 
     def start(self) -> bool:
         """Start the cluster if it is not running. Returns True when it was started."""
         if self.running():
+            self._adopt_running_port()
             return False
         for d in (self.socket_dir, self.log_file.parent):
             d.mkdir(parents=True, exist_ok=True)
         self._own(self.socket_dir, self.log_file.parent)
+        port = self._claim_port()
         # A stale pid file after a machine restart would stop pg_ctl; pg_ctl handles it itself.
-        self._pg("pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t", "60", "start")
+        # `-p` on the command line wins over postgresql.conf, so a moved port needs no conf edit.
+        try:
+            self._pg("pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file),
+                     "-o", f"-p {port}", "-w", "-t", "60", "start")
+        except EmbeddedError as e:
+            raise EmbeddedError(f"{e}\n--- last lines of {self.log_file} ---\n{self._log_tail()}") from None
         return True
+
+    def _claim_port(self) -> int:
+        """The port to start on. Our own cluster is not running (start checked), so anything
+        listening on our port is someone else: fail if the user chose the port, else move."""
+        port = self.port
+        if port_free(port):
+            return port
+        if self.port_explicit:
+            raise EmbeddedError(
+                f"Port {port} (SAFERMAP_EMBEDDED_PORT) is already in use{port_holder(port)}. "
+                "Stop that server or set SAFERMAP_EMBEDDED_PORT to a free port."
+            )
+        new = free_port()
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / PORT_FILE).write_text(f"{new}\n")  # so serve, tests and the next `db up` agree
+        return new
+
+    def _running_port(self) -> int | None:
+        """The port our running postmaster listens on (line 4 of postmaster.pid)."""
+        try:
+            return int((self.data_dir / "postmaster.pid").read_text().splitlines()[3])
+        except (OSError, IndexError, ValueError):
+            return None
+
+    def _adopt_running_port(self) -> None:
+        """Our cluster already runs: make sure the URL everyone builds points at it."""
+        actual = self._running_port()
+        if actual is None or actual == self.port:
+            return
+        if self.port_explicit:
+            raise EmbeddedError(
+                f"The cluster is already running on port {actual}, not SAFERMAP_EMBEDDED_PORT="
+                f"{self.port}; run `safermap db down` first."
+            )
+        (self.root / PORT_FILE).write_text(f"{actual}\n")
+
+    def _log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
 
     def stop(self) -> bool:
         if not self.running():
@@ -164,7 +276,7 @@ class Cluster:
 
     def psql(self, sql: str, db: str = "postgres") -> str:
         proc = self._pg("psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
-                        "-h", str(self.socket_dir), "-p", str(self.settings.embedded_port),
+                        "-h", str(self.socket_dir), "-p", str(self.port),
                         "-U", "postgres", "-d", db, "-c", sql)
         return proc.stdout.strip()
 
@@ -191,4 +303,4 @@ class Cluster:
             return f"not initialised (would live in {self.data_dir})"
         state = "running" if self.running() else "stopped"
         return (f"{state}: data {self.data_dir}, "
-                f"postgresql://postgres@127.0.0.1:{self.settings.embedded_port}/{self.settings.embedded_db}")
+                f"postgresql://postgres@127.0.0.1:{self.port}/{self.settings.embedded_db}")

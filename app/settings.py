@@ -19,7 +19,8 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("DATABASE_URL", "SAFERMAP_DATABASE_URL")
     )
     var_dir: Path = ROOT / "var"
-    embedded_port: int = 54329
+    # SAFERMAP_EMBEDDED_PORT pins the port; unset, it is 54329 unless taken (app.embedded.resolve_port).
+    embedded_port: int | None = None
     embedded_db: str = "safermap"
     pg_bindir: Path | None = None  # where initdb/pg_ctl live; found automatically when unset
 
@@ -69,7 +70,8 @@ class Settings(BaseSettings):
         """The SQLAlchemy async URL: DATABASE_URL, or the embedded cluster's."""
         if self.database_url:
             return to_async_url(self.database_url)
-        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.embedded_port}/{self.embedded_db}"
+        from app.embedded import resolve_port  # late: app.embedded imports this module
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{resolve_port(self)}/{self.embedded_db}"
 
     def resolved_secret_key(self) -> str:
         """A stable secret: from the environment, else one kept under var/ so all workers agree."""

@@ -49,8 +49,9 @@ def default_database_url() -> str:
     from app.cli import migrate
     from app.embedded import Cluster
     settings = Settings(database_url=None)
-    Cluster(settings).up()
-    server = f"postgresql://postgres@127.0.0.1:{settings.embedded_port}/postgres"
+    cluster = Cluster(settings)
+    cluster.up()
+    server = f"postgresql://postgres@127.0.0.1:{cluster.port}/postgres"
     with psycopg.connect(server, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DB,)).fetchone():
             conn.execute(f'CREATE DATABASE "{BENCH_DB}"')

@@ -29,9 +29,11 @@ import httpx
 import psycopg
 
 from app.auth import digest, new_secret
+from app.embedded import resolve_port
 from app.settings import ROOT, Settings
 
-SERVER = "postgresql://postgres@127.0.0.1:54329"
+# The embedded cluster, on whatever port this checkout resolved (54329 unless that was taken).
+SERVER = f"postgresql://postgres@127.0.0.1:{resolve_port(Settings(database_url=None))}"
 DB_NAME = "safermap_bench_tiles"
 DB_URL = f"{SERVER}/{DB_NAME}"
 INCIDENTS = 1_000_000

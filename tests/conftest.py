@@ -29,8 +29,9 @@ def _server_url() -> str:
         return urlunsplit(parts._replace(path="/postgres"))
     from app.embedded import Cluster
     settings = Settings(database_url=None)
-    Cluster(settings).up()
-    return f"postgresql://postgres@127.0.0.1:{settings.embedded_port}/postgres"
+    cluster = Cluster(settings)
+    cluster.up()
+    return f"postgresql://postgres@127.0.0.1:{cluster.port}/postgres"
 
 
 @pytest.fixture(scope="session")
