@@ -335,8 +335,9 @@ async def test_embed_in_chromium_shows_only_on_the_allowed_origin(live_server, m
         page_path_only = f"/embed/{embed['public_id']}"
         page.on("response", lambda res: statuses.append(res.status)
                 if urlsplit(res.url).path == page_path_only else None)
-        await page.goto(f"{other}/lifted.html", wait_until="load")
-        await asyncio.sleep(1.0)
+        async with page.expect_response(lambda res: urlsplit(res.url).path == page_path_only, timeout=30000):
+            await page.goto(f"{other}/lifted.html", wait_until="load")
+        await asyncio.sleep(1.0)  # time for a map that wrongly rendered to show
         assert statuses == [200]  # served, yet not shown:
         child = page.frames[1] if len(page.frames) > 1 else None
         assert child is None or await child.evaluate("document.querySelector('.leaflet-container')") is None
