@@ -5,7 +5,6 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from alembic import command
@@ -167,7 +166,7 @@ def user_add(partnership: str = typer.Option(..., help="Partnership slug."),
              email: str = typer.Option(..., help="The email they sign in with."),
              name: str = typer.Option(..., help="Their name, as others see it."),
              role: PrincipalRole = typer.Option(..., help="Their role."),
-             agency: Optional[str] = typer.Option(None, help="Their agency (added to the partnership if new)."),
+             agency: str | None = typer.Option(None, help="Their agency (added to the partnership if new)."),
              prompt: bool = typer.Option(False, "--prompt", help="Type the password instead of generating one.")) -> None:
     """Add a user who signs in with email and password; a generated password is printed once."""
     from app import audit, users
@@ -235,11 +234,11 @@ def user_reset_password(email: str = typer.Argument(..., help="The user's email.
 
 
 @token_app.command("create")
-def token_create(user: Optional[str] = typer.Option(None, help="Email of the user the token belongs to."),
-                 partnership: Optional[str] = typer.Option(None, help="Partnership slug (for a service token)."),
-                 role: Optional[PrincipalRole] = typer.Option(None, help="Role of a new service principal."),
+def token_create(user: str | None = typer.Option(None, help="Email of the user the token belongs to."),
+                 partnership: str | None = typer.Option(None, help="Partnership slug (for a service token)."),
+                 role: PrincipalRole | None = typer.Option(None, help="Role of a new service principal."),
                  name: str = typer.Option("", help="Who or what the token is for."),
-                 expires_days: Optional[int] = typer.Option(
+                 expires_days: int | None = typer.Option(
                      None, min=1, help="Days until the token expires (default for users: SAFERMAP_USER_TOKEN_DAYS, 90).")) -> None:
     """Print a new bearer token once: for a user (--user), or for a new service principal
     (--partnership and --role, e.g. a script)."""
@@ -286,8 +285,8 @@ def token_revoke(token_id: int = typer.Argument(..., help="The token's id (see `
 
 
 @token_app.command("list")
-def token_list(partnership: Optional[str] = typer.Option(None, help="Partnership slug."),
-               user: Optional[str] = typer.Option(None, help="Only this user's tokens (email).")) -> None:
+def token_list(partnership: str | None = typer.Option(None, help="Partnership slug."),
+               user: str | None = typer.Option(None, help="Only this user's tokens (email).")) -> None:
     """List tokens: name, owner, created, last used, expires, revoked (never the secrets)."""
     from app import users
     if not (partnership or user):
@@ -378,7 +377,8 @@ def import_osm(path: Path = typer.Argument(..., exists=True, dir_okay=False, hel
                partnership: str = typer.Option(..., help="Partnership slug.")) -> None:
     """Load streets, buildings and surveillance cameras from OpenStreetMap and build the walkable
     routing network; re-importing replaces the OSM data, never a partner's own cameras."""
-    from app.ingest.osm_import import ImportRefused, import_osm as import_osm_extract
+    from app.ingest.osm_import import ImportRefused
+    from app.ingest.osm_import import import_osm as import_osm_extract
     try:
         run_import(import_osm_extract(get_settings(), path, partnership, console))
     except ImportRefused as e:

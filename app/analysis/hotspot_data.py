@@ -144,9 +144,12 @@ def with_filter(sql: str, flt: HotspotFilter) -> str:
 
 class HotspotPrincipal(Protocol):
     """Anyone the sharing function can be asked about: app.auth.Principal, or SystemPrincipal."""
-    partnership_id: int
-    role: str
-    agency_id: int | None
+    @property
+    def partnership_id(self) -> int: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def agency_id(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
