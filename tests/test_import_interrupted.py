@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,7 +26,8 @@ JAN_INCIDENTS = 9
 HEADER = ("Crime ID,Month,Reported by,Falls within,Longitude,Latitude,Location,LSOA code,LSOA name,"
           "Crime type,Last outcome category,Context")
 BIG_ROWS = 120_000  # more than two COPY chunks, so the heartbeat is written more than once
-SAFERMAP = str(ROOT / ".venv" / "bin" / "safermap")
+# The CLI of the Python running the tests, wherever its environment lives (not only ./.venv).
+SAFERMAP = [sys.executable, "-m", "app.cli"]
 TIMEOUT_S = 120.0  # generous: only a hung import takes this long
 
 JAN_COUNT = ("SELECT count(*) FROM incident i JOIN partnership p ON p.id = i.partnership_id "
@@ -57,7 +59,7 @@ def cli_env(database_url, settings) -> dict[str, str]:
 
 
 def safermap(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([SAFERMAP, *args], env=env, cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([*SAFERMAP, *args], env=env, cwd=ROOT, capture_output=True, text=True,
                           timeout=TIMEOUT_S)
 
 
@@ -90,7 +92,7 @@ async def start_stuck_import(env, database_url, big_csv: Path, held: psycopg.Con
     done = safermap(env, "import", "police-uk", str(JAN), "--partnership", "test-csp")
     assert done.returncode == 0, done.stderr
     held.execute(HOLD_DATASETS)
-    proc = subprocess.Popen([SAFERMAP, "import", "police-uk", str(big_csv), "--partnership", "test-csp"],
+    proc = subprocess.Popen([*SAFERMAP, "import", "police-uk", str(big_csv), "--partnership", "test-csp"],
                             env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def staged():
