@@ -31,9 +31,9 @@ class Style(BaseModel):
     model_config = ConfigDict(extra="allow")
     color: str = "#3388ff"
     fill_color: str | None = None
-    fill_opacity: float = Field(0.3, ge=0, le=1)
-    weight: float = Field(1.5, ge=0, le=20)
-    radius: float = Field(5, ge=0, le=50)
+    fill_opacity: float = Field(default=0.3, ge=0, le=1)
+    weight: float = Field(default=1.5, ge=0, le=20)
+    radius: float = Field(default=5, ge=0, le=50)
     by: str | None = None                      # a field whose value picks the colour
     colors: dict[str, str] = Field(default_factory=dict)
 

@@ -289,11 +289,11 @@ def synthetic_incidents(extract: OsmExtract, rng: np.random.Generator, today: da
         components.append((h.share, base * np.exp(-d2 / (2 * h.sigma_m ** 2)), mix))
 
     counts = rng.multinomial(n, [c[0] for c in components])
-    point_idx, cat_idx = [], []
+    point_parts, cat_parts = [], []
     for (share, weights, mix), count in zip(components, counts):
-        point_idx.append(rng.choice(len(xy), size=count, p=weights / weights.sum()))
-        cat_idx.append(rng.choice(len(categories), size=count, p=mix / mix.sum()))
-    point_idx, cat_idx = np.concatenate(point_idx), np.concatenate(cat_idx)
+        point_parts.append(rng.choice(len(xy), size=count, p=weights / weights.sum()))
+        cat_parts.append(rng.choice(len(categories), size=count, p=mix / mix.sum()))
+    point_idx, cat_idx = np.concatenate(point_parts), np.concatenate(cat_parts)
 
     months = _months(today)
     seasonal = 1 + 0.15 * np.cos(2 * np.pi * (np.array([m.month for m in months]) - 7) / 12)

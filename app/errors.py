@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from http import HTTPStatus
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -60,7 +62,7 @@ def problem(request: Request, status: int, title: str, detail: str, **extra: obj
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
-def _describe(errors: list[dict]) -> tuple[str, list[dict]]:
+def _describe(errors: Sequence[Any]) -> tuple[str, list[dict]]:
     items = []
     for e in errors:
         loc = ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path"))

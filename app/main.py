@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import cast
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -101,11 +102,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
         page = get_swagger_ui_html(
-            openapi_url=app.openapi_url, title="SaferMap API",
+            openapi_url=cast(str, app.openapi_url), title="SaferMap API",
             swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
             swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css", swagger_favicon_url="data:,")
         # Its own policy (this origin, its inline script by hash), not the middleware's default-src 'none'.
-        page.headers["Content-Security-Policy"] = csp(page.body.decode())
+        page.headers["Content-Security-Policy"] = csp(bytes(page.body).decode())
         return page
 
     logging.basicConfig(level=logging.INFO)

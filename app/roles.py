@@ -22,7 +22,7 @@ RANK = {Role.embed: -1, Role.viewer: 0, Role.pcso: 1, Role.operator: 2, Role.ana
 
 # Roles a person (a principal with tokens) can hold; an embed is never a principal.
 PRINCIPAL_ROLES = tuple(r for r in Role if r is not Role.embed)
-PrincipalRole = StrEnum("PrincipalRole", {r.value: r.value for r in PRINCIPAL_ROLES})  # for CLI choices
+PrincipalRole = StrEnum("PrincipalRole", {r.value: r.value for r in PRINCIPAL_ROLES})  # type: ignore[misc]  # mypy cannot read a computed functional Enum; for CLI choices
 
 
 def at_least(role: str, least: str) -> bool:

@@ -13,6 +13,7 @@ import math
 import secrets
 import time
 from collections import OrderedDict
+from typing import cast
 
 from fastapi import HTTPException
 from itsdangerous import BadSignature, Signer
@@ -58,7 +59,7 @@ class Csrf:
         return True
 
     def matches(self, cookie: str | None, submitted: str | None) -> bool:
-        return bool(self.valid(cookie) and submitted
+        return bool(cookie is not None and self.valid(cookie) and submitted
                     and hmac.compare_digest(cookie.encode(), submitted.encode()))
 
 
@@ -160,7 +161,7 @@ class SecurityMiddleware:
             token = self.csrf.new()
         scope.setdefault("state", {})["csrf_token"] = token
         if fresh:
-            send = self._with_csrf_cookie(send, token, https or self.settings.cookie_secure)
+            send = self._with_csrf_cookie(send, cast(str, token), https or self.settings.cookie_secure)
 
         if method in UNSAFE_METHODS:
             receive = self._limited(receive, self._body_limit(headers))

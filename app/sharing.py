@@ -26,7 +26,7 @@ class SharingSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SAFERMAP_", extra="ignore")
     # Counts shown to anyone without exact access to every counted incident hide groups smaller
     # than this (cells, categories, areas).
-    suppress_below: int = Field(5, ge=1, le=1000)
+    suppress_below: int = Field(default=5, ge=1, le=1000)
 
 
 @lru_cache

@@ -434,9 +434,9 @@ async def path_pack(session: AsyncSession, partnership_id: int, srid: int, stops
     steps = await _route(session, srid, stops, vertices, edges)
     legs = _legs(stops, steps)
     starts, run = [], 0.0
-    for s in steps:
+    for step in steps:
         starts.append(run)
-        run += s.length_m
+        run += step.length_m
 
     crossings = (await session.execute(CROSSINGS, {"p": partnership_id, "srid": srid, "starts": starts,
                                                    "steps": [s.geojson for s in steps]})).all() if steps else []

@@ -9,6 +9,7 @@ may see other partnerships' incidents.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -199,14 +200,14 @@ def figures(row: Any, covered_col: str, k: int) -> dict[str, Any]:
             "suppressed": any(v is None for v in counts.values())}
 
 
-def _split(rows: list[Any]) -> tuple[Any | None, list[Any], list[Any]]:
+def _split(rows: Sequence[Any]) -> tuple[Any | None, list[Any], list[Any]]:
     total = next((r for r in rows if not r.by_category and not r.by_area), None)
     cats = [r for r in rows if r.by_category]
     areas = [r for r in rows if r.by_area]
     return total, cats, areas
 
 
-def _section(rows: list[Any], covered_col: str, k: int, max_areas: int) -> dict[str, Any]:
+def _section(rows: Sequence[Any], covered_col: str, k: int, max_areas: int) -> dict[str, Any]:
     total, cats, areas = _split(rows)
     cats.sort(key=lambda r: (-(r.placed - getattr(r, covered_col)), r.category))
     # Most uncovered first; ties by code so the list is stable. Incidents of data sets that carry

@@ -110,7 +110,7 @@ async def gistar_layer(session: AsyncSession, principal: HotspotPrincipal, flt: 
                             "cell_m": grid.cell_m, "alpha": alpha, "weights": WEIGHTS_NOTE,
                             "correction": CORRECTION_NOTE, "count": 0, "unplaced": 0,
                             "suppress_below": sharing.suppress_below()}
-    if grid.extent is not None:
+    if grid.extent is not None and grid.cell_m is not None:  # cell_m is None iff extent is
         bins = await load_bins(session, principal, grid.flt, grid.cell_m, grid.extent)
         gi = gi_star(bins.counts, alpha)
         iy, ix = np.nonzero((bins.counts > 0) | (gi.confidence > 0))

@@ -76,7 +76,7 @@ async def both_periods(session: AsyncSession, principal: HotspotPrincipal, grid:
                        before: HotspotFilter | None) -> tuple[Bins, Bins] | tuple[None, None]:
     """The bins of this period and of the one it is compared with, on the same grid (None when
     the caller has no mapped incidents)."""
-    if before is None or grid.extent is None:
+    if before is None or grid.extent is None or grid.cell_m is None:  # cell_m is None iff extent is
         return None, None
     current = await load_bins(session, principal, grid.flt, grid.cell_m, grid.extent)
     previous = await load_bins(session, principal, before, grid.cell_m, grid.extent)
@@ -96,7 +96,7 @@ async def hotspot_change(session: AsyncSession, principal: HotspotPrincipal, flt
         "period": period_json(grid.flt), "previous_period": period_json(before) if before else None,
         "compare": compare, "cell_m": grid.cell_m, "suppress_below": sharing.suppress_below(),
         "areas": {"type": "FeatureCollection", "features": []}, "rose": [], "fell": []}
-    if current is not None:
+    if current is not None and previous is not None:  # both or neither
         body.update(change_body(current, previous, n))
         listed = body["rose"] + body["fell"]
         labels = await cell_labels(session, principal.partnership_id, current,
@@ -119,10 +119,9 @@ def change_body(current: Bins, previous: Bins, n: int) -> dict[str, Any]:
     features, values = [], []
     for k in range(len(ids)):
         now, then = shown(cells.current[k], all_exact), shown(cells.previous[k], all_exact)
-        visible = now is not None and then is not None
         props = {"id": ids[k], "current": now, "previous": then,
-                 "change": now - then if visible else None,
-                 "change_pct": change_pct(now, then) if visible else None}
+                 "change": now - then if now is not None and then is not None else None,
+                 "change_pct": change_pct(now, then) if now is not None and then is not None else None}
         features.append({"type": "Feature", "id": ids[k], "geometry": polygons[k], "properties": props})
         values.append({**props, "centroid": [float(lon[k]), float(lat[k])],
                        "_iy": int(cells.iy[k]), "_ix": int(cells.ix[k])})

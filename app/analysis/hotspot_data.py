@@ -325,6 +325,7 @@ async def resolve_period(session: AsyncSession, principal: HotspotPrincipal, flt
     if flt.date_from is None and flt.date_to is None:
         start, end = latest.replace(day=1), month_end(latest)
     elif flt.date_from is None:
+        assert flt.date_to is not None  # both-None is the branch above
         start, end = flt.date_to.replace(day=1), flt.date_to
     else:
         start, end = flt.date_from, max(month_end(latest), flt.date_from)

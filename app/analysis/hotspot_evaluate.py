@@ -81,7 +81,7 @@ def resample(density: np.ndarray, d_x0: float, d_y0: float, d_cell: float,
     sub = density[np.ix_(keep_r, keep_c)]
     # Sum columns then rows with np.add.at (unbuffered, so repeated indices add up).
     by_col = np.zeros((sub.shape[0], shape[1]))
-    np.add.at(by_col, (slice(None), cols[keep_c]), sub)
+    np.add.at(by_col, (slice(None), cols[keep_c]), sub)  # type: ignore[arg-type]  # numpy stubs reject tuple indices
     np.add.at(out, rows[keep_r], by_col)
     return out
 
@@ -102,6 +102,7 @@ def method_scores(method: str, train: np.ndarray, kde_score: np.ndarray | None) 
 def flag_and_measure(method: str, scores: np.ndarray, train: np.ndarray, test: np.ndarray,
                      area: float) -> MethodResult:
     """Flag the top `area` share of cells by score and measure the test period against it."""
+    s: np.ndarray
     s, tr, te = scores.ravel().astype(np.float64), train.ravel(), test.ravel()
     top = np.abs(s).max() if s.size else 0.0
     if top > 0:  # equal scores must compare equal, whatever the floating-point noise of a method

@@ -146,7 +146,7 @@ async def top_hotspots(session: AsyncSession, principal: HotspotPrincipal, flt: 
                             "previous_period": period_json(before) if before else None,
                             "compare": compare, "cell_m": grid.cell_m,
                             "suppress_below": sharing.suppress_below(), "areas": []}
-    if current is not None:
+    if current is not None and previous is not None:  # both or neither
         iy, ix = top_cells(current.counts, previous.counts, n)
         if len(iy):
             body["areas"] = await _areas(session, principal, grid.flt, current, previous, iy, ix)
@@ -166,15 +166,14 @@ async def _areas(session, principal, flt, current: Bins, previous: Bins, iy, ix)
     areas = []
     for k, (row, col) in enumerate(zip(iy.tolist(), ix.tolist())):
         count, before = shown(current.counts[row, col], all_exact), shown(previous.counts[row, col], all_exact)
-        visible = count is not None and before is not None
         cats = sorted(categories[(row, col)].items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_CATEGORIES]
         placed = sum(categories[(row, col)].values())
         areas.append({
             "rank": k + 1, "id": ids[k], "label": labels[k], "geometry": polygons[k],
             "centroid": [float(lon[k]), float(lat[k])],
             "count": count, "previous_count": before,
-            "change": count - before if visible else None,
-            "change_pct": change_pct(count, before) if visible else None,
+            "change": count - before if count is not None and before is not None else None,
+            "change_pct": change_pct(count, before) if count is not None and before is not None else None,
             "top_categories": [{"category": c, "count": shown(m, all_exact)} for c, m in cats],
             "cameras_inside": cameras.get((row, col), 0),
             "share_in_coverage": (round(covered[(row, col)] / placed, 4)

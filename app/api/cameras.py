@@ -7,7 +7,7 @@ app.analysis.coverage then cuts it to what the camera can see past the buildings
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -64,24 +64,24 @@ class PointGeometry(BaseModel):
 class CameraFields(BaseModel):
     """Editable properties. Angles in degrees; bearing clockwise from north."""
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(None, max_length=200)
-    owner_agency: str | None = Field(None, min_length=1, max_length=200)
+    name: str | None = Field(default=None, max_length=200)
+    owner_agency: str | None = Field(default=None, min_length=1, max_length=200)
     owner_agency_kind: AgencyKind | None = None
     camera_type: CameraType | None = None
     status: Status | None = None
-    bearing: float | None = Field(None, ge=0, lt=360)
-    fov: float | None = Field(None, gt=0, le=360)
-    range_m: float | None = Field(None, gt=0, le=2000)
-    height_m: float | None = Field(None, ge=0, le=300)
+    bearing: float | None = Field(default=None, ge=0, lt=360)
+    fov: float | None = Field(default=None, gt=0, le=360)
+    range_m: float | None = Field(default=None, gt=0, le=2000)
+    height_m: float | None = Field(default=None, ge=0, le=300)
     monitored: bool | None = None
-    retention_days: int | None = Field(None, ge=0, le=3650)
-    resolution_px: int | None = Field(None, ge=160, le=20000,
+    retention_days: int | None = Field(default=None, ge=0, le=3650)
+    resolution_px: int | None = Field(default=None, ge=160, le=20000,
                                       description="Horizontal resolution in pixels (e.g. 1920)")
-    purpose: Purpose | None = Field(None, description="What the camera is for (EN 62676-4): its useful "
+    purpose: Purpose | None = Field(default=None, description="What the camera is for (EN 62676-4): its useful "
                                     "range when range_m is not given and the resolution is known")
-    contact: str | None = Field(None, max_length=500)
-    notes: str | None = Field(None, max_length=4000)
-    verified: bool | None = Field(None, description="true marks the camera verified now, by you")
+    contact: str | None = Field(default=None, max_length=500)
+    notes: str | None = Field(default=None, max_length=4000)
+    verified: bool | None = Field(default=None, description="true marks the camera verified now, by you")
 
 
 class CameraCreateProps(CameraFields):
@@ -89,8 +89,8 @@ class CameraCreateProps(CameraFields):
 
 
 class CameraPatchProps(CameraFields):
-    reference: str | None = Field(None, min_length=1, max_length=100)
-    version: int | None = Field(None, description="The row version you read; a stale one gets 409")
+    reference: str | None = Field(default=None, min_length=1, max_length=100)
+    version: int | None = Field(default=None, description="The row version you read; a stale one gets 409")
 
 
 class CameraFeatureIn(BaseModel):
@@ -160,6 +160,7 @@ async def list_cameras(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"at most {MAX_LIMIT}")] = 1000,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict:
+    params: dict[str, Any]
     where, params = ["c.partnership_id = :p"], {"p": principal.partnership_id, "limit": limit, "offset": offset}
     box = parse_bbox(bbox)
     if box:
@@ -167,9 +168,9 @@ async def list_cameras(
         params.update(x0=box.minlon, y0=box.minlat, x1=box.maxlon, y1=box.maxlat)
     if status:
         statuses = [s.strip() for s in status.split(",") if s.strip()]
-        bad = set(statuses) - set(Status.__args__)
+        bad = set(statuses) - set(get_args(Status))
         if bad:
-            raise BadRequest(f"Unknown status {sorted(bad)[0]!r}; use {', '.join(Status.__args__)}.")
+            raise BadRequest(f"Unknown status {sorted(bad)[0]!r}; use {', '.join(get_args(Status))}.")
         where.append("c.status = ANY(:statuses)")
         params["statuses"] = statuses
     clause = " WHERE " + " AND ".join(where)
@@ -234,6 +235,7 @@ async def patch_camera(camera_id: CameraId, body: CameraPatch, session: SessionD
         raise PreconditionRequired("Send the version you read (properties.version or If-Match) so that "
                                    "nobody's change is overwritten.")
     before = feature(await _fetch(session, principal.partnership_id, camera_id))
+    params: dict[str, Any]
     sets, params = [], {"id": camera_id, "p": principal.partnership_id, "version": version}
     given = p.model_dump(exclude_unset=True)
     for col in COLUMNS:

@@ -1,7 +1,7 @@
 """Typed dependencies, so every route reads the same way."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -57,14 +57,14 @@ async def get_principal(request: Request, session: SessionDep) -> Principal:
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def least_role(role: str) -> Callable[..., Principal]:
+def least_role(role: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits `role` and every role above it."""
 
     async def dep(principal: CurrentPrincipal) -> Principal:
         principal.require(role)
         return principal
 
-    dep.least_role = role  # type: ignore[attr-defined]  (read by the route/role table test)
+    dep.least_role = role  # type: ignore[attr-defined]  # read by the route/role table test
     return dep
 
 

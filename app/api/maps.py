@@ -36,7 +36,7 @@ def page_role(role: str) -> Callable[..., object]:
         principal.require(role)
         return principal
 
-    dep.least_role = role  # type: ignore[attr-defined]  (read by the route/role table test)
+    dep.least_role = role  # type: ignore[attr-defined]  # read by the route/role table test
     return dep
 
 

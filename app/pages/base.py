@@ -15,7 +15,7 @@ import json
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import folium
 from branca.element import Element, Figure, MacroElement
@@ -117,7 +117,7 @@ def csp(html: str) -> str:
 
 
 def render(figure_or_map: folium.Map | Figure, title: str) -> str:
-    figure = figure_or_map.get_root()
+    figure = cast(Figure, figure_or_map.get_root())  # a Map's or Figure's root is a Figure
     # No icon request (it would 404 and log a console error); the title is escaped like any text.
     figure.header.add_child(Element('<link rel="icon" href="data:,">'), name="page_icon")
     figure.header.add_child(Element(f"<title>{html.escape(title)}</title>"), name="page_title")

@@ -249,8 +249,8 @@ class _Page:
     def __init__(self, fig: Figure) -> None:
         self.fig = fig
 
-    def box(self, x: float, y: float, w: float, h: float) -> list[float]:
-        return [x / PAGE_MM[0], y / PAGE_MM[1], w / PAGE_MM[0], h / PAGE_MM[1]]
+    def box(self, x: float, y: float, w: float, h: float) -> tuple[float, float, float, float]:
+        return (x / PAGE_MM[0], y / PAGE_MM[1], w / PAGE_MM[0], h / PAGE_MM[1])
 
     def text(self, x: float, y: float, s: str, size: float = 8, **kw: Any) -> None:
         kw.setdefault("color", INK)

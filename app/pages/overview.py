@@ -82,11 +82,11 @@ async def summarise(session: AsyncSession, principal: Principal, catalog: Catalo
                     layers: list[Layer]) -> Summary:
     """What the page needs to know about the partnership's data in `layers` (and nothing else)."""
     pid = principal.partnership_id
-    versions = dict((await session.execute(
+    versions: dict[str, Any] = dict((await session.execute(
         text("SELECT source, version FROM data_version WHERE partnership_id = :p"), {"p": pid})).all())
     # Shared layers (incidents) depend on the caller's access and may include partnerships that
     # grant the caller's agency: their versions are read through the same query as the tiles'.
-    shared = {}
+    shared: dict[str, tuple[Any, ...]] = {}
     for l in layers:
         if sharing.is_shared(l.source):
             shared[l.id] = tuple(await current_versions(session, l, principal))
