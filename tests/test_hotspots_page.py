@@ -98,7 +98,7 @@ async def test_tasking_page_in_chromium(live_server, make_caller, db, chromium_p
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
 
         await page.goto(f"{live_server}/maps/hotspots", wait_until="load")
-        await page.wait_for_function("window.saferHotspots && saferHotspots.map")
+        await page.wait_for_function("() => window.saferHotspots && saferHotspots.map")
         legend = page.locator("#sm-hs-legend")
         await legend.locator(".sm-hs-legend-row").first.wait_for(timeout=20000)
         top = page.locator("#sm-hs-top .sm-hs-top-item")
@@ -146,7 +146,7 @@ async def test_tasking_page_in_chromium(live_server, make_caller, db, chromium_p
         # Clicking an entry takes the map to its area.
         await page.evaluate("saferHotspots.map.setZoom(13, {animate: false})")
         await top.first.click()
-        await page.wait_for_function("saferHotspots.map.getZoom() >= 15")
+        await page.wait_for_function("() => saferHotspots.map.getZoom() >= 15")
         centre = await page.evaluate("(() => { const c = saferHotspots.map.getCenter(); return [c.lng, c.lat]; })()")
         hot_lon, hot_lat = TO_WGS84.transform(*HOT)
         assert abs(centre[0] - hot_lon) < 0.003 and abs(centre[1] - hot_lat) < 0.002
@@ -168,7 +168,7 @@ async def test_tasking_page_in_chromium(live_server, make_caller, db, chromium_p
         # and the period on screen follows.
         async with page.expect_response(lambda res: "/tiles/hotspots/" in res.url and "from=2024-01" in res.url):
             await page.click("#sm-hs-pick-3")
-        await page.wait_for_function("document.querySelector('#sm-hs-period').textContent === 'January – March 2024'")
+        await page.wait_for_function("() => document.querySelector('#sm-hs-period').textContent === 'January – March 2024'")
         assert "from=2024-01" in await page.evaluate("saferHotspots.hotspots._url")
         assert "from=2024-01" in await page.get_attribute("#sm-hs-print-pdf", "href")
         assert "from=2024-01" in page.url  # the address can be shared

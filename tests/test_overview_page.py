@@ -160,7 +160,7 @@ async def open_popup_at(page, lonlat: tuple[float, float]) -> str:
 async def load_and_time(page, url: str) -> dict[str, float]:
     """Opens the page; milliseconds from navigation start to each stage, up to cameras on screen."""
     await page.goto(url, wait_until="load")
-    await page.wait_for_function("window.saferMap && saferMap.map")
+    await page.wait_for_function("() => window.saferMap && saferMap.map")
     # The cameras' vector tiles are drawn when their circles are in the DOM.
     await page.locator(".leaflet-sm-point-pane path.leaflet-interactive").first.wait_for(timeout=10000)
     return await page.evaluate("""(() => {
@@ -284,7 +284,7 @@ async def test_overview_in_chromium(live_server, make_caller, db, chromium_path,
         await page.locator(".sm-filters input[name=from]").fill("2024-02")
         await page.locator(".sm-filters input[name=from]").dispatch_event("change")
         await page.wait_for_function(
-            "Object.values(saferMap.layers.incidents._tiles).length > 0 && saferMap.layers.incidents._url.includes('from=2024-02')")
+            "() => Object.values(saferMap.layers.incidents._tiles).length > 0 && saferMap.layers.incidents._url.includes('from=2024-02')")
         async with page.expect_response(lambda res: "/tiles/incidents/" in res.url and "from=2024-02" in res.url):
             await page.evaluate("saferMap.map.setZoom(13, {animate: false})")
 
