@@ -108,7 +108,8 @@ def db_status() -> None:
         from app.embedded import Cluster
         typer.echo(f"embedded cluster {Cluster(settings).status()}")
     else:
-        typer.echo(f"external database from DATABASE_URL (host {settings.database_url.split('@')[-1]})")
+        host = (settings.database_url or "").split("@")[-1]
+        typer.echo(f"external database from DATABASE_URL (host {host})")
 
 
 @db_app.command("migrate")

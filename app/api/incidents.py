@@ -191,7 +191,8 @@ async def list_categories(
     k = sharing.suppress_below()
     categories = []
     for r in rows:
-        count = None if sharing.suppressed(r.count, r.exact, k) else r.count
+        total: int = r._mapping["count"]  # `r.count` reads as tuple.count to type checkers
+        count = None if sharing.suppressed(total, r.exact, k) else total
         mapped = None if count is None or sharing.suppressed(r.mapped, r.exact, k) else r.mapped
         categories.append({"name": r.category, "slug": slugify(r.category), "count": count, "mapped": mapped,
                            "suppressed": count is None or mapped is None,

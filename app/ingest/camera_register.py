@@ -333,7 +333,7 @@ def parse_geojson(doc: Any) -> Parsed:
             doc.get("features"), list):
         raise ImportRefused("This JSON is not a GeoJSON FeatureCollection of camera points.")
     bng = _declared_bng(doc)
-    present = set()
+    present: set[str] = set()
     parsed = Parsed()
     seen: dict[str, dict] = {}
     for index, feature in enumerate(doc["features"]):

@@ -54,7 +54,7 @@ def metric_srid(bounds: tuple[float, float, float, float]) -> int:
     """British National Grid when the extent lies within Great Britain, else its UTM zone."""
     west, south, east, north = bounds
     gb = CRS.from_epsg(BNG).area_of_use
-    if gb.west <= west and east <= gb.east and gb.south <= south and north <= gb.north:
+    if gb is not None and gb.west <= west and east <= gb.east and gb.south <= south and north <= gb.north:
         return BNG
     found = query_utm_crs_info(datum_name="WGS 84",
                                area_of_interest=AreaOfInterest(west, south, east, north))
@@ -148,9 +148,9 @@ def read_extract(path: Path) -> OsmExtract:
                       max(c.lon for c in cameras), max(c.lat for c in cameras)])
     if not boxes:
         raise ValueError(f"{path.name} holds no streets, buildings or cameras")
-    bounds = (min(b[0] for b in boxes), min(b[1] for b in boxes),
-              max(b[2] for b in boxes), max(b[3] for b in boxes))
-    return OsmExtract(Path(path), tuple(float(v) for v in bounds), metric_srid(bounds),
+    bounds = (float(min(b[0] for b in boxes)), float(min(b[1] for b in boxes)),
+              float(max(b[2] for b in boxes)), float(max(b[3] for b in boxes)))
+    return OsmExtract(Path(path), bounds, metric_srid(bounds),
                       streets, buildings, cameras)
 
 

@@ -117,7 +117,8 @@ class FileResult:
 def find_files(paths: list[Path]) -> tuple[list[Path], list[Path]]:
     """The CSVs named or found under folders (police.uk archives nest YYYY-MM/YYYY-MM-force-street.csv),
     and the outcomes/stop-and-search files skipped from folders."""
-    files, skipped = [], []
+    files: list[Path] = []
+    skipped: list[Path] = []
     for p in paths:
         if p.is_dir():
             for f in sorted(p.rglob("*.csv")):
