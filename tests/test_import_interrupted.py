@@ -176,3 +176,50 @@ async def test_sigterm_is_cancelled_too(client, make_caller, cli_env, database_u
     release_and_settle(held, database_url)
     with psycopg.connect(database_url, autocommit=True) as c:
         assert c.execute(JAN_COUNT).fetchone()[0] == JAN_INCIDENTS
+
+
+# A deferred trigger makes the import's COMMIT wait on an advisory lock the test holds, so the
+# signal lands during the COMMIT itself, whatever the machine's speed.
+COMMIT_LOCK = 0x5AFE01
+SLOW_COMMIT = f"""
+    CREATE FUNCTION test_commit_waits() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN PERFORM pg_advisory_xact_lock({COMMIT_LOCK}); RETURN NULL; END $$;
+    CREATE CONSTRAINT TRIGGER test_commit_waits AFTER INSERT ON incident
+        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_commit_waits();
+"""
+FAST_COMMIT = "DROP TRIGGER IF EXISTS test_commit_waits ON incident; DROP FUNCTION IF EXISTS test_commit_waits()"
+COMMIT_WAITING = f"""
+    SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+    WHERE l.locktype = 'advisory' AND NOT l.granted AND l.objid = {COMMIT_LOCK}
+      AND a.datname = current_database() AND a.query ILIKE 'COMMIT%'
+"""
+
+
+async def test_a_signal_during_the_commit_records_the_load_that_happened(
+        client, make_caller, cli_env, database_url, tmp_path):
+    caller = await make_caller("test-csp", "analyst")
+    feb = tmp_path / "2024-02-test-constabulary-street.csv"
+    feb.write_text(JAN.read_text().replace("2024-01", "2024-02"))
+    with psycopg.connect(database_url, autocommit=True) as owner:
+        owner.execute(SLOW_COMMIT)
+        try:
+            owner.execute("SELECT pg_advisory_lock(%s)", (COMMIT_LOCK,))
+            proc = subprocess.Popen([*SAFERMAP, "import", "police-uk", str(feb), str(JAN), "--partnership",
+                                     "test-csp"], env=cli_env, cwd=ROOT, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+            wait_for("the import's COMMIT to wait", lambda: owner.execute(COMMIT_WAITING).fetchone()[0] == 1)
+            proc.send_signal(signal.SIGINT)
+            # The signal is in; the COMMIT is still waiting. Let it go.
+            owner.execute("SELECT pg_advisory_unlock(%s)", (COMMIT_LOCK,))
+            out, err = proc.communicate(timeout=TIMEOUT_S)
+        finally:
+            owner.execute(FAST_COMMIT)
+    assert proc.returncode == 130, (out, err)
+    [run] = await imports(client, caller, feb.name)
+    # February was committed, so the run says loaded (and why it stopped), not cancelled...
+    assert run["status"] == "loaded" and run["rows_loaded"] == JAN_INCIDENTS, run
+    assert "SIGINT came during the commit, which completed" in run["message"]
+    # ...and the import stopped there: January, the next file, was never started.
+    assert await imports(client, caller, JAN.name) == []
+    with psycopg.connect(database_url, autocommit=True) as c:
+        assert c.execute(JAN_COUNT.replace("2024-01-01", "2024-02-01")).fetchone()[0] == JAN_INCIDENTS

@@ -24,7 +24,7 @@ from app import audit
 from app.analysis.coverage import refresh_coverage
 from app.db import raw_connection
 from app.ingest.camera_values import parse_bool, parse_camera_type, parse_direction, parse_number, parse_status
-from app.ingest.run_record import cancel_reason, run_recorder
+from app.ingest.run_record import cancel_reason, commit_through_cancel, run_recorder
 from app.settings import Settings
 
 MAX_BYTES = 50 * 1024 * 1024
@@ -444,6 +444,7 @@ async def import_register(settings: Settings, path: Path, partnership_slug: str,
 
         inserted = updated = 0
         status, message = "loaded", ""
+        late: asyncio.CancelledError | None = None
         if parsed.rows:
             # By hand, not `async with`: a cancelled load is ended by closing its connection (it may
             # be mid-statement), and asyncpg's __aexit__ would then hide the CancelledError.
@@ -463,7 +464,7 @@ async def import_register(settings: Settings, path: Path, partnership_slug: str,
                 except BaseException:
                     await tx.rollback()
                     raise
-                await tx.commit()
+                late = await commit_through_cancel(tx)
             except asyncpg.PostgresError as e:  # nothing was written: the transaction rolled back
                 status, message = "failed", f"the database refused the load: {e}"
             except asyncio.CancelledError as e:
@@ -479,8 +480,12 @@ async def import_register(settings: Settings, path: Path, partnership_slug: str,
         loaded = inserted + updated
         if status == "loaded":
             message = f"{inserted} new, {updated} updated, {len(parsed.rejects)} rejected"
+        if late is not None:
+            message += f"; {cancel_reason(late)} came during the commit, which completed"
         await runs.finish(run_id, FINISH_RUN, status, parsed.total, loaded, len(parsed.rejects),
                           json.dumps(parsed.rejects), message)
+        if late is not None:
+            raise late
 
     _summary(console, path, parsed, status, message, inserted, updated)
     return status == "loaded" and not parsed.rejects

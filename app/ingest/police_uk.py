@@ -30,7 +30,7 @@ from rich.text import Text
 from app import audit
 from app.db import raw_connection
 from app.ingest.police_uk_parse import NotPoliceUk, ParseStats, Record, parse, read_header, slugify
-from app.ingest.run_record import RunRecorder, cancel_reason, run_recorder
+from app.ingest.run_record import RunRecorder, cancel_reason, commit_through_cancel, run_recorder
 from app.settings import Settings
 
 KIND = "police-uk"
@@ -244,7 +244,7 @@ async def load_file(conn: asyncpg.Connection, runs: RunRecorder, partnership_id:
         except BaseException:
             await tx.rollback()
             raise
-        await tx.commit()
+        late = await commit_through_cancel(tx)
     except asyncio.CancelledError as e:
         message = (f"cancelled by {cancel_reason(e)} after {stats.total:,} rows, "
                    "nothing of this file was loaded")
@@ -261,9 +261,13 @@ async def load_file(conn: asyncpg.Connection, runs: RunRecorder, partnership_id:
     message = "loaded " + ("; ".join(notes) if notes else "no rows")
     if stats.rejected > len(stats.rejects):
         message += f"; {stats.rejected:,} rows rejected, the first {len(stats.rejects):,} are listed"
+    if late is not None:
+        message += f"; {cancel_reason(late)} came during the commit, which completed"
     await runs.finish(run_id, RUN_FINISH, "loaded", stats.total, stats.loaded, stats.rejected,
                       json.dumps(stats.rejects), message)
     progress.update(task, description=f"{path.name}: done", completed=path.stat().st_size)
+    if late is not None:
+        raise late  # this file is in; stop before the next one, as the signal asked
     return FileResult(path, True, stats, message, time.perf_counter() - started)
 
 

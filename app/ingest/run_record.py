@@ -12,6 +12,7 @@ connection, which is idle and healthy.
 """
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -96,6 +97,24 @@ async def run_recorder(settings: Settings) -> AsyncIterator[RunRecorder]:
     async with raw_connection(settings) as conn:
         await mark_interrupted(conn)
         yield RunRecorder(conn)
+
+
+async def commit_through_cancel(tx: Any) -> asyncio.CancelledError | None:
+    """COMMIT `tx` to its end even if the task is cancelled meanwhile; the cancellation, if one came.
+
+    Once the load is done a signal must not leave the outcome unknown: cancelled mid-COMMIT, the
+    server may already have committed, and a run recorded 'cancelled' would then lie. So the COMMIT
+    always finishes, the caller records what really happened and then stops as it was told."""
+    commit = asyncio.ensure_future(tx.commit())
+    cancelled: asyncio.CancelledError | None = None
+    while True:
+        try:
+            await asyncio.shield(commit)
+            return cancelled
+        except asyncio.CancelledError as e:
+            if commit.done() and commit.cancelled():
+                raise
+            cancelled = cancelled or e  # a second signal changes nothing: wait for the COMMIT
 
 
 def cancel_reason(e: BaseException) -> str:
