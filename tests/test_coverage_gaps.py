@@ -10,6 +10,7 @@ from collections import Counter, defaultdict
 
 import mapbox_vector_tile
 import numpy as np
+import psycopg
 import pytest
 from pyproj import Transformer
 from shapely.geometry import LineString, Point, Polygon
@@ -580,18 +581,23 @@ async def test_incremental_union_equals_a_full_rebuild_after_many_edits(client, 
     assert full["current"]["totals"]["covered"] > 0 and full["coverage"]["planned_adds_m2"] > 0
 
 
-async def test_two_transactions_editing_the_same_cells_both_count(app, client, db, make_caller):
-    """Camera edits of one partnership queue behind each other (its data version row), and each
-    commit rebuilds its cells from what is committed by then: neither of two overlapping edits is lost."""
+async def test_two_transactions_editing_the_same_cells_both_count(app, client, db, make_caller, database_url):
+    """Two camera edits of one partnership in flight at once: each commit rebuilds its cells from
+    what is committed by then (the later one queuing behind the earlier on the partnership's rows
+    where they meet), so neither overlapping edit is lost, in whichever order they commit."""
     import asyncio
     admin = await make_caller("gaps-a", "admin")
     pid = admin.partnership_id
     await build_scene(client, db, admin)
     move = text("UPDATE camera SET geom = ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) "
                 "WHERE partnership_id = :p AND reference = :ref")
+    # The second transaction seen from outside: waiting on a lock the first holds.
+    blocked = "SELECT count(*) FROM pg_stat_activity WHERE pid = %s AND wait_event_type = 'Lock'"
+    second_pid: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
     async def second_edit() -> None:
         async with app.state.sessionmaker() as second:
+            second_pid.set_result((await second.execute(text("SELECT pg_backend_pid()"))).scalar_one())
             await second.execute(move, {"p": pid, "ref": "B", **dict(zip(("lon", "lat"), ll(10, -20)))})
             await second.execute(text("UPDATE camera SET status = 'faulty' WHERE partnership_id = :p "
                                       "AND reference = 'B'"), {"p": pid})
@@ -600,9 +606,18 @@ async def test_two_transactions_editing_the_same_cells_both_count(app, client, d
     async with app.state.sessionmaker() as first:
         await first.execute(move, {"p": pid, "ref": "A", **dict(zip(("lon", "lat"), ll(-20, 10)))})
         waiting = asyncio.create_task(second_edit())
-        await asyncio.sleep(0.3)  # the second is under way, waiting on the first
+        # The first commits only once the second is under way and queued behind it (or, should the
+        # two never meet on a lock, done): both edits are really in flight together, with no sleep.
+        other = await asyncio.wait_for(second_pid, 30)
+        # Watched as the database owner (the app's role may not read other sessions' waits), one
+        # statement a transaction (pg_stat_activity is one snapshot per transaction).
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as watcher:
+            while not waiting.done() and not (await (await watcher.execute(blocked, (other,))).fetchone())[0]:
+                await asyncio.sleep(0.01)
+        queued = not waiting.done()
         await first.commit()
     await asyncio.wait_for(waiting, 30)
+    assert queued  # the second edit waited for the first: the partnership's edits are serialised
     check = (await db.execute(UNION_CHECK, {"p": pid})).one()
     assert check.working_diff < 1e-3 and check.both_diff < 1e-3
     area = (await db.execute(text("SELECT sum(ST_Area(geom_m)) FROM coverage_union WHERE partnership_id = :p "
