@@ -486,3 +486,41 @@ async def test_printable_path_pack_page(client, make_caller, db):
     r = await client.get("/maps/coverage/footage-pack", headers=caller.headers,
                          params=[("incident", "1,2"), ("incident", "3,4,5")])
     assert_problem(r, 400, "lon,lat,at")
+
+
+async def test_a_decommissioned_camera_keeps_the_range_its_resolution_and_purpose_gave(client, make_caller, db):
+    """A camera decommissioned since is redrawn by the trigger's own rule: with a resolution (and no
+    range), as far as it detects, not 7 m per metre of height; the same wedge as it had when working."""
+    caller = await make_caller("footage-removed-resolution", "operator")
+    lon, lat = ll(0, 0)
+    cam = (await db.execute(text("""
+        INSERT INTO camera (partnership_id, reference, geom, camera_type, bearing, fov, height_m, resolution_px,
+                            purpose, retention_days, created_at)
+        VALUES (:p, 'SHARP', ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), 'fixed', 90, 60, 4, 1920, 'detect', 31,
+                TIMESTAMPTZ '2025-01-01T00:00:00Z')
+        RETURNING id"""), {"p": caller.partnership_id, "lon": lon, "lat": lat})).scalar_one()
+    await db.commit()
+    detect_m = 1920 / (25 * 2 * math.tan(math.radians(30)))  # 66.5 m, where 4 m of height gives 28 m
+    working = text("SELECT range_m, line_of_sight, ST_Area(ST_Transform(geom, 27700)) AS area "
+                   "FROM camera_coverage WHERE camera_id = :id")
+    stored = (await db.execute(working, {"id": cam})).one()
+    assert stored.range_m == pytest.approx(detect_m, abs=0.01) and stored.line_of_sight is False
+
+    await db.execute(text("UPDATE camera SET status = 'decommissioned' WHERE id = :id"), {"id": cam})
+    await db.commit()
+    assert (await db.execute(working, {"id": cam})).one_or_none() is None
+    # The footage lookups' own shapes: the redrawn wedge is the one the trigger stored.
+    redrawn = (await db.execute(text(f"WITH {footage.COVERAGE_SHAPES} "
+                                     "SELECT ST_Area(ST_Transform(geom, 27700)) FROM shape WHERE camera_id = :id"),
+                                {"p": caller.partnership_id, "id": cam})).scalar_one()
+    assert redrawn == pytest.approx(stored.area, rel=0.01)
+    assert redrawn == pytest.approx(math.pi * detect_m ** 2 / 6, rel=0.01)
+
+    # Asked about a time it was working: seen 50 m out along its bearing (east), not beyond its range.
+    when = "2025-07-01T22:15"
+    for x, listed in ((50, ["SHARP"]), (70, [])):
+        lon, lat = ll(x, 0)
+        r = await client.get("/api/coverage/at", headers=caller.headers, params={"lon": lon, "lat": lat, "at": when})
+        assert r.status_code == 200, r.text
+        assert [c["reference"] for c in r.json()["cameras"]] == listed, x
+    assert r.json()["not_operational"] == []

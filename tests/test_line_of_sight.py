@@ -3,6 +3,7 @@ OpenStreetMap import; EN 62676-4 ranges and nested quality bands; assumed values
 from __future__ import annotations
 
 import io
+import json
 import math
 import time
 
@@ -10,6 +11,7 @@ import pytest
 from rich.console import Console
 from sqlalchemy import text
 
+from app.analysis.camera_rule import camera_rule, plain_coverage
 from app.analysis.coverage import refresh_coverage
 from app.db import raw_connection
 from app.ingest.camera_register import import_register
@@ -234,3 +236,71 @@ async def test_helsinki_cameras_never_see_into_or_through_buildings(settings, ma
     area = (await db.execute(text("SELECT ST_Area(ST_Transform(geom, 32635)) FROM camera_coverage "
                                   "WHERE camera_id = :id"), {"id": cid})).scalar_one()
     assert area < 0.5 * plain
+
+
+# Cameras inserted straight into the table (so the trigger's plain wedge is kept, not cut to line of
+# sight): (type, bearing, fov, range_m, height_m, resolution_px, purpose).
+PLAIN_CASES = [
+    ("fixed", 30, None, None, 5, None, None),          # the type's angle, 7 m per metre of height
+    ("anpr", None, None, None, None, None, None),      # no bearing: a disc; no height: the assumed one
+    ("dome", None, None, None, 0, None, None),         # a height of 0 is not known either
+    ("ptz", 120, None, 25, 6, None, None),             # a disc of the given range
+    ("fixed", 90, 60, None, 4, 1920, None),            # from the resolution, at detect density
+    ("redeployable", 200, 80, None, 4, 2560, "recognise"),
+    ("fixed", 10, 190, None, 4, 4000, "observe"),      # a fisheye: pixels spread over the angle
+    ("fixed", 10, 40, 30, 8, 4000, "identify"),        # a given range caps every band
+]
+INSERT_PLAIN = text("""
+    INSERT INTO camera (partnership_id, reference, geom, camera_type, bearing, fov, range_m, height_m,
+                        resolution_px, purpose)
+    VALUES (:p, :reference, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :camera_type, :bearing, :fov, :range_m,
+            :height_m, :resolution_px, :purpose)
+    RETURNING id
+""")
+
+
+async def test_the_camera_rule_is_the_one_the_trigger_draws_by(make_caller, db):
+    """app.analysis.camera_rule reads the rule's numbers from SQL (safermap_camera_rule), and the
+    trigger's stored coverage follows those numbers; plain_coverage() gives what the trigger stores."""
+    rule = await camera_rule(db)
+    assert rule.as_json() == json.loads((await db.execute(text("SELECT safermap_camera_rule()::text"))).scalar_one())
+    assert rule.fov_deg_by_type["fixed"] == 57 and rule.fov_deg_by_type["dome"] == 360
+    assert rule.range_m_per_height_m == 7 and rule.assumed_height_m == 4
+    assert rule.density_px_per_m == {"detect": 25, "observe": 62.5, "recognise": 125, "identify": 250}
+
+    caller = await make_caller(role="admin")
+    for i, (kind, bearing, fov, range_m, height_m, px, purpose) in enumerate(PLAIN_CASES):
+        values = dict(camera_type=kind, bearing=bearing, fov=fov, range_m=range_m, height_m=height_m,
+                      resolution_px=px, purpose=purpose)
+        cid = (await db.execute(INSERT_PLAIN, {"p": caller.partnership_id, "reference": f"P{i}", "lon": LON,
+                                               "lat": LAT, **values})).scalar_one()
+        stored = (await db.execute(COVERAGE, {"id": cid})).one()
+        stored_fov = (await db.execute(text("SELECT fov FROM camera_coverage WHERE camera_id = :id"),
+                                       {"id": cid})).scalar_one()
+        # The numbers, worked out here from the rule as read by Python.
+        eff_fov = 360 if bearing is None else (fov or rule.fov_deg_by_type[kind])
+        if px is None:
+            bands = {}
+        else:
+            half = math.radians(eff_fov) / 2
+            bands = {b: round(min(px / (d * 2 * math.tan(half)) if eff_fov < rule.fisheye_from_fov_deg
+                                  else px / (d * math.radians(eff_fov)), range_m or rule.max_range_m), 2)
+                     for b, d in rule.density_px_per_m.items()}
+        expected_range = range_m or bands.get(purpose or rule.purpose_when_unknown) \
+            or rule.range_m_per_height_m * (height_m or rule.assumed_height_m)
+        assert stored_fov == eff_fov, values
+        assert stored.range_m == pytest.approx(expected_range, abs=0.011), values  # (2 decimals)
+        assert stored.bands == pytest.approx(bands, abs=0.011), values
+        assert stored.line_of_sight is False
+        assert stored.assumed is ((range_m is None and px is None) or (fov is None and eff_fov < 360)
+                                  or (bearing is None and rule.fov_deg_by_type[kind] < 360)), values
+        # ...and the preview's way in gives the same coverage.
+        preview = await plain_coverage(db, lon=LON, lat=LAT, srid=27700, **values)
+        assert (preview.fov, preview.range_m, preview.bands, preview.assumed) == \
+            (stored_fov, stored.range_m, stored.bands, stored.assumed)
+        area = (await db.execute(text("SELECT ST_Area(ST_Transform(ST_GeomFromGeoJSON(:g), 27700))"),
+                                 {"g": preview.geojson})).scalar_one()
+        assert area == pytest.approx(stored.area, rel=1e-4)
+        sector = eff_fov / 360 * math.pi * expected_range ** 2
+        assert stored.area == pytest.approx(sector, rel=0.01)
+    await db.rollback()

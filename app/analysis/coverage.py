@@ -1,10 +1,10 @@
 """Keeps `camera_coverage` true to line of sight.
 
 The database trigger draws the plain wedge the moment a camera changes and decides its range and
-quality-band distances (migration 0010); this module replaces the wedge with what the camera can see
-past the buildings (app.analysis.visibility) and cuts the nested bands from it. It runs for one
-camera inside the request that changed it, and for a whole partnership when its buildings change
-(an OpenStreetMap import, the demo, `safermap coverage refresh`).
+quality-band distances (safermap_plain_coverage, app/sql/coverage.sql); this module replaces the
+wedge with what the camera can see past the buildings (app.analysis.visibility) and cuts the nested
+bands from it. It runs for one camera inside the request that changed it, and for a whole
+partnership when its buildings change (an OpenStreetMap import, the demo, `safermap coverage refresh`).
 """
 from __future__ import annotations
 

@@ -39,18 +39,18 @@ BANDS = ("identify", "recognise", "observe", "detect")  # best first
 LISTED, NOT_OPERATIONAL = "operational", "faulty"
 
 # Each camera's coverage. A camera decommissioned since has lost its coverage row (the trigger deletes
-# it), yet may have been working at the time asked about: for those, the plain register wedge is
-# drawn again with the same defaults as the trigger (57 degrees, 7 m per metre of height), as assumed.
+# it), yet may have been working at the time asked about: for those, its plain coverage is drawn again
+# by the trigger's own rule (safermap_plain_coverage, app/sql/coverage.sql: the same default angle,
+# and the same range from resolution and purpose or mounting height), as assumed.
 COVERAGE_SHAPES = """
     shape AS (
         SELECT cc.camera_id, cc.geom FROM camera_coverage cc WHERE cc.partnership_id = :p
         UNION ALL
-        SELECT c.id, safermap_coverage_shape(
-                   c.geom, coalesce(c.bearing, 0),
-                   CASE WHEN c.bearing IS NULL THEN 360 ELSE coalesce(
-                       c.fov, CASE WHEN c.camera_type IN ('ptz', 'dome') THEN 360 ELSE 57 END) END,
-                   coalesce(c.range_m, 7 * coalesce(nullif(c.height_m, 0), 4)), pa.srid)
-        FROM camera c JOIN partnership pa ON pa.id = c.partnership_id
+        SELECT c.id, pc.geom
+        FROM camera c
+        JOIN partnership pa ON pa.id = c.partnership_id
+        CROSS JOIN LATERAL safermap_plain_coverage(c.geom, pa.srid, c.camera_type, c.bearing, c.fov, c.range_m,
+                                                   c.height_m, c.resolution_px, c.purpose) AS pc
         WHERE c.partnership_id = :p AND c.status = 'decommissioned'
           AND NOT EXISTS (SELECT 1 FROM camera_coverage cc WHERE cc.camera_id = c.id)
     )"""

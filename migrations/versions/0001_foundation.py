@@ -14,6 +14,8 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
+# Frozen history: the current definition of each function and trigger below is in app/sql/ (see 0014).
+
 UPGRADE = r"""
 CREATE EXTENSION IF NOT EXISTS postgis;
 

@@ -14,6 +14,8 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
+# Frozen history: the current definition of each function and trigger below is in app/sql/ (see 0014).
+
 UPGRADE = r"""
 -- 0001's version of this function applied DISTINCT to rows that each carried their own nextval(),
 -- so a statement touching two rows of one partnership proposed the same key twice and failed

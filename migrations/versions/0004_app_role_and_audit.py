@@ -16,6 +16,8 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
+# Frozen history: the current definition of each function and trigger below is in app/sql/ (see 0014).
+
 UPGRADE = r"""
 DO $$ BEGIN
     CREATE ROLE safermap_app NOLOGIN;

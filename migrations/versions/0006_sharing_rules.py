@@ -18,6 +18,8 @@ down_revision = "0005"
 branch_labels = None
 depends_on = None
 
+# Frozen history: the current definition of each function and trigger below is in app/sql/ (see 0014).
+
 UPGRADE = r"""
 -- Levels are ordered none < aggregate < sanitised < exact.
 CREATE FUNCTION safermap_level_rank(level text) RETURNS integer

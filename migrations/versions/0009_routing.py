@@ -17,6 +17,8 @@ down_revision = "0008"
 branch_labels = None
 depends_on = None
 
+# Frozen history: the current definition of each function and trigger below is in app/sql/ (see 0014).
+
 UPGRADE = r"""
 CREATE EXTENSION IF NOT EXISTS pgrouting;
 

@@ -17,6 +17,8 @@ down_revision = "0009"
 branch_labels = None
 depends_on = None
 
+# Frozen history: the current definition of each function and trigger below is in app/sql/ (see 0014).
+
 UPGRADE = r"""
 ALTER TABLE camera
     ADD COLUMN resolution_px integer CHECK (resolution_px BETWEEN 160 AND 20000),

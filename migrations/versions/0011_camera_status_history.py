@@ -17,6 +17,8 @@ down_revision = "0010"
 branch_labels = None
 depends_on = None
 
+# Frozen history: the current definition of each function and trigger below is in app/sql/ (see 0014).
+
 UPGRADE = r"""
 CREATE TABLE camera_status_history (
     id              bigserial PRIMARY KEY,

@@ -30,6 +30,8 @@ down_revision = "0011"
 branch_labels = None
 depends_on = None
 
+# Frozen history: the current definition of each function and trigger below is in app/sql/ (see 0014).
+
 UPGRADE = r"""
 -- The grid the union is cut on, in metres of the partnership's metric CRS. Small enough that one
 -- camera's cells hold little else (a union of a few dozen shapes), large enough that a camera
