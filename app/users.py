@@ -6,64 +6,41 @@ session epoch, so sessions signed before the change stop working in every worker
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import ColumnElement, Row, RowMapping, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import passwords
 from app.errors import BadRequest, Conflict, NotFound
+from app.models import Agency, ApiToken, Partnership, Principal
 from app.roles import Role
 
 # 'embed' (if present) belongs to embedded maps, never to a person.
 USER_ROLES = tuple(r.value for r in Role if r.value != "embed")
 EMAIL = re.compile(r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$")
 
-USERS_OF = text("""
-    SELECT p.id, p.name, p.email, p.role, a.name AS agency, p.disabled_at, p.last_sign_in_at,
-           p.locked_until > now() AS locked, p.created_at
-    FROM principal p LEFT JOIN agency a ON a.id = p.agency_id
-    WHERE p.partnership_id = :pid AND p.kind = 'user'
-    ORDER BY lower(p.name), p.id LIMIT :limit
-""")
-USER_OF = text("""
-    SELECT id, name, email, role, disabled_at FROM principal
-    WHERE id = :id AND partnership_id = :pid AND kind = 'user'
-""")
-USER_BY_EMAIL = text("""
-    SELECT p.id, p.partnership_id, p.name, p.email, p.role, p.disabled_at, pa.slug
-    FROM principal p JOIN partnership pa ON pa.id = p.partnership_id
-    WHERE lower(p.email) = lower(:email) AND p.kind = 'user'
-""")
-EMAIL_TAKEN = text("SELECT 1 FROM principal WHERE lower(email) = lower(:email)")
-AGENCY = text("SELECT id FROM agency WHERE partnership_id = :pid AND lower(name) = lower(:name)")
-ADD_AGENCY = text("INSERT INTO agency (partnership_id, name) VALUES (:pid, :name) RETURNING id")
-ADD_USER = text("""
-    INSERT INTO principal (partnership_id, agency_id, name, role, kind, email, password_hash)
-    VALUES (:pid, :agency, :name, :role, 'user', :email, :hash) RETURNING id
-""")
-SET_ROLE = text("UPDATE principal SET role = :role, session_epoch = session_epoch + 1 WHERE id = :id")
-SET_DISABLED = text("""
-    UPDATE principal SET disabled_at = CASE WHEN :disabled THEN now() END,
-                         session_epoch = session_epoch + 1
-    WHERE id = :id
-""")
-SET_PASSWORD = text("""
-    UPDATE principal SET password_hash = :hash, failed_sign_ins = 0, locked_until = NULL,
-                         session_epoch = session_epoch + 1
-    WHERE id = :id
-""")
-TOKENS_OF = text("""
-    SELECT t.id, t.name, p.name AS owner, p.email, t.created_at, t.last_used_at, t.expires_at, t.revoked_at
-    FROM api_token t JOIN principal p ON p.id = t.principal_id
-    WHERE p.partnership_id = :pid AND (CAST(:principal AS integer) IS NULL OR p.id = :principal)
-    ORDER BY t.id DESC LIMIT :limit
-""")
-REVOKE_TOKEN = text("""
-    UPDATE api_token t SET revoked_at = now() FROM principal p
-    WHERE t.id = :id AND p.id = t.principal_id AND p.partnership_id = :pid AND t.revoked_at IS NULL
-    RETURNING t.id, p.id AS principal_id
-""")
+# The users of a partnership as the admin page, the API and the CLI list them.
+USERS = (
+    select(Principal.id, Principal.name, Principal.email, Principal.role, Agency.name.label("agency"),
+           Principal.disabled_at, Principal.last_sign_in_at, (Principal.locked_until > func.now()).label("locked"),
+           Principal.created_at)
+    .outerjoin(Agency, Agency.id == Principal.agency_id)
+    .where(Principal.kind == "user")
+)
+TOKENS = (
+    select(ApiToken.id, ApiToken.name, Principal.name.label("owner"), Principal.email, ApiToken.created_at,
+           ApiToken.last_used_at, ApiToken.expires_at, ApiToken.revoked_at)
+    .join(Principal, Principal.id == ApiToken.principal_id)
+)
+
+
+def _same_email(email: str) -> ColumnElement[bool]:
+    # lower() in the database on both sides: what the unique index principal_email_key compares
+    return func.lower(Principal.email) == func.lower(email)
 
 
 @dataclass(frozen=True)
@@ -96,12 +73,18 @@ def check_name(name: str) -> str:
 
 
 async def agency_id(session: AsyncSession, pid: int, name: str | None) -> int | None:
-    """The partnership's agency of that name, added if new (kind 'other')."""
+    """The partnership's agency of that name (ignoring case), added if new (kind 'other')."""
     if not name or not name.strip():
         return None
     name = check_name(name)
-    found = (await session.execute(AGENCY, {"pid": pid, "name": name})).scalar()
-    return found if found is not None else (await session.execute(ADD_AGENCY, {"pid": pid, "name": name})).scalar_one()
+    found = await session.scalar(select(Agency.id).where(Agency.partnership_id == pid,
+                                                         func.lower(Agency.name) == func.lower(name)))
+    if found is not None:
+        return found
+    agency = Agency(partnership_id=pid, name=name)
+    session.add(agency)
+    await session.flush()
+    return agency.id
 
 
 async def add_user(session: AsyncSession, pid: int, *, name: str, email: str, role: str,
@@ -109,49 +92,80 @@ async def add_user(session: AsyncSession, pid: int, *, name: str, email: str, ro
     name, email, role = check_name(name), check_email(email), check_role(role)
     if (why := passwords.check_policy(password)):
         raise BadRequest(why)
-    if (await session.execute(EMAIL_TAKEN, {"email": email})).first():
-        raise Conflict("A user with that email already exists.")
-    return (await session.execute(ADD_USER, {
-        "pid": pid, "agency": await agency_id(session, pid, agency), "name": name, "role": role,
-        "email": email, "hash": await passwords.hash_password(password)})).scalar_one()
+    taken = Conflict("A user with that email already exists.")
+    if await session.scalar(select(Principal.id).where(_same_email(email))) is not None:
+        raise taken
+    user = Principal(partnership_id=pid, agency_id=await agency_id(session, pid, agency), name=name, role=role,
+                     kind="user", email=email, password_hash=await passwords.hash_password(password))
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError as e:  # the same email added at the same moment
+        raise taken from e
+    return user.id
 
 
 async def get_user(session: AsyncSession, pid: int, user_id: int) -> User:
-    row = (await session.execute(USER_OF, {"id": user_id, "pid": pid})).first()
-    if row is None:
+    # populate_existing: read afresh even if this session changed the row (the changes below are
+    # UPDATE statements that leave loaded objects alone)
+    user = await session.get(Principal, user_id, populate_existing=True)
+    if user is None or user.partnership_id != pid or user.kind != "user":
         raise NotFound("No such user in your partnership.")
-    return User(row.id, row.name, row.email, row.role, row.disabled_at is not None)
+    return User(user.id, user.name, user.email or "", user.role, user.disabled_at is not None)
 
 
-async def list_users(session: AsyncSession, pid: int, limit: int = 1000):
-    return (await session.execute(USERS_OF, {"pid": pid, "limit": limit})).mappings().all()
+async def list_users(session: AsyncSession, pid: int, limit: int = 1000) -> Sequence[RowMapping]:
+    query = USERS.where(Principal.partnership_id == pid).order_by(func.lower(Principal.name), Principal.id)
+    return (await session.execute(query.limit(limit))).mappings().all()
 
 
-async def list_tokens(session: AsyncSession, pid: int, principal_id: int | None = None, limit: int = 500):
-    return (await session.execute(TOKENS_OF, {"pid": pid, "principal": principal_id, "limit": limit})).mappings().all()
+async def list_tokens(session: AsyncSession, pid: int, principal_id: int | None = None,
+                      limit: int = 500) -> Sequence[RowMapping]:
+    query = TOKENS.where(Principal.partnership_id == pid)
+    if principal_id is not None:
+        query = query.where(Principal.id == principal_id)
+    return (await session.execute(query.order_by(ApiToken.id.desc()).limit(limit))).mappings().all()
+
+
+async def _change(session: AsyncSession, user_id: int, **values: Any) -> None:
+    """Change what a principal may do, and end their sessions: a new session epoch."""
+    await session.execute(update(Principal).where(Principal.id == user_id)
+                          .values(**values, session_epoch=Principal.session_epoch + 1)
+                          .execution_options(synchronize_session=False))
 
 
 async def set_role(session: AsyncSession, user_id: int, role: str) -> None:
-    await session.execute(SET_ROLE, {"id": user_id, "role": check_role(role)})
+    await _change(session, user_id, role=check_role(role))
 
 
 async def set_disabled(session: AsyncSession, user_id: int, disabled: bool) -> None:
-    await session.execute(SET_DISABLED, {"id": user_id, "disabled": disabled})
+    await _change(session, user_id, disabled_at=func.now() if disabled else None)
 
 
 async def set_password(session: AsyncSession, user_id: int, password: str) -> None:
     if (why := passwords.check_policy(password)):
         raise BadRequest(why)
-    await session.execute(SET_PASSWORD, {"id": user_id, "hash": await passwords.hash_password(password)})
+    await _change(session, user_id, password_hash=await passwords.hash_password(password),
+                  failed_sign_ins=0, locked_until=None)
 
 
 async def revoke_token(session: AsyncSession, pid: int, token_id: int) -> int:
     """Revoke a token of the partnership; returns its owner's id."""
-    row = (await session.execute(REVOKE_TOKEN, {"id": token_id, "pid": pid})).first()
-    if row is None:
+    revoked = await session.scalar(
+        update(ApiToken)
+        .where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None),
+               ApiToken.principal_id == Principal.id, Principal.partnership_id == pid)
+        .values(revoked_at=func.now())
+        .returning(ApiToken.principal_id)
+        .execution_options(synchronize_session=False))
+    if revoked is None:
         raise NotFound("No active token with that id in your partnership.")
-    return row.principal_id
+    return revoked
 
 
-async def user_by_email(session: AsyncSession, email: str):
-    return (await session.execute(USER_BY_EMAIL, {"email": email.strip()})).first()
+async def user_by_email(session: AsyncSession, email: str) -> Row | None:
+    return (await session.execute(
+        select(Principal.id, Principal.partnership_id, Principal.name, Principal.email, Principal.role,
+               Principal.disabled_at, Partnership.slug)
+        .join(Partnership, Partnership.id == Principal.partnership_id)
+        .where(_same_email(email.strip()), Principal.kind == "user"))).first()

@@ -197,3 +197,49 @@ async def test_every_camera_change_is_audited_with_before_and_after(client, make
     assert rows[1].detail == {"before": {"bearing": 10, "version": 1}, "after": {"bearing": 200, "version": 2}}
     assert rows[2].detail["before"]["bearing"] == 200
     assert all(r.principal_name == "operator of test-csp" for r in rows)
+
+
+async def test_an_owner_agency_is_shared_and_a_given_kind_replaces_its_kind(client, make_caller, db):
+    caller = await make_caller(role="pcso")
+    for ref, kind in (("A1", "council"), ("A2", None), ("A3", "transport")):
+        props = {"owner_agency": "Metrolink", **({"owner_agency_kind": kind} if kind else {})}
+        r = await client.post("/api/cameras", headers=caller.headers, json=camera_feature(ref, **props))
+        assert r.status_code == 201 and r.json()["properties"]["owner_agency"] == "Metrolink"
+        agencies = (await db.execute(text("SELECT name, kind FROM agency WHERE partnership_id = :p"),
+                                     {"p": caller.partnership_id})).all()
+        assert [tuple(a) for a in agencies] == [("Metrolink", kind or "council")]
+        await db.commit()  # (a fresh snapshot for the next read)
+
+
+async def test_impossible_versions_are_4xx_not_500(client, make_caller):
+    caller = await make_caller(role="pcso")
+    cid = (await client.post("/api/cameras", headers=caller.headers, json=camera_feature())).json()["id"]
+    r = await client.patch(f"/api/cameras/{cid}", headers=caller.headers,
+                           json={"properties": {"version": 2**40, "bearing": 5}})
+    assert r.status_code == 422
+    for tag in ('"99999999999"', '"0"', '"abc"'):
+        r = await client.patch(f"/api/cameras/{cid}", headers={**caller.headers, "If-Match": tag},
+                               json={"properties": {"bearing": 5}})
+        assert r.status_code == 400, tag
+        assert r.headers["content-type"].startswith("application/problem+json")
+    assert (await client.get(f"/api/cameras/{cid}", headers=caller.headers)).json()["properties"]["version"] == 1
+
+
+async def test_the_openapi_document_describes_every_camera_answer(client, make_caller):
+    caller = await make_caller(role="operator")
+    spec = (await client.get("/openapi.json")).json()
+    schemas = spec["components"]["schemas"]
+
+    def answer(path: str, method: str, status: str) -> str:
+        return spec["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]["$ref"]
+
+    assert answer("/api/cameras", "get", "200").endswith("/CameraCollection")
+    for method, status in (("get", "200"), ("patch", "200")):
+        assert answer("/api/cameras/{camera_id}", method, status).endswith("/CameraFeature")
+    assert answer("/api/cameras", "post", "201").endswith("/CameraFeature")
+    documented = set(schemas["CameraProperties"]["properties"])
+    created = (await client.post("/api/cameras", headers=caller.headers, json=camera_feature(bearing=10))).json()
+    assert set(created["properties"]) == documented
+    listed = (await client.get("/api/cameras", headers=caller.headers)).json()
+    assert set(listed) == {"type", "features", "numberMatched", "numberReturned", "links"}  # no next page: no "next"
+    assert set(listed["features"][0]["properties"]) == documented

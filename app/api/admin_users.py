@@ -9,13 +9,14 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import text
+from sqlalchemy import select
 
 from app import audit, passwords, users
 from app.api.deps import Admin, SessionDep, SettingsDep
 from app.api.maps import page_role
 from app.auth import Principal, end_sessions
 from app.errors import Conflict, Forbidden
+from app.models import Partnership
 from app.pages import admin_users as page
 from app.security import check_csrf, client_ip
 
@@ -23,7 +24,6 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 api_router = APIRouter(prefix="/api/users", tags=["admin"])
 
 PageAdmin = Annotated[Principal | None, Depends(page_role("admin"))]
-PARTNERSHIP_NAME = text("SELECT name FROM partnership WHERE id = :id")
 NO_STORE = {"Cache-Control": "no-store"}
 # Messages after a form post (post/redirect/get): the query names one of these, never free text.
 DONE = {"role": "Role changed; their sessions were ended.", "disabled": "User disabled and signed out.",
@@ -37,7 +37,7 @@ def _to_sign_in() -> RedirectResponse:
 
 async def _render(request: Request, session, settings, me: Principal, message: str = "",
                   secret: tuple[str, str] | None = None, status: int = 200) -> HTMLResponse:
-    name = (await session.execute(PARTNERSHIP_NAME, {"id": me.partnership_id})).scalar_one()
+    name = (await session.execute(select(Partnership.name).where(Partnership.id == me.partnership_id))).scalar_one()
     body = page.admin_users_html(
         settings.static_dir, csrf=request.state.csrf_token, me_id=me.id, me_name=me.name, partnership=name,
         users=list(await users.list_users(session, me.partnership_id)),
@@ -203,6 +203,12 @@ class UserIn(BaseModel):
     password: str | None = Field(None, max_length=1024, description="Generated and returned once when omitted")
 
 
+class UserAdded(BaseModel):
+    id: int
+    password: str | None = Field(None, description="The generated password, shown this once (absent when "
+                                 "you gave one)")
+
+
 class UserPatch(BaseModel):
     role: str | None = Field(None, max_length=20)
     disabled: bool | None = None
@@ -213,7 +219,9 @@ async def list_users(session: SessionDep, me: Admin) -> list[UserOut]:
     return [UserOut(**r) for r in await users.list_users(session, me.partnership_id)]
 
 
-@api_router.post("", status_code=201, summary="Add a user; a generated password is returned once")
+# (answered as a JSONResponse for its no-store header: the model documents the answer)
+@api_router.post("", status_code=201, summary="Add a user; a generated password is returned once",
+                 response_model=UserAdded)
 async def add_user(body: UserIn, request: Request, session: SessionDep, me: Admin) -> JSONResponse:
     password = body.password or passwords.generate()
     uid = await users.add_user(session, me.partnership_id, name=body.name, email=body.email, role=body.role,

@@ -11,13 +11,16 @@ from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import text
+from sqlalchemy import ColumnElement, Row, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
 from app.analysis.coverage import refresh_coverage
 from app.api.deps import Operator, Pcso, SessionDep, Viewer
 from app.errors import AppError, BadRequest, Conflict, NotFound
+from app.models import Agency, Camera, CameraCoverage
 from app.params import parse_bbox
 
 router = APIRouter(prefix="/api/cameras", tags=["cameras"])
@@ -29,16 +32,22 @@ Status = Literal["operational", "faulty", "decommissioned", "planned"]
 Purpose = Literal["detect", "observe", "recognise", "identify"]
 AgencyKind = Literal["police", "council", "fire", "ambulance", "probation", "transport", "private", "other"]
 
-CAMERA_SELECT = """
-    SELECT c.id, ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat, c.reference, c.name,
-           a.name AS owner_agency, c.camera_type, c.status, c.bearing, c.fov, c.range_m, c.height_m,
-           c.monitored, c.retention_days, c.contact, c.notes, c.source, c.verified_at, c.verified_by,
-           c.resolution_px, c.purpose, c.version, c.created_at, c.updated_at,
-           cc.assumed AS coverage_assumed, cc.range_m AS coverage_range_m, cc.line_of_sight
-    FROM camera c
-    LEFT JOIN agency a ON a.id = c.owner_agency_id
-    LEFT JOIN camera_coverage cc ON cc.camera_id = c.id
-"""
+Version = Annotated[int, Field(ge=1, le=2**31 - 1)]
+
+# Every answer about a camera has this one shape (feature() turns a row into GeoJSON): the camera,
+# its owner's name and what its coverage says (none for a decommissioned camera).
+CAMERA_ROW = (
+    select(Camera.id, func.ST_X(Camera.geom).label("lon"), func.ST_Y(Camera.geom).label("lat"),
+           Camera.reference, Camera.name, Agency.name.label("owner_agency"), Camera.camera_type, Camera.status,
+           Camera.bearing, Camera.fov, Camera.range_m, Camera.height_m, Camera.monitored, Camera.retention_days,
+           Camera.contact, Camera.notes, Camera.source, Camera.verified_at, Camera.verified_by,
+           Camera.resolution_px, Camera.purpose, Camera.version, Camera.created_at, Camera.updated_at,
+           CameraCoverage.assumed.label("coverage_assumed"), CameraCoverage.range_m.label("coverage_range_m"),
+           CameraCoverage.line_of_sight)
+    .select_from(Camera)
+    .outerjoin(Agency, Agency.id == Camera.owner_agency_id)
+    .outerjoin(CameraCoverage, CameraCoverage.camera_id == Camera.id)
+)
 
 
 class PreconditionRequired(AppError):
@@ -90,7 +99,7 @@ class CameraCreateProps(CameraFields):
 
 class CameraPatchProps(CameraFields):
     reference: str | None = Field(default=None, min_length=1, max_length=100)
-    version: int | None = Field(default=None, description="The row version you read; a stale one gets 409")
+    version: Version | None = Field(default=None, description="The row version you read; a stale one gets 409")
 
 
 class CameraFeatureIn(BaseModel):
@@ -108,7 +117,64 @@ class CameraPatch(BaseModel):
     properties: CameraPatchProps = Field(default_factory=CameraPatchProps)
 
 
-def feature(row) -> dict:
+# -- what the routes answer (feature() builds it; FastAPI checks it against these) ----------------------
+
+class PointOut(BaseModel):
+    type: Literal["Point"]
+    coordinates: list[float] = Field(description="[longitude, latitude] in WGS84")
+
+
+class CameraProperties(BaseModel):
+    reference: str
+    name: str
+    owner_agency: str | None
+    camera_type: CameraType
+    status: Status
+    bearing: float | None
+    fov: float | None
+    range_m: float | None
+    height_m: float | None
+    monitored: bool
+    retention_days: int | None
+    contact: str
+    notes: str
+    source: str = Field(description="Where the camera came from: register (this API) or an import")
+    verified_at: str | None = Field(description="ISO 8601")
+    verified_by: str | None
+    resolution_px: int | None
+    purpose: Purpose | None
+    version: int = Field(description="The row version: send it back (or as If-Match) to change the camera")
+    created_at: str = Field(description="ISO 8601")
+    updated_at: str = Field(description="ISO 8601")
+    coverage_assumed: bool | None = Field(description="Whether any coverage value is a default; null when "
+                                          "the camera covers nothing (decommissioned)")
+    coverage_range_m: float | None = Field(description="The range its coverage is drawn with")
+    line_of_sight: bool | None = Field(description="Whether buildings have been taken out of its coverage")
+
+
+class CameraFeature(BaseModel):
+    type: Literal["Feature"]
+    id: int
+    geometry: PointOut
+    properties: CameraProperties
+
+
+class Link(BaseModel):
+    rel: str
+    href: str
+    type: str
+
+
+class CameraCollection(BaseModel):
+    type: Literal["FeatureCollection"]
+    features: list[CameraFeature]
+    numberMatched: int
+    numberReturned: int
+    links: list[Link]
+    next: str | None = Field(default=None, description="The next page (only when there is one)")
+
+
+def feature(row: Row) -> dict:
     props = {k: v for k, v in row._mapping.items() if k not in ("id", "lon", "lat")}
     for k in ("verified_at", "created_at", "updated_at"):
         if props[k] is not None:
@@ -117,24 +183,29 @@ def feature(row) -> dict:
             "geometry": {"type": "Point", "coordinates": [row.lon, row.lat]}, "properties": props}
 
 
-async def _agency_id(session, partnership_id: int, name: str | None, kind: str | None) -> int | None:
+def _point(geometry: PointGeometry) -> ColumnElement:
+    return func.ST_SetSRID(func.ST_MakePoint(geometry.coordinates[0], geometry.coordinates[1]), 4326)
+
+
+async def _agency_id(session: AsyncSession, partnership_id: int, name: str | None, kind: str | None) -> int | None:
+    """The partnership's agency of that name, added if new; a kind given replaces its kind."""
     if name is None:
         return None
-    return (await session.execute(text(
-        "INSERT INTO agency (partnership_id, name, kind) VALUES (:p, :n, coalesce(:k, 'other')) "
-        "ON CONFLICT (partnership_id, name) DO UPDATE SET kind = coalesce(:k, agency.kind) RETURNING id"),
-        {"p": partnership_id, "n": name, "k": kind})).scalar_one()
+    upsert = insert(Agency).values(partnership_id=partnership_id, name=name, kind=kind or "other")
+    upsert = upsert.on_conflict_do_update(index_elements=[Agency.partnership_id, Agency.name],
+                                          set_={"kind": upsert.excluded.kind if kind else Agency.kind})
+    return (await session.execute(upsert.returning(Agency.id))).scalar_one()
 
 
-async def _fetch(session, partnership_id: int, camera_id: int):
-    row = (await session.execute(text(CAMERA_SELECT + " WHERE c.partnership_id = :p AND c.id = :id"),
-                                 {"p": partnership_id, "id": camera_id})).first()
+async def _fetch(session: AsyncSession, partnership_id: int, camera_id: int) -> Row:
+    row = (await session.execute(
+        CAMERA_ROW.where(Camera.partnership_id == partnership_id, Camera.id == camera_id))).first()
     if row is None:
         raise NotFound(f"No camera {camera_id} in your partnership.")
     return row
 
 
-async def _line_of_sight(session, partnership_id: int, camera_id: int) -> None:
+async def _line_of_sight(session: AsyncSession, partnership_id: int, camera_id: int) -> None:
     """Cut the trigger's plain wedge to what the camera sees, in this request's transaction."""
     conn = await (await session.connection()).get_raw_connection()
     await refresh_coverage(conn.driver_connection, partnership_id, [camera_id])
@@ -152,7 +223,8 @@ COLUMNS = ("name", "camera_type", "status", "bearing", "fov", "range_m", "height
 COVERAGE_COLUMNS = {"bearing", "fov", "range_m", "height_m", "camera_type", "status", "resolution_px", "purpose"}
 
 
-@router.get("", summary="Cameras as a GeoJSON FeatureCollection")
+@router.get("", summary="Cameras as a GeoJSON FeatureCollection", response_model=CameraCollection,
+            response_model_exclude_unset=True)
 async def list_cameras(
     request: Request, session: SessionDep, principal: Viewer,
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat")] = None,
@@ -160,23 +232,19 @@ async def list_cameras(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"at most {MAX_LIMIT}")] = 1000,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict:
-    params: dict[str, Any]
-    where, params = ["c.partnership_id = :p"], {"p": principal.partnership_id, "limit": limit, "offset": offset}
+    where: list[ColumnElement[bool]] = [Camera.partnership_id == principal.partnership_id]
     box = parse_bbox(bbox)
     if box:
-        where.append("c.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)")
-        params.update(x0=box.minlon, y0=box.minlat, x1=box.maxlon, y1=box.maxlat)
+        # && (GeoAlchemy2's intersects): bounding boxes, answered by the GiST index
+        where.append(Camera.geom.intersects(func.ST_MakeEnvelope(box.minlon, box.minlat, box.maxlon, box.maxlat, 4326)))
     if status:
         statuses = [s.strip() for s in status.split(",") if s.strip()]
         bad = set(statuses) - set(get_args(Status))
         if bad:
             raise BadRequest(f"Unknown status {sorted(bad)[0]!r}; use {', '.join(get_args(Status))}.")
-        where.append("c.status = ANY(:statuses)")
-        params["statuses"] = statuses
-    clause = " WHERE " + " AND ".join(where)
-    rows = (await session.execute(text(CAMERA_SELECT + clause + " ORDER BY c.id LIMIT :limit OFFSET :offset"),
-                                  params)).all()
-    matched = (await session.execute(text("SELECT count(*) FROM camera c" + clause), params)).scalar_one()
+        where.append(Camera.status.in_(statuses))
+    rows = (await session.execute(CAMERA_ROW.where(*where).order_by(Camera.id).limit(limit).offset(offset))).all()
+    matched = (await session.execute(select(func.count()).select_from(Camera).where(*where))).scalar_one()
     body: dict = {"type": "FeatureCollection", "features": [feature(r) for r in rows],
                   "numberMatched": matched, "numberReturned": len(rows), "links": []}
     if offset + len(rows) < matched:
@@ -186,42 +254,40 @@ async def list_cameras(
     return body
 
 
-@router.post("", status_code=201, summary="Add a camera (a GeoJSON Point Feature)")
+@router.post("", status_code=201, summary="Add a camera (a GeoJSON Point Feature)", response_model=CameraFeature)
 async def create_camera(body: CameraFeatureIn, session: SessionDep, principal: Pcso, response: Response) -> dict:
     p = body.properties
-    agency = await _agency_id(session, principal.partnership_id, p.owner_agency, p.owner_agency_kind)
-    values = {c: getattr(p, c) for c in COLUMNS}
+    values: dict[str, Any] = {c: getattr(p, c) for c in COLUMNS}
     values.update(name=p.name or "", contact=p.contact or "", notes=p.notes or "",
                   camera_type=p.camera_type or "fixed", status=p.status or "operational",
                   monitored=bool(p.monitored))
+    camera = Camera(
+        **values, partnership_id=principal.partnership_id, geom=_point(body.geometry),
+        owner_agency_id=await _agency_id(session, principal.partnership_id, p.owner_agency, p.owner_agency_kind),
+        verified_at=func.now() if p.verified else None, verified_by=principal.name if p.verified else None)
+    session.add(camera)
     try:
-        new_id = (await session.execute(text(
-            "INSERT INTO camera (partnership_id, owner_agency_id, geom, verified_at, verified_by, "
-            + ", ".join(COLUMNS) + ") VALUES (:partnership_id, :agency, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), "
-            "CASE WHEN :verified THEN now() END, CASE WHEN :verified THEN :who END, "
-            + ", ".join(f":{c}" for c in COLUMNS) + ") RETURNING id"),
-            {**values, "partnership_id": principal.partnership_id, "agency": agency,
-             "lon": body.geometry.coordinates[0], "lat": body.geometry.coordinates[1],
-             "verified": bool(p.verified), "who": principal.name})).scalar_one()
+        await session.flush()  # the INSERT: the trigger draws the plain wedge
     except IntegrityError as e:
         raise Conflict(f"A camera with reference {p.reference!r} already exists in your partnership.") from e
-    await _line_of_sight(session, principal.partnership_id, new_id)
-    created = feature(await _fetch(session, principal.partnership_id, new_id))
-    await audit.record(session, "camera.create", principal=principal, target=f"camera/{new_id}",
+    await _line_of_sight(session, principal.partnership_id, camera.id)
+    created = feature(await _fetch(session, principal.partnership_id, camera.id))
+    await audit.record(session, "camera.create", principal=principal, target=f"camera/{camera.id}",
                        detail={"after": {**created["properties"], "coordinates": created["geometry"]["coordinates"]}})
     await session.commit()
-    response.headers["Location"] = f"/api/cameras/{new_id}"
+    response.headers["Location"] = f"/api/cameras/{camera.id}"
     return created
 
 
-@router.get("/{camera_id}", summary="One camera")
+@router.get("/{camera_id}", summary="One camera", response_model=CameraFeature)
 async def get_camera(camera_id: CameraId, session: SessionDep, principal: Viewer, response: Response) -> dict:
     row = await _fetch(session, principal.partnership_id, camera_id)
     response.headers["ETag"] = f'"{row.version}"'
     return feature(row)
 
 
-@router.patch("/{camera_id}", summary="Change a camera; needs the row version (properties.version or If-Match)")
+@router.patch("/{camera_id}", summary="Change a camera; needs the row version (properties.version or If-Match)",
+              response_model=CameraFeature)
 async def patch_camera(camera_id: CameraId, body: CameraPatch, session: SessionDep, principal: Pcso,
                        if_match: Annotated[str | None, Header()] = None) -> dict:
     p = body.properties
@@ -231,35 +297,34 @@ async def patch_camera(camera_id: CameraId, body: CameraPatch, session: SessionD
             version = int(if_match.strip().strip('W/').strip('"'))
         except ValueError as e:
             raise BadRequest("If-Match must be the camera's version, e.g. \"3\".") from e
+        if not 1 <= version <= 2**31 - 1:
+            raise BadRequest("If-Match must be a version the camera can have (1 to 2147483647).")
     if version is None:
         raise PreconditionRequired("Send the version you read (properties.version or If-Match) so that "
                                    "nobody's change is overwritten.")
     before = feature(await _fetch(session, principal.partnership_id, camera_id))
-    params: dict[str, Any]
-    sets, params = [], {"id": camera_id, "p": principal.partnership_id, "version": version}
     given = p.model_dump(exclude_unset=True)
+    values: dict[str, Any] = {}
     for col in COLUMNS:
         if col in given:
             if given[col] is None and col in ("reference", "name", "camera_type", "status", "monitored",
                                                  "contact", "notes"):
                 raise BadRequest(f"{col} cannot be null.")
-            sets.append(f"{col} = :{col}")
-            params[col] = given[col]
+            values[col] = given[col]
     if "owner_agency" in given:
-        sets.append("owner_agency_id = :agency")
-        params["agency"] = await _agency_id(session, principal.partnership_id, given["owner_agency"],
-                                            given.get("owner_agency_kind"))
+        values["owner_agency_id"] = await _agency_id(session, principal.partnership_id, given["owner_agency"],
+                                                     given.get("owner_agency_kind"))
     if body.geometry is not None:
-        sets.append("geom = ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)")
-        params.update(lon=body.geometry.coordinates[0], lat=body.geometry.coordinates[1])
+        values["geom"] = _point(body.geometry)
     if given.get("verified"):
-        sets.append("verified_at = now(), verified_by = :who")
-        params["who"] = principal.name
-    sets.append("version = version + 1, updated_at = now()")
+        values.update(verified_at=func.now(), verified_by=principal.name)
+    # Optimistic locking: the row changes only if it is still at the version the caller read.
+    change = (update(Camera).values(**values, version=Camera.version + 1, updated_at=func.now())
+              .where(Camera.id == camera_id, Camera.partnership_id == principal.partnership_id,
+                     Camera.version == version)
+              .returning(Camera.id))
     try:
-        updated = (await session.execute(text(
-            f"UPDATE camera SET {', '.join(sets)} WHERE id = :id AND partnership_id = :p AND version = :version "
-            "RETURNING id"), params)).first()
+        updated = (await session.execute(change)).first()
     except IntegrityError as e:
         raise Conflict("Another camera in your partnership already has that reference.") from e
     if updated is None:
@@ -279,8 +344,8 @@ async def patch_camera(camera_id: CameraId, body: CameraPatch, session: SessionD
 @router.delete("/{camera_id}", status_code=204, summary="Remove a camera and its coverage")
 async def delete_camera(camera_id: CameraId, session: SessionDep, principal: Operator) -> Response:
     before = feature(await _fetch(session, principal.partnership_id, camera_id))  # 404 when not ours
-    await session.execute(text("DELETE FROM camera WHERE id = :id AND partnership_id = :p"),
-                          {"id": camera_id, "p": principal.partnership_id})
+    await session.execute(delete(Camera).where(Camera.id == camera_id,
+                                               Camera.partnership_id == principal.partnership_id))
     await audit.record(session, "camera.delete", principal=principal, target=f"camera/{camera_id}",
                        detail={"before": {**before["properties"], "coordinates": before["geometry"]["coordinates"]}})
     await session.commit()
