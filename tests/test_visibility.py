@@ -155,10 +155,10 @@ def test_a_camera_facing_a_wall_at_arms_length_sees_almost_nothing() -> None:
     assert view.area < 0.2
 
 
-def test_one_camera_among_many_buildings_is_fast() -> None:
+def test_one_camera_among_many_buildings_sees_past_none_of_them() -> None:
+    # Its speed (the 100 ms budget for one camera) is measured by `make bench` (coverage),
+    # not asserted here: a test must pass on a slower, busier machine.
     buildings = random_city(4)
-    import time
-    started = time.perf_counter()
     for bearing in range(0, 360, 36):
-        visible_area((0.0, 0.0), float(bearing), 90.0, 80.0, buildings)
-    assert (time.perf_counter() - started) / 10 < 0.1  # the budget for one camera
+        view = visible_area((0.0, 0.0), float(bearing), 90.0, 80.0, buildings)
+        assert not any(view.intersection(b).area > 1e-6 for b in buildings)
