@@ -138,9 +138,9 @@ async def test_etag_304_and_new_data_changes_the_tile(client, make_caller, db, a
     tag = first.headers["etag"]
     again = await png(client, caller, 14, x, y, headers={"If-None-Match": tag})
     assert again.status_code == 304 and again.content == b""
-    hits = app.state.tile_cache.hits
+    hits = app.state.tiles.cache.hits
     cached = await png(client, caller, 14, x, y)
-    assert cached.content == first.content and app.state.tile_cache.hits == hits + 1
+    assert cached.content == first.content and app.state.tiles.cache.hits == hits + 1
     # Another partnership's tile of the same place is empty and differently tagged.
     other = await make_caller("csp-etag-other", "viewer")
     theirs = await png(client, other, 14, x, y)

@@ -11,7 +11,8 @@ from sqlalchemy import create_engine, text
 from app.catalog import Catalog
 from app.roles import Role
 from app.settings import ROOT, to_sync_url
-from app.tiles.sql import TileFilters, lonlat_to_tile, tile_params, tile_sql
+from app.tiles.grid import Tile
+from app.tiles.sql import Plan, TileFilters, lonlat_to_tile, tile_params, tile_sql
 
 MVT = "application/vnd.mapbox-vector-tile"
 LON, LAT = -2.2426, 53.4808  # Manchester
@@ -129,9 +130,9 @@ async def test_if_none_match_answers_304_and_changes_invalidate(client, make_cal
     assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == tag
     weak, _ = await get_tile(client, admin, "cameras", 16, LON, LAT, headers={"If-None-Match": f'"x", W/{tag}'})
     assert weak.status_code == 304
-    hits = app.state.tile_cache.hits
+    hits = app.state.tiles.cache.hits
     cached, _ = await get_tile(client, admin, "cameras", 16, LON, LAT)
-    assert cached.content == r.content and app.state.tile_cache.hits == hits + 1
+    assert cached.content == r.content and app.state.tiles.cache.hits == hits + 1
     # another camera far away in the same partnership still changes the data version
     await client.post("/api/cameras", json=camera_body(LON + 1, LAT, "C2"), headers=admin.headers)
     after, _ = await get_tile(client, admin, "cameras", 16, LON, LAT, headers={"If-None-Match": tag})
@@ -238,9 +239,10 @@ async def test_tile_query_uses_the_spatial_index(database_url, make_caller):
     owner = create_engine(to_sync_url(database_url))
     try:
         for clustered in (True, False):
-            sql = tile_sql(layer, clustered, (True, True, True))
-            params = tile_params(layer, caller.partnership_id, 14, 8090, 5300,
-                                 TileFilters(date(2024, 1, 1), date(2024, 2, 29), ("Burglary",)))
+            sql = tile_sql(layer, Plan(cells=clustered, filters=(True, True, True)))
+            access = {"p": caller.partnership_id, "role": "admin", "agency": None, "level_cap": "exact"}
+            params = tile_params(layer, Tile(8090, 5300, 14), access, cells=16 if clustered else None,
+                                 filters=TileFilters(date(2024, 1, 1), date(2024, 2, 29), ("Burglary",)))
             params = {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
             with owner.connect() as conn:
                 conn.execute(text("DROP INDEX incident_dataset_month_idx, incident_partnership_month_idx"))
