@@ -11,6 +11,7 @@ from sqlalchemy import create_engine, text
 from app.catalog import Catalog
 from app.roles import Role
 from app.settings import ROOT, to_sync_url
+from app.tiles.cache import Body, TileCache
 from app.tiles.grid import Tile
 from app.tiles.sql import Plan, TileFilters, lonlat_to_tile, tile_params, tile_sql
 
@@ -345,3 +346,31 @@ async def test_tile_list_shows_layers_with_their_tilejson(client, make_caller):
     assert by_id["incidents"]["filters"] == ["from", "to", "category"]
     tj = await client.get(by_id["coverage"]["tilejson"].removeprefix("http://testserver"), headers=caller.headers)
     assert tj.json()["vector_layers"][0]["id"] == "coverage"
+
+
+# -- the tile cache ----------------------------------------------------------------------------------
+def test_the_tile_cache_keeps_to_its_entry_and_byte_limits():
+    def body(i: int, size: int) -> Body:
+        return Body(b"x" * size, f'"{i}"', MVT)
+
+    by_entries = TileCache(max_entries=3, max_bytes=10_000)
+    for i in range(5):
+        by_entries.put(body(i, 10))
+    assert len(by_entries) == 3 and by_entries.get('"0"') is None and by_entries.get('"4"') is not None
+    by_bytes = TileCache(max_entries=100, max_bytes=1000)   # SAFERMAP_TILE_CACHE_BYTES
+    for i in range(10):
+        by_bytes.put(body(i, 200))
+    assert by_bytes.bytes <= 1000 and len(by_bytes) == 5
+    assert by_bytes.get('"9"') is not None and by_bytes.get('"0"') is None  # least recently used went first
+    by_bytes.put(body(99, 300))  # over a quarter of the budget: not kept, nothing evicted for it
+    assert by_bytes.get('"99"') is None and len(by_bytes) == 5
+    off = TileCache(max_entries=0, max_bytes=1000)           # SAFERMAP_TILE_CACHE_ENTRIES=0 turns it off
+    off.put(body(1, 0))
+    assert len(off) == 0
+
+
+def test_the_apps_tile_cache_is_sized_by_its_settings(app, settings):
+    cache = app.state.tiles.cache
+    assert cache.max_bytes == settings.tile_cache_bytes
+    assert cache._lru.maxsize == settings.tile_cache_bytes  # charged in bytes, at least bytes/entries a tile
+    assert cache._lru.getsizeof(Body(b"", '"e"', MVT)) == settings.tile_cache_bytes / settings.tile_cache_entries

@@ -18,6 +18,7 @@ from cachetools import LRUCache, cached
 
 from app.catalog import IDENT, Layer
 from app.sharing import FUNCTION_ARGS
+from app.tiles import grid
 from app.tiles.grid import Tile
 from app.tiles.grid import lonlat_to_tile as lonlat_to_tile  # tests and benches import it from here
 
@@ -202,7 +203,7 @@ def tile_params(layer: Layer, tile: Tile, access: dict[str, Any], *, filters: Ti
     params: dict[str, Any] = {**access, "z": tile.z, "x": tile.x, "y": tile.y, "name": layer.id,
                               "tables": list(layer.versioned_by), "margin": BUFFER / EXTENT, "k": k}
     if cells:
-        params.update(n=cells, gscale=float(cells << tile.z), gx0=tile.x * cells, gy0=tile.y * cells,
+        params.update(n=cells, gscale=float(cells * grid.tiles_across(tile.z)), gx0=tile.x * cells, gy0=tile.y * cells,
                       unit=EXTENT / cells)
     params.update(area_params(area))
     params.update({name: v for name, v in filters.params().items() if v not in (None, [])})
