@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import text
 
+from app.tiles import grid
 from app.tiles.sql import lonlat_to_tile
 from tests.test_kde import LON, LAT, add, dataset, scattered
 
@@ -19,10 +20,10 @@ PNG = "image/png"
 
 def pixel_of(lon: float, lat: float, z: int) -> tuple[int, int, int, int]:
     """(x, y) of the tile holding a point at zoom z, and the pixel (col, row) in it."""
-    n = 1 << z
-    fx = (lon + 180) / 360 * n
-    fy = (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n
-    return int(fx), int(fy), int((fx % 1) * 256), int((fy % 1) * 256)
+    x, y = lonlat_to_tile(lon, lat, z)
+    left, bottom, right, top = grid.mercator_bounds(grid.Tile(x, y, z))
+    mx, my = grid.TMS.xy(lon, lat)
+    return x, y, int((mx - left) / (right - left) * 256), int((top - my) / (top - bottom) * 256)
 
 
 def rgba(body: bytes) -> np.ndarray:

@@ -12,6 +12,7 @@ from app.catalog import Catalog
 from app.roles import Role
 from app.settings import ROOT, to_sync_url
 from app.tiles.cache import Body, TileCache
+from app.tiles import grid
 from app.tiles.grid import Tile
 from app.tiles.sql import Plan, TileFilters, lonlat_to_tile, tile_params, tile_sql
 
@@ -24,10 +25,10 @@ def decode(body: bytes) -> dict:
 
 
 def to_lonlat(z: int, x: int, y: int, px: float, py: float, extent: int = 4096) -> tuple[float, float]:
-    n = 1 << z
-    lon = (x + px / extent) / n * 360 - 180
-    lat = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * (y + py / extent) / n))))
-    return lon, lat
+    """Lon/lat of a point in tile coordinates (origin at the tile's top left)."""
+    left, bottom, right, top = grid.mercator_bounds(Tile(x, y, z))
+    at = grid.TMS.lnglat(left + px / extent * (right - left), top - py / extent * (top - bottom))
+    return at.x, at.y
 
 
 def camera_body(lon: float, lat: float, ref: str = "C1", bearing: float = 90) -> dict:
