@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from app.tiles import grid
 from app.tiles.sql import lonlat_to_tile
-from tests.test_kde import LON, LAT, add, dataset, scattered
+from tests.test_kde import LAT, LON, add, dataset, scattered
 
 PNG = "image/png"
 

@@ -11,8 +11,8 @@ from sqlalchemy import create_engine, text
 from app.catalog import Catalog
 from app.roles import Role
 from app.settings import ROOT, to_sync_url
-from app.tiles.cache import Body, TileCache
 from app.tiles import grid
+from app.tiles.cache import Body, TileCache
 from app.tiles.grid import Tile
 from app.tiles.sql import Plan, TileFilters, lonlat_to_tile, tile_params, tile_sql
 
