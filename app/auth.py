@@ -10,10 +10,10 @@ import hashlib
 import math
 import secrets
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from cachetools import LRUCache
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -218,8 +218,9 @@ class UnknownEmailLocks:
     In process memory (per worker), bounded."""
 
     def __init__(self, max_entries: int = 10_000) -> None:
-        self.entries: OrderedDict[str, tuple[int, float]] = OrderedDict()
-        self.max_entries = max_entries
+        # email -> (consecutive failures, locked until on the monotonic clock); least recently
+        # failed emails go first when full.
+        self.entries: LRUCache = LRUCache(maxsize=max_entries)
 
     def locked_for(self, email: str) -> int:
         _, until = self.entries.get(email, (0, 0.0))
@@ -231,8 +232,6 @@ class UnknownEmailLocks:
         if failures >= max_failures:
             until = time.monotonic() + 60 * min(cap_minutes, 2 ** min(failures - max_failures, 20))
         self.entries[email] = (failures, until)
-        while len(self.entries) > self.max_entries:
-            self.entries.popitem(last=False)
 
 
 unknown_email_locks = UnknownEmailLocks()

@@ -1,8 +1,13 @@
 """The layer catalog: layers/*.toml, validated once at start-up.
 
-Each file declares one overlay layer: the view it reads, its geometry, zoom range, fields, style,
-popup, the least role that may see it and the precision of incident locations. Tiles, TileJSON and
-map pages are all driven from here.
+Each file declares one overlay layer: what it reads (a view, or a sharing function called with the
+caller), its geometry, zoom range, fields, style, popup and the least role that may see it. Tiles,
+TileJSON, embeds and map pages are all driven from here. Every key does something: the models
+forbid unknown keys, so a key that nothing reads (or a typo) stops the app at start-up.
+
+How precisely incident locations are shown is not a catalog key: the sharing rules decide it per
+partnership, role and agency (`safermap_visible_incidents`), and an embed caps it at its own
+precision. A second cap here would be a second place for the same rule.
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.roles import Role
+from app.sharing import SHARING_FUNCTIONS
 
 IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -28,7 +34,8 @@ class Cluster(BaseModel):
 
 
 class Style(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    """How the map pages draw the layer (passed to their scripts as it is)."""
+    model_config = ConfigDict(extra="forbid")
     color: str = "#3388ff"
     fill_color: str | None = None
     fill_opacity: float = Field(default=0.3, ge=0, le=1)
@@ -56,13 +63,17 @@ class Layer(BaseModel):
     id: str
     title: str
     description: str = ""
-    source: str                                 # a view with partnership_id and geom columns
+    # What the layer reads: a view with id, partnership_id and geom columns, scoped here to the
+    # caller's partnership; or a sharing function (app.sharing.SHARING_FUNCTIONS) called with the
+    # caller's partnership, role, agency and level cap, which does its own scoping and says each
+    # row's `level`.
+    source: str
+    source_kind: Literal["view", "sharing_function"] = "view"
     geometry: Literal["point", "line", "polygon"]
     minzoom: int = Field(0, ge=0, le=24)
     maxzoom: int = Field(22, ge=0, le=24)
     fields: dict[str, Literal["string", "number", "boolean"]]
     least_role: Role = Role.viewer
-    precision: Literal["exact", "sanitised", "aggregate"] = "exact"
     versioned_by: list[str]                     # tables whose data version changes the tiles
     filters: Filters = Field(default_factory=Filters)
     cluster: Cluster | None = None
@@ -98,7 +109,21 @@ class Layer(BaseModel):
                 raise ValueError(f"{col!r} must be a lower-case SQL identifier")
         if self.cluster and self.geometry != "point":
             raise ValueError("only point layers can be clustered")
+        if self.shared and self.source not in SHARING_FUNCTIONS:
+            raise ValueError(f"source {self.source!r} is not a sharing function; those are "
+                             f"{', '.join(sorted(SHARING_FUNCTIONS))}")
+        if not self.shared and self.source in SHARING_FUNCTIONS:
+            raise ValueError(f"{self.source!r} is a sharing function: say source_kind = \"sharing_function\"")
+        if "incident" in self.versioned_by and not self.shared:
+            raise ValueError("a layer of incidents must read them through a sharing function "
+                             "(source_kind = \"sharing_function\"), never from a view that ignores the rules")
         return self
+
+    @property
+    def shared(self) -> bool:
+        """Read through a sharing function: rows of every partnership the rules let the caller see,
+        each with its `level`."""
+        return self.source_kind == "sharing_function"
 
 
 class CatalogError(ValueError):

@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from app.cli_hotspots import app as hotspots_app
 from app.roles import PrincipalRole
-from app.settings import ROOT, Settings, get_settings, to_sync_url
+from app.settings import ROOT, Settings, SettingsError, get_settings, to_sync_url
 
 app = typer.Typer(help="SaferMap: crime and CCTV mapping for community safety partnerships.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -415,6 +415,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
           reload: bool = False) -> None:
     """Serve the app with uvicorn."""
     import uvicorn
+    get_settings()  # a bad setting fails here, once, not in every worker
     uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers,
                 reload=reload, proxy_headers=True, log_level="info")
 
@@ -424,6 +425,9 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except SettingsError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

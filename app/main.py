@@ -36,7 +36,8 @@ from app.catalog import Catalog
 from app.db import make_engine, make_read_sessionmaker, make_sessionmaker
 from app.pages.base import csp
 from app.security import Csrf, RateLimiter, SecurityMiddleware
-from app.settings import Settings, get_settings
+from app.settings import Settings, SettingsError, get_settings
+from app.tiles.pipeline import TilePipeline
 
 API_DESCRIPTION = """
 SaferMap serves CCTV cameras, their coverage and partner incidents for a community safety
@@ -58,7 +59,10 @@ class VersionedStaticFiles(StaticFiles):
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+    try:
+        settings = settings or get_settings()
+    except SettingsError as exc:  # uvicorn --factory would print a traceback; say what to fix instead
+        raise SystemExit(f"SaferMap cannot start: {exc}") from None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -76,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.catalog = Catalog.load(settings.layers_dir)
+    app.state.tiles = TilePipeline.from_settings(settings, lambda: app.state.catalog.fingerprint)
     app.state.sessions = Sessions(settings.resolved_secret_key(), settings.session_max_age_s)
     app.state.csrf = Csrf(settings.resolved_secret_key())
     app.state.sign_in_limiter = RateLimiter(settings.sign_in_per_ip_per_minute)

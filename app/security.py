@@ -12,9 +12,9 @@ import json
 import math
 import secrets
 import time
-from collections import OrderedDict
 from typing import cast
 
+from cachetools import TTLCache
 from fastapi import HTTPException
 from itsdangerous import BadSignature, Signer
 from starlette.datastructures import Headers, MutableHeaders
@@ -72,13 +72,16 @@ def set_csrf_cookie(response, token: str, secure: bool) -> None:
 
 class RateLimiter:
     """Token buckets keyed by caller: `per_minute` requests a minute with bursts of as many.
-    In process memory, so per worker; bounded to the most recently seen keys."""
+    In process memory, so per worker; bounded to the most recently seen keys. A bucket left alone
+    for a minute is full again, the same as no bucket, so buckets expire after a minute."""
+
+    REFILL_S = 60.0
 
     def __init__(self, per_minute: int, max_keys: int = 50_000) -> None:
         self.capacity = float(max(per_minute, 1))
-        self.rate = self.capacity / 60.0
-        self.buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-        self.max_keys = max_keys
+        self.rate = self.capacity / self.REFILL_S
+        # caller -> (tokens, when last taken), on the monotonic clock
+        self.buckets: TTLCache = TTLCache(maxsize=max_keys, ttl=self.REFILL_S, timer=time.monotonic)
 
     def take(self, key: str) -> int:
         """0 when allowed, else the seconds to wait."""
@@ -91,8 +94,6 @@ class RateLimiter:
         else:
             self.buckets[key] = (tokens, now)
             wait = max(1, math.ceil((1 - tokens) / self.rate))
-        while len(self.buckets) > self.max_keys:
-            self.buckets.popitem(last=False)
         return wait
 
 

@@ -1,14 +1,20 @@
-"""All configuration in one place: environment variables prefixed SAFERMAP_ (plus DATABASE_URL)."""
+"""All configuration in one place: environment variables prefixed SAFERMAP_ (plus DATABASE_URL).
+
+Numbers have bounds, and a bad value stops the CLI and the app at start-up with a message that
+names the variable (`SettingsError`), never a traceback or a misbehaving server.
+"""
 from __future__ import annotations
 
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
+KIB, MIB, GIB = 1024, 1024 ** 2, 1024 ** 3
 
 
 class Settings(BaseSettings):
@@ -20,7 +26,7 @@ class Settings(BaseSettings):
     )
     var_dir: Path = ROOT / "var"
     # SAFERMAP_EMBEDDED_PORT pins the port; unset, it is 54329 unless taken (app.embedded.resolve_port).
-    embedded_port: int | None = None
+    embedded_port: int | None = Field(default=None, ge=1, le=65535)
     embedded_db: str = "safermap"
     pg_bindir: Path | None = None  # where initdb/pg_ctl live; found automatically when unset
 
@@ -29,34 +35,39 @@ class Settings(BaseSettings):
     db_role: str = "safermap_app"
 
     # Pool size x workers must stay under the server's max_connections.
-    pool_size: int = 5
-    max_overflow: int = 5
+    pool_size: int = Field(default=5, ge=1, le=1000)
+    max_overflow: int = Field(default=5, ge=0, le=1000)
 
     secret_key: str | None = None  # signs session cookies; shared by every worker
-    session_max_age_s: int = 12 * 3600
+    session_max_age_s: int = Field(default=12 * 3600, ge=60, le=90 * 24 * 3600)
     cookie_secure: bool = False  # set true behind TLS (cookies are also Secure on any HTTPS request)
 
     # Sign-in: after `sign_in_max_failures` consecutive failures an email is locked for 1, 2, 4...
     # minutes (capped); each IP may try `sign_in_per_ip_per_minute` times a minute.
-    sign_in_max_failures: int = 5
-    sign_in_lock_cap_minutes: int = 60
-    sign_in_per_ip_per_minute: int = 20
-    user_token_days: int = 90  # default lifetime of a user's API token
+    sign_in_max_failures: int = Field(default=5, ge=1, le=1000)
+    sign_in_lock_cap_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    sign_in_per_ip_per_minute: int = Field(default=20, ge=1, le=100_000)
+    user_token_days: int = Field(default=90, ge=1, le=3650)  # default lifetime of a user's API token
 
     # Hardening (app/security.py). CORS origins: comma-separated, e.g. "https://intranet.example.gov.uk";
     # empty means no CORS headers at all.
     cors_origins: str = ""
-    max_body_bytes: int = 1024 * 1024          # JSON and form bodies
-    max_upload_bytes: int = 20 * 1024 * 1024   # multipart uploads (e.g. a camera photo)
-    rate_limit_per_minute: int = 1200          # /api per token, session or IP (per worker)
-    tile_rate_limit_per_minute: int = 12000    # /tiles: a map page asks for dozens at once
+    max_body_bytes: int = Field(default=MIB, ge=KIB, le=GIB)              # JSON and form bodies
+    max_upload_bytes: int = Field(default=20 * MIB, ge=KIB, le=4 * GIB)  # multipart uploads (a camera photo)
+    rate_limit_per_minute: int = Field(default=1200, ge=1, le=10_000_000)        # /api per token, session or IP
+    tile_rate_limit_per_minute: int = Field(default=12000, ge=1, le=10_000_000)  # /tiles: a page asks for dozens
 
     layers_dir: Path = ROOT / "layers"
     static_dir: Path = ROOT / "static"
 
-    max_features_limit: int = 10_000  # the documented maximum `limit` on list endpoints
-    tile_cache_entries: int = 2_000
-    tile_cache_bytes: int = 256 * 1024 * 1024
+    max_features_limit: int = Field(default=10_000, ge=1, le=1_000_000)  # the documented maximum `limit`
+    # The tile cache of each worker (app/tiles/cache.py): at most this many tiles and bytes; 0 turns it off.
+    tile_cache_entries: int = Field(default=2_000, ge=0, le=10_000_000)
+    tile_cache_bytes: int = Field(default=256 * MIB, ge=0, le=64 * GIB)
+
+    # Counts shown to anyone without exact access to every counted incident hide groups smaller
+    # than this (cells, categories, areas): app/sharing.py.
+    suppress_below: int = Field(default=5, ge=1, le=1000)
 
     @property
     def cors_origin_list(self) -> list[str]:
@@ -108,6 +119,28 @@ def to_libpq_url(url: str) -> str:
     return url
 
 
+class SettingsError(ValueError):
+    """A setting with a bad value; the message names each environment variable and what it needs."""
+
+
+def env_name(field: str) -> str:
+    """The environment variable behind a setting."""
+    return "DATABASE_URL" if field.lower() == "database_url" else f"SAFERMAP_{field.upper()}"
+
+
+def load_settings(**values: Any) -> Settings:
+    """Settings from the environment (and `values`), or a SettingsError naming every bad variable."""
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = env_name(str(err["loc"][0])) if err["loc"] else "a setting"
+            problems.append(f"{name}={err.get('input')!r}: {err['msg'].lower()}")
+        raise SettingsError("bad setting" + ("s" if len(problems) > 1 else "") + ": "
+                            + "; ".join(problems)) from None
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()

@@ -1,37 +1,30 @@
 """The Python side of the sharing model. The rules themselves live in SQL, in one function
 (`safermap_visible_incidents`, migration 0006) that every face reads incidents through; this
-module only names its arguments and the settings around it.
+module only names its arguments. The suppression threshold is a setting
+(`Settings.suppress_below`, SAFERMAP_SUPPRESS_BELOW).
 
 Levels, least to most: none < aggregate (counts only) < sanitised (anonymous points) < exact.
 """
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from app.settings import get_settings
 
 LEVELS = ("none", "aggregate", "sanitised", "exact")
 RANK = {level: i for i, level in enumerate(LEVELS)}
 
-# Catalog sources that are served through a sharing function taking the caller, not as a view.
-FUNCTION_SOURCES = {"layer_incidents": "safermap_visible_incidents",
-                    "layer_gaps": "safermap_uncovered_incidents"}
+# The set-returning functions that take the caller (partnership, role, agency, level cap) and apply
+# the sharing rules: a catalog layer with source_kind = "sharing_function" names one of these.
+SHARING_FUNCTIONS = frozenset({"safermap_visible_incidents", "safermap_uncovered_incidents"})
 # The function's arguments as bound parameters (the agency may be NULL, so typed explicitly).
 FUNCTION_ARGS = "(:p, CAST(:role AS text), CAST(:agency AS integer), CAST(:level_cap AS text))"
 
 
-class SharingSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SAFERMAP_", extra="ignore")
-    # Counts shown to anyone without exact access to every counted incident hide groups smaller
-    # than this (cells, categories, areas).
-    suppress_below: int = Field(default=5, ge=1, le=1000)
-
-
-@lru_cache
 def suppress_below() -> int:
-    return SharingSettings().suppress_below
+    """The process's SAFERMAP_SUPPRESS_BELOW, for code that has no app at hand (analysis, pages).
+    Routes read it from the app's own settings."""
+    return get_settings().suppress_below
 
 
 def cap_for(principal: Any) -> str:
@@ -55,13 +48,14 @@ def access_key(principal: Any) -> tuple:
 
 
 def source_sql(source: str) -> str:
-    """The FROM item for a catalog source: the view itself, or the sharing function for it."""
-    fn = FUNCTION_SOURCES.get(source)
-    return f"{fn}{FUNCTION_ARGS}" if fn else f'"{source}"'
+    """The FROM item for a catalog source: a sharing function called with the caller's arguments,
+    or the view itself. The name is the catalog's, already checked against its identifier pattern."""
+    return f"{source}{FUNCTION_ARGS}" if is_shared(source) else f'"{source}"'
 
 
 def is_shared(source: str) -> bool:
-    return source in FUNCTION_SOURCES
+    """Whether a catalog source is a sharing function (the catalog says so, as source_kind)."""
+    return source in SHARING_FUNCTIONS
 
 
 def suppressed(count: int, all_exact: bool, k: int | None = None) -> bool:

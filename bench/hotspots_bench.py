@@ -61,7 +61,7 @@ def log(msg: str) -> None:
 def clear_caches() -> None:
     """Forget every cached period, extent and surface: the next surface is computed from scratch."""
     for cache in (hd._PERIODS, hd._EXTENTS, kde._DENSITIES, kde._SURFACES):
-        cache.items.clear()
+        cache.clear()
 
 
 def median_ms(samples: list[float]) -> float:
@@ -94,7 +94,7 @@ async def measure_surface(pid: int) -> tuple[dict, kde.Surface]:
             out["surface_first_cold_ms"] = round(1000 * (time.perf_counter() - started), 1)
 
             async def extent():
-                hd._EXTENTS.items.clear()
+                hd._EXTENTS.clear()
                 return await hd.study_extent(s, who, flt)
             samples, ext = await timed(extent)
             out["study_extent_ms"] = median_ms(samples)

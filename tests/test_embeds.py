@@ -298,8 +298,8 @@ async def test_embed_in_chromium_shows_only_on_the_allowed_origin(live_server, m
     from pathlib import Path
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing")
-    from playwright.async_api import async_playwright
     import httpx
+    from playwright.async_api import async_playwright
 
     allowed, other, directory = host_pages
     admin = await make_caller("rochdale-csp", "admin")

@@ -11,18 +11,19 @@ import pytest
 from PIL import Image
 from sqlalchemy import text
 
+from app.tiles import grid
 from app.tiles.sql import lonlat_to_tile
-from tests.test_kde import LON, LAT, add, dataset, scattered
+from tests.test_kde import LAT, LON, add, dataset, scattered
 
 PNG = "image/png"
 
 
 def pixel_of(lon: float, lat: float, z: int) -> tuple[int, int, int, int]:
     """(x, y) of the tile holding a point at zoom z, and the pixel (col, row) in it."""
-    n = 1 << z
-    fx = (lon + 180) / 360 * n
-    fy = (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n
-    return int(fx), int(fy), int((fx % 1) * 256), int((fy % 1) * 256)
+    x, y = lonlat_to_tile(lon, lat, z)
+    left, bottom, right, top = grid.mercator_bounds(grid.Tile(x, y, z))
+    mx, my = grid.TMS.xy(lon, lat)
+    return x, y, int((mx - left) / (right - left) * 256), int((top - my) / (top - bottom) * 256)
 
 
 def rgba(body: bytes) -> np.ndarray:
@@ -138,9 +139,9 @@ async def test_etag_304_and_new_data_changes_the_tile(client, make_caller, db, a
     tag = first.headers["etag"]
     again = await png(client, caller, 14, x, y, headers={"If-None-Match": tag})
     assert again.status_code == 304 and again.content == b""
-    hits = app.state.tile_cache.hits
+    hits = app.state.tiles.cache.hits
     cached = await png(client, caller, 14, x, y)
-    assert cached.content == first.content and app.state.tile_cache.hits == hits + 1
+    assert cached.content == first.content and app.state.tiles.cache.hits == hits + 1
     # Another partnership's tile of the same place is empty and differently tagged.
     other = await make_caller("csp-etag-other", "viewer")
     theirs = await png(client, other, 14, x, y)

@@ -311,9 +311,9 @@ def test_small_cache_is_bounded_by_entries_and_bytes():
     cache = hd.SmallCache(3, max_bytes=1000, weigh=len)
     for k in range(5):
         cache.put(k, b"x" * 100)
-    assert list(cache.items) == [2, 3, 4]
+    assert list(cache) == [2, 3, 4]
     cache.put("big", b"x" * 950)
-    assert list(cache.items) == ["big"] and cache.get(2) is None
+    assert list(cache) == ["big"] and cache.get(2) is None
 
 
 async def test_concurrent_requests_for_one_surface_compute_it_once(app, db, monkeypatch):

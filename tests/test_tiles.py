@@ -11,7 +11,10 @@ from sqlalchemy import create_engine, text
 from app.catalog import Catalog
 from app.roles import Role
 from app.settings import ROOT, to_sync_url
-from app.tiles.sql import TileFilters, lonlat_to_tile, tile_params, tile_sql
+from app.tiles import grid
+from app.tiles.cache import Body, TileCache
+from app.tiles.grid import Tile
+from app.tiles.sql import Plan, TileFilters, lonlat_to_tile, tile_params, tile_sql
 
 MVT = "application/vnd.mapbox-vector-tile"
 LON, LAT = -2.2426, 53.4808  # Manchester
@@ -22,10 +25,10 @@ def decode(body: bytes) -> dict:
 
 
 def to_lonlat(z: int, x: int, y: int, px: float, py: float, extent: int = 4096) -> tuple[float, float]:
-    n = 1 << z
-    lon = (x + px / extent) / n * 360 - 180
-    lat = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * (y + py / extent) / n))))
-    return lon, lat
+    """Lon/lat of a point in tile coordinates (origin at the tile's top left)."""
+    left, bottom, right, top = grid.mercator_bounds(Tile(x, y, z))
+    at = grid.TMS.lnglat(left + px / extent * (right - left), top - py / extent * (top - bottom))
+    return at.x, at.y
 
 
 def camera_body(lon: float, lat: float, ref: str = "C1", bearing: float = 90) -> dict:
@@ -129,9 +132,9 @@ async def test_if_none_match_answers_304_and_changes_invalidate(client, make_cal
     assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == tag
     weak, _ = await get_tile(client, admin, "cameras", 16, LON, LAT, headers={"If-None-Match": f'"x", W/{tag}'})
     assert weak.status_code == 304
-    hits = app.state.tile_cache.hits
+    hits = app.state.tiles.cache.hits
     cached, _ = await get_tile(client, admin, "cameras", 16, LON, LAT)
-    assert cached.content == r.content and app.state.tile_cache.hits == hits + 1
+    assert cached.content == r.content and app.state.tiles.cache.hits == hits + 1
     # another camera far away in the same partnership still changes the data version
     await client.post("/api/cameras", json=camera_body(LON + 1, LAT, "C2"), headers=admin.headers)
     after, _ = await get_tile(client, admin, "cameras", 16, LON, LAT, headers={"If-None-Match": tag})
@@ -238,9 +241,10 @@ async def test_tile_query_uses_the_spatial_index(database_url, make_caller):
     owner = create_engine(to_sync_url(database_url))
     try:
         for clustered in (True, False):
-            sql = tile_sql(layer, clustered, (True, True, True))
-            params = tile_params(layer, caller.partnership_id, 14, 8090, 5300,
-                                 TileFilters(date(2024, 1, 1), date(2024, 2, 29), ("Burglary",)))
+            sql = tile_sql(layer, Plan(cells=clustered, filters=(True, True, True)))
+            access = {"p": caller.partnership_id, "role": "admin", "agency": None, "level_cap": "exact"}
+            params = tile_params(layer, Tile(8090, 5300, 14), access, cells=16 if clustered else None,
+                                 filters=TileFilters(date(2024, 1, 1), date(2024, 2, 29), ("Burglary",)))
             params = {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
             with owner.connect() as conn:
                 conn.execute(text("DROP INDEX incident_dataset_month_idx, incident_partnership_month_idx"))
@@ -343,3 +347,31 @@ async def test_tile_list_shows_layers_with_their_tilejson(client, make_caller):
     assert by_id["incidents"]["filters"] == ["from", "to", "category"]
     tj = await client.get(by_id["coverage"]["tilejson"].removeprefix("http://testserver"), headers=caller.headers)
     assert tj.json()["vector_layers"][0]["id"] == "coverage"
+
+
+# -- the tile cache ----------------------------------------------------------------------------------
+def test_the_tile_cache_keeps_to_its_entry_and_byte_limits():
+    def body(i: int, size: int) -> Body:
+        return Body(b"x" * size, f'"{i}"', MVT)
+
+    by_entries = TileCache(max_entries=3, max_bytes=10_000)
+    for i in range(5):
+        by_entries.put(body(i, 10))
+    assert len(by_entries) == 3 and by_entries.get('"0"') is None and by_entries.get('"4"') is not None
+    by_bytes = TileCache(max_entries=100, max_bytes=1000)   # SAFERMAP_TILE_CACHE_BYTES
+    for i in range(10):
+        by_bytes.put(body(i, 200))
+    assert by_bytes.bytes <= 1000 and len(by_bytes) == 5
+    assert by_bytes.get('"9"') is not None and by_bytes.get('"0"') is None  # least recently used went first
+    by_bytes.put(body(99, 300))  # over a quarter of the budget: not kept, nothing evicted for it
+    assert by_bytes.get('"99"') is None and len(by_bytes) == 5
+    off = TileCache(max_entries=0, max_bytes=1000)           # SAFERMAP_TILE_CACHE_ENTRIES=0 turns it off
+    off.put(body(1, 0))
+    assert len(off) == 0
+
+
+def test_the_apps_tile_cache_is_sized_by_its_settings(app, settings):
+    cache = app.state.tiles.cache
+    assert cache.max_bytes == settings.tile_cache_bytes
+    assert cache._lru.maxsize == settings.tile_cache_bytes  # charged in bytes, at least bytes/entries a tile
+    assert cache._lru.getsizeof(Body(b"", '"e"', MVT)) == settings.tile_cache_bytes / settings.tile_cache_entries

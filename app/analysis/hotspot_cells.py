@@ -68,7 +68,7 @@ def area_cell(cell_m: float | None, extent: tuple[float, float, float, float]) -
     return float(cell_m)
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=32)  # a Transformer per CRS: a pure function of one int, not a data cache
 def to_wgs84(srid: int) -> Transformer:
     return Transformer.from_crs(srid, 4326, always_xy=True)
 

@@ -12,8 +12,6 @@ YYYY-MM or YYYY-MM-DD, and a month as an upper bound means its last day.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any, Protocol
@@ -23,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import sharing
+from app.caches import Bounded
 from app.errors import BadRequest
 from app.params import parse_month_or_date
 from app.tiles.cache import fill_versions
@@ -272,37 +271,13 @@ def version_key(principal: HotspotPrincipal, versions: list[str]) -> str:
     return access + "|" + ",".join(fill_versions(versions, VERSIONED_BY))
 
 
-class SmallCache:
-    """A bounded LRU keyed by version (periods, extents, surfaces): at most `size` entries and,
-    when `weigh` is given (e.g. an array's nbytes), at most `max_bytes` in all."""
+# Small caches keyed by data version (periods, extents, count grids, results): cachetools LRUs
+# bounded by entries, and by bytes where arrays are kept (app.caches). gistar, hotspot_top and
+# hotspot_change make theirs under this name.
+SmallCache = Bounded
 
-    def __init__(self, size: int = 256, max_bytes: int | None = None,
-                 weigh: Callable[[Any], int] | None = None) -> None:
-        self.size = size
-        self.max_bytes = max_bytes
-        self.weigh = weigh
-        self.items: OrderedDict[Any, Any] = OrderedDict()
-
-    def get(self, key: Any) -> Any:
-        if key in self.items:
-            self.items.move_to_end(key)
-            return self.items[key]
-        return None
-
-    def put(self, key: Any, value: Any) -> None:
-        self.items[key] = value
-        self.items.move_to_end(key)
-        while len(self.items) > self.size or (len(self.items) > 1 and self._over_budget()):
-            self.items.popitem(last=False)
-
-    def _over_budget(self) -> bool:
-        if self.max_bytes is None or self.weigh is None:
-            return False
-        return sum(self.weigh(v) for v in self.items.values()) > self.max_bytes
-
-
-_PERIODS = SmallCache()
-_EXTENTS = SmallCache()
+_PERIODS = Bounded(256)
+_EXTENTS = Bounded(256)
 
 
 async def resolve_period(session: AsyncSession, principal: HotspotPrincipal, flt: HotspotFilter) -> HotspotFilter:

@@ -25,13 +25,13 @@ from app import sharing
 from app.analysis.hotspot_data import (
     HotspotFilter,
     HotspotPrincipal,
-    SmallCache,
     data_context,
     load_bins,
     resolve_period,
     study_extent,
 )
 from app.analysis.raster_tiles import CLASS_METHODS, class_breaks, class_colours
+from app.caches import Bounded
 from app.errors import BadRequest
 
 CELLS_ACROSS = 150        # Chainey: the shorter side of the study area / 150
@@ -68,6 +68,8 @@ def check_cell_and_bandwidth(cell_m: float, bandwidth_m: float) -> None:
                          f"({MAX_BANDWIDTH_CELLS} cells, {MAX_BANDWIDTH_M / 1000:g} km).")
 
 
+# A memo of a pure function of two floats (the arrays are read-only, at most ~320 kB): it stays
+# functools.lru_cache; the data caches below are keyed by data version.
 @lru_cache(maxsize=64)
 def quartic_kernel(cell_m: float, bandwidth_m: float) -> np.ndarray:
     """The share of one incident's weight that falls in each cell around it: the kernel averaged
@@ -150,8 +152,8 @@ class _Density:
 
 # A county's surface is a few hundred kB; the largest allowed grid (4M cells) is 32 MB.
 CACHE_BYTES = 256 * 1024 * 1024
-_DENSITIES = SmallCache(32, CACHE_BYTES, lambda d: d.density.nbytes)
-_SURFACES = SmallCache(64, CACHE_BYTES, lambda s: s.density.nbytes)
+_DENSITIES = Bounded(32, CACHE_BYTES, lambda d: d.density.nbytes)
+_SURFACES = Bounded(64, CACHE_BYTES, lambda s: s.density.nbytes)
 _LOCKS: dict[tuple, asyncio.Lock] = {}
 
 

@@ -11,7 +11,6 @@ classing and encoding a palette PNG (Pillow): no loop over pixels in Python.
 from __future__ import annotations
 
 import io
-import math
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -20,11 +19,12 @@ from PIL import Image
 from pyproj import Transformer
 from scipy.ndimage import map_coordinates
 
+from app.tiles import grid
+
 if TYPE_CHECKING:
     from app.analysis.kde import Surface
 
-TILE_SIZE = 256
-HALF_WORLD = 20037508.342789244  # EPSG:3857 half width, metres
+TILE_SIZE = grid.TILE_PX
 # ColorBrewer YlOrRd, 5 classes: sequential, readable when printed in grey, distinct on a projector.
 RAMP = ("#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026")
 LATTICE = 17  # pixels transformed exactly per tile side (the rest interpolated)
@@ -85,6 +85,8 @@ def encode_png(indices: np.ndarray, colours: list[str]) -> bytes:
     return out.getvalue()
 
 
+# The two lru_caches here memoise pure functions of small arguments (a constant; a Transformer per
+# CRS), not data: they stay functools.lru_cache.
 @lru_cache(maxsize=1)
 def transparent_tile() -> bytes:
     return encode_png(np.zeros((TILE_SIZE, TILE_SIZE), dtype=np.uint8), [])
@@ -97,10 +99,10 @@ def from_web_mercator(srid: int) -> Transformer:
 
 def tile_pixel_centres(z: int, x: int, y: int, size: int = TILE_SIZE) -> tuple[np.ndarray, np.ndarray]:
     """Web Mercator coordinates of each pixel centre of tile z/x/y, rows from the top (north)."""
-    span = 2 * HALF_WORLD / (1 << z)
-    step = span / size
-    xs = -HALF_WORLD + x * span + (np.arange(size) + 0.5) * step
-    ys = HALF_WORLD - y * span - (np.arange(size) + 0.5) * step
+    left, _, right, top = grid.mercator_bounds(grid.Tile(x, y, z))
+    step = (right - left) / size
+    xs = left + (np.arange(size) + 0.5) * step
+    ys = top - (np.arange(size) + 0.5) * step
     return np.meshgrid(xs, ys)
 
 
@@ -109,9 +111,9 @@ def pixel_centres_metric(z: int, x: int, y: int, srid: int, size: int = TILE_SIZ
     """Metric coordinates of every pixel centre of the tile. Only a lattice of pixels is transformed
     exactly (a full tile through pyproj costs ~30 ms); the rest are interpolated bilinearly, which
     over one tile, where the mapping is nearly affine, is off by far less than a pixel."""
-    span = 2 * HALF_WORLD / (1 << z)
-    at = (np.linspace(0, size - 1, lattice) + 0.5) * (span / size)  # lattice pixel centres
-    lx, ly = from_web_mercator(srid).transform(*np.meshgrid(-HALF_WORLD + x * span + at, HALF_WORLD - y * span - at))
+    left, _, right, top = grid.mercator_bounds(grid.Tile(x, y, z))
+    at = (np.linspace(0, size - 1, lattice) + 0.5) * ((right - left) / size)  # lattice pixel centres
+    lx, ly = from_web_mercator(srid).transform(*np.meshgrid(left + at, top - at))
     pos = np.arange(size) * (lattice - 1) / (size - 1)  # each pixel's place on the lattice
     rows, cols = np.meshgrid(pos, pos, indexing="ij")
     return (map_coordinates(lx, [rows, cols], order=1, mode="nearest"),
@@ -120,9 +122,9 @@ def pixel_centres_metric(z: int, x: int, y: int, srid: int, size: int = TILE_SIZ
 
 def tile_bounds_metric(z: int, x: int, y: int, srid: int) -> tuple[float, float, float, float]:
     """The tile's bounding box in the metric CRS (from points along its edges)."""
-    span = 2 * HALF_WORLD / (1 << z)
+    left, _, right, top = grid.mercator_bounds(grid.Tile(x, y, z))
+    span = right - left
     t = np.linspace(0, 1, 9)
-    left, top = -HALF_WORLD + x * span, HALF_WORLD - y * span
     ex = np.concatenate([left + t * span, np.full(9, left + span), left + t * span, np.full(9, left)])
     ey = np.concatenate([np.full(9, top), top - t * span, np.full(9, top - span), top - t * span])
     mx, my = from_web_mercator(srid).transform(ex, ey)
@@ -155,8 +157,3 @@ def render_tile(surface: Surface, z: int, x: int, y: int) -> bytes:
     if not indices.any():
         return transparent_tile()
     return encode_png(indices, surface.colours)
-
-
-def metres_per_pixel(z: int, lat: float) -> float:
-    """Ground resolution of a 256-pixel tile at zoom z and latitude lat."""
-    return 2 * HALF_WORLD / (TILE_SIZE << z) * math.cos(math.radians(lat))

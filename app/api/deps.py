@@ -2,15 +2,20 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import SESSION_COOKIE, Principal, principal_from_session, principal_from_token
-from app.catalog import Catalog
-from app.errors import Unauthorized
+from app.catalog import Catalog, Layer
+from app.errors import BadRequest, NotFound, Unauthorized
+from app.params import parse_month_or_date
 from app.settings import Settings
+from app.tiles import grid
+from app.tiles.pipeline import TilePipeline
+from app.tiles.sql import TileFilters
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -73,3 +78,70 @@ Pcso = Annotated[Principal, Depends(least_role("pcso"))]
 Operator = Annotated[Principal, Depends(least_role("operator"))]
 Analyst = Annotated[Principal, Depends(least_role("analyst"))]
 Admin = Annotated[Principal, Depends(least_role("admin"))]
+
+
+# -- tiles: which tile, of which layer, filtered how; and the pipeline that draws it ----------------
+
+def get_tiles(request: Request) -> TilePipeline:
+    return request.app.state.tiles
+
+
+TilesDep = Annotated[TilePipeline, Depends(get_tiles)]
+
+
+def tile_params(z: Annotated[int, Path(description=f"zoom, 0..{grid.MAX_ZOOM}")],
+                x: Annotated[int, Path(description="column, 0..2^z - 1 from the west")],
+                y: Annotated[int, Path(description="row, 0..2^z - 1 from the north")]) -> grid.Tile:
+    """A tile of the Web Mercator grid (WebMercatorQuad), or a 400 that says what exists."""
+    if not 0 <= z <= grid.MAX_ZOOM:
+        raise BadRequest(f"Zoom {z} is outside 0..{grid.MAX_ZOOM}.")
+    if not grid.is_tile(z, x, y):
+        raise BadRequest(f"Tile {z}/{x}/{y} does not exist: at zoom {z}, x and y run from 0 to "
+                         f"{grid.tiles_across(z) - 1}.")
+    return grid.Tile(x, y, z)
+
+
+TileDep = Annotated[grid.Tile, Depends(tile_params)]
+
+
+async def visible_layer(layer_id: Annotated[str, Path(description="a layer id (GET /tiles lists them)")],
+                        principal: Viewer, catalog: CatalogDep) -> Layer:
+    """The catalog layer, if the caller's role may see it (404 for no such layer, 403 for a role
+    below the layer's least role)."""
+    layer = catalog.get(layer_id)
+    if layer is None:
+        raise NotFound(f"There is no tile layer '{layer_id[:100]}'. GET /tiles lists the layers you can see.")
+    principal.require(layer.least_role)
+    return layer
+
+
+VisibleLayer = Annotated[Layer, Depends(visible_layer)]
+
+MAX_CATEGORIES = 50
+FromQuery = Annotated[str | None, Query(alias="from", description="ISO month or date, YYYY-MM or YYYY-MM-DD")]
+ToQuery = Annotated[str | None, Query(alias="to", description="ISO month or date; a month includes all its days")]
+CategoryQuery = Annotated[list[str] | None, Query(
+    description=f"repeatable or comma-separated; at most {MAX_CATEGORIES}")]
+
+
+def layer_filters(layer: VisibleLayer, date_from: FromQuery = None, date_to: ToQuery = None,
+                  category: CategoryQuery = None) -> TileFilters:
+    """The filters this layer honours; others are ignored (and so not part of the ETag)."""
+    start = parse_month_or_date(date_from, "from")
+    end = parse_month_or_date(date_to, "to", end=True)
+    if start and end and start > end:
+        raise BadRequest("from must not be after to.")
+    cats = sorted({c.strip() for item in category or [] for c in item.split(",") if c.strip()})
+    if len(cats) > MAX_CATEGORIES:
+        raise BadRequest(f"At most {MAX_CATEGORIES} categories may be given.")
+    if any(len(c) > 200 for c in cats):
+        raise BadRequest("A category name is longer than 200 characters.")
+    filters = TileFilters()
+    if layer.filters.date:
+        filters = replace(filters, date_from=start, date_to=end)
+    if layer.filters.category:
+        filters = replace(filters, categories=tuple(cats))
+    return filters
+
+
+LayerFilters = Annotated[TileFilters, Depends(layer_filters)]

@@ -24,31 +24,27 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 from urllib.parse import quote, urlsplit
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import audit, sharing
-from app.api.deps import Admin, CatalogDep, SessionDep, SettingsDep
+from app import audit
+from app.api.deps import Admin, CatalogDep, SessionDep, SettingsDep, TileDep, TilesDep
 from app.catalog import Catalog, Layer
-from app.errors import AppError, BadRequest, Forbidden, NotFound, Unprocessable, problem
+from app.errors import AppError, Forbidden, NotFound, Unprocessable, problem
 from app.pages import embed as embed_page
 from app.roles import Role
-from app.tiles.cache import TileCache, etag, fill_versions, matches
-from app.tiles.embed_sql import cells_sql, features_sql
-from app.tiles.sql import BUFFER, EXTENT, VERSIONS, ident
+from app.tiles.http import respond
+from app.tiles.pipeline import EMBED_MAX_ZOOM, MVT, aggregated, embed_access, embed_bounds
 
 router = APIRouter(tags=["embeds"])
 
-MVT = "application/vnd.mapbox-vector-tile"
-FINEST_GRID_ZOOM = 14    # cells stop shrinking here: 16 per z14 tile, ~100 m in Great Britain
-MAX_ZOOM = 18            # where a finest cell fills a tile; the embed map zooms no further
+MAX_ZOOM = EMBED_MAX_ZOOM  # where a finest incident cell fills a tile; the embed map zooms no further
 MAX_DAYS = 2 * 366
 DEFAULT_DAYS = 365
 MAX_LIST = 500
-CACHE_CONTROL = "private, max-age=0, must-revalidate"
 KEY_PREFIX = "se_"
 
 ORIGIN = re.compile(
@@ -103,20 +99,6 @@ COUNT_VIEW = text("""
                                THEN now() ELSE view_audited_at END
     WHERE id = :id RETURNING view_audited_at = now() AS audit
 """)
-
-
-def extent_sql(layer: Layer) -> str:
-    source = sharing.source_sql(layer.source) if layer.source in sharing.FUNCTION_SOURCES else ident(layer.source)
-    return f"""
-        SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (
-            SELECT ST_Extent(t.geom) AS e FROM {source} AS t
-            WHERE t.partnership_id = :p AND t.geom && ST_MakeEnvelope(:ax0, :ay0, :ax1, :ay1, 4326)
-        ) AS s"""
-
-
-def aggregated(layer: Layer) -> bool:
-    """Incident data: never shipped point by point in an embed."""
-    return layer.cluster is not None or "incident" in layer.versioned_by
 
 
 # -- the API for administrators --------------------------------------------------------------------
@@ -268,11 +250,7 @@ class LiveEmbed:
 
     def access_params(self) -> dict:
         """The sharing function's arguments: the role 'embed', no agency, capped at the precision."""
-        return {"p": self.partnership_id, "role": Role.embed.value, "agency": None, "level_cap": self.precision}
-
-    def area_params(self) -> dict:
-        x0, y0, x1, y1 = self.area or (-180.0, -90.0, 180.0, 90.0)
-        return {"ax0": x0, "ay0": y0, "ax1": x1, "ay1": y1}
+        return embed_access(self)
 
 
 async def live_embed(session: AsyncSession, public_id: str, key: str | None) -> LiveEmbed:
@@ -324,21 +302,12 @@ async def bounds_of(session: AsyncSession, catalog: Catalog, embed: LiveEmbed) -
     if embed.area:
         x0, y0, x1, y1 = embed.area
         return [[y0, x0], [y1, x1]]
-    boxes = []
-    for layer_id in embed.layers:
-        layer = catalog.get(layer_id)
-        if layer is None:
-            continue
-        row = (await session.execute(text(extent_sql(layer)),
-                                     {**embed.access_params(), **embed.area_params()})).one()
-        if row[0] is not None:
-            boxes.append(row)
-    if not boxes:
+    layers = [l for l in (catalog.get(i) for i in embed.layers) if l is not None]
+    box = await embed_bounds(session, embed, layers)
+    if box is None:
         return None
-    s = math.floor(min(b[1] for b in boxes) * 100) / 100
-    w = math.floor(min(b[0] for b in boxes) * 100) / 100
-    n = math.ceil(max(b[3] for b in boxes) * 100) / 100
-    e = math.ceil(max(b[2] for b in boxes) * 100) / 100
+    w, s = math.floor(box[0] * 100) / 100, math.floor(box[1] * 100) / 100
+    e, n = math.ceil(box[2] * 100) / 100, math.ceil(box[3] * 100) / 100
     return [[s, w], [n, e]]
 
 
@@ -356,7 +325,8 @@ async def embed_map(public_id: PublicId, request: Request, session: SessionDep, 
     bounds = await bounds_of(session, catalog, embed)
     config = embed_page.embed_config(embed.title, embed.partnership_name, bounds, [
         embed_page.layer_config(l, f"/embed/{embed.public_id}/tiles/{l.id}/{{z}}/{{x}}/{{y}}.mvt?key={quote(key or '')}",
-                                aggregate=aggregated(l), max_zoom=MAX_ZOOM, min_count=sharing.suppress_below())
+                                aggregate=aggregated(l), max_zoom=MAX_ZOOM,
+                                min_count=settings.suppress_below)
         for l in layers], max_zoom=MAX_ZOOM)
     body, csp = embed_page.embed_html(settings.static_dir, config, embed.allowed_origins)
     if (await session.execute(COUNT_VIEW, {"id": embed.id})).scalar_one():
@@ -370,71 +340,25 @@ async def embed_map(public_id: PublicId, request: Request, session: SessionDep, 
         "Referrer-Policy": "no-referrer"})
 
 
-def embed_tile_cache(request: Request) -> TileCache:
-    cache = getattr(request.app.state, "embed_tile_cache", None)
-    if cache is None:
-        cache = request.app.state.embed_tile_cache = TileCache(request.app.state.settings.tile_cache_entries)
-    return cache
+async def embed_layer(public_id: PublicId, layer_id: Annotated[str, Path(description="one of the embed's layers")],
+                      request: Request, session: SessionDep, catalog: CatalogDep,
+                      key: KeyQuery = None) -> tuple[LiveEmbed, Layer]:
+    """The live embed the key opens and one of its layers; tiles only for the embed page's scripts."""
+    refuse_browser_misuse(request)
+    embed = await live_embed(session, public_id, key)
+    layer = catalog.get(layer_id)
+    if layer is None or layer_id not in embed.layers:
+        raise NotFound(f"This embedded map has no layer {layer_id[:100]!r}.")
+    return embed, layer
 
 
 @router.get("/embed/{public_id}/tiles/{layer_id}/{z}/{x}/{y}.mvt", response_class=Response,
             summary="A vector tile of an embedded map's layer (with the embed's key)",
             responses={200: {"content": {MVT: {}}}, 204: {"description": "empty tile"},
                        304: {"description": "not modified"}})
-async def embed_tile(public_id: PublicId, layer_id: str, z: int, x: int, y: int, request: Request,
-                     session: SessionDep, catalog: CatalogDep, key: KeyQuery = None,
+async def embed_tile(shown: Annotated[tuple[LiveEmbed, Layer], Depends(embed_layer)], xyz: TileDep,
+                     session: SessionDep, tiles: TilesDep,
                      if_none_match: Annotated[str | None, Header()] = None) -> Response:
-    refuse_browser_misuse(request)
-    embed = await live_embed(session, public_id, key)
-    layer = catalog.get(layer_id)
-    if layer is None or layer_id not in embed.layers:
-        raise NotFound(f"This embedded map has no layer {layer_id[:100]!r}.")
-    if not 0 <= z <= 24 or not (0 <= x < (1 << z) and 0 <= y < (1 << z)):
-        raise BadRequest(f"Tile {z}/{x}/{y} does not exist.")
-    cells = aggregated(layer)
-    key_parts = ("embed", embed.id, embed.public_id, embed.precision, layer.id, z, x, y, catalog.fingerprint,
-                 sharing.suppress_below())
-    headers = {"Cache-Control": CACHE_CONTROL, "Referrer-Policy": "no-referrer"}
-    outside = not layer.minzoom <= z <= min(layer.maxzoom, MAX_ZOOM) or not _touches(embed.area, z, x, y)
-    if outside:
-        tag = etag(*key_parts, "outside", versions=())
-        return Response(status_code=304 if matches(if_none_match, tag) else 204, headers={**headers, "ETag": tag})
-    found = (await session.execute(text(VERSIONS), {"p": embed.partnership_id,
-                                                    "tables": list(layer.versioned_by)})).scalar_one()
-    tag = etag(*key_parts, versions=fill_versions(found, layer.versioned_by))
-    if matches(if_none_match, tag):
-        return Response(status_code=304, headers={**headers, "ETag": tag})
-    cache = embed_tile_cache(request)
-    data = cache.get(tag)
-    if data is None:
-        params = {"p": embed.partnership_id, "z": z, "x": x, "y": y, "name": layer.id,
-                  "tables": list(layer.versioned_by), **embed.area_params()}
-        if cells:
-            n = 16 >> max(0, z - FINEST_GRID_ZOOM)
-            params.update(n=n, ntiles=float(1 << z), tx=float(x), ty=float(y), unit=EXTENT / n,
-                          min_count=sharing.suppress_below(), **embed.access_params())
-            sql = cells_sql(layer)
-        else:
-            params["margin"] = BUFFER / EXTENT
-            sql = features_sql(layer)
-        row = (await session.execute(text(sql), params)).one()
-        tag = etag(*key_parts, versions=fill_versions(row.versions, layer.versioned_by))
-        data = bytes(row.tile or b"")
-        cache.put(tag, data)
-    headers["ETag"] = tag
-    if not data:
-        return Response(status_code=204, headers=headers)
-    return Response(data, media_type=MVT, headers=headers)
-
-
-def _touches(area: tuple[float, float, float, float] | None, z: int, x: int, y: int) -> bool:
-    """Whether tile z/x/y meets the area at all (no database needed to answer an empty tile)."""
-    if area is None:
-        return True
-    n = 1 << z
-    west, east = x / n * 360 - 180, (x + 1) / n * 360 - 180
-    north = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * y / n))))
-    south = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * (y + 1) / n))))
-    x0, y0, x1, y1 = area
-    return west <= x1 and east >= x0 and south <= y1 and north >= y0
-
+    embed, layer = shown
+    return respond(await tiles.embed_tile(session, embed, layer, xyz, if_none_match),
+                   {"Referrer-Policy": "no-referrer"})

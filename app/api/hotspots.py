@@ -9,7 +9,6 @@ answered from one data_version lookup and a repeated tile comes from the in-proc
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import quote, urlencode
@@ -17,37 +16,18 @@ from urllib.parse import quote, urlencode
 import numpy as np
 from fastapi import APIRouter, Header, Query, Request, Response
 from pyproj import Transformer
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import sharing
-from app.analysis.hotspot_cells import area_cell
-from app.analysis.hotspot_data import (
-    Bins,
-    HotspotFilter,
-    HotspotPrincipal,
-    SmallCache,
-    data_context,
-    hotspot_filter,
-    load_bins,
-    resolve_period,
-    study_extent,
-)
+from app.analysis.hotspot_data import HotspotFilter, data_context, hotspot_filter
 from app.analysis.kde import MAX_BANDWIDTH_M, MAX_CELL_M, MIN_CELL_M, Surface, hotspot_surface
-from app.analysis.raster_tiles import metres_per_pixel, render_tile, tile_bounds_metric
-from app.api.deps import SessionDep, Viewer
-from app.api.tiles import CACHE_CONTROL, MVT, VARY, check_tile, not_modified, tile_cache, tile_response
-from app.tiles.cache import etag, matches
-from app.tiles.sql import HOTSPOT_CELL_TILE_SQL
+from app.api.deps import SessionDep, TileDep, TilesDep, Viewer
+from app.tiles.cache import Body, etag
+from app.tiles.hotspots import MIN_COUNT_CELL_M, PNG, count_cells_tile, surface_tile
+from app.tiles.http import respond
+from app.tiles.pipeline import MVT, conditional
 
 router = APIRouter(tags=["hotspots"])
 
-PNG = "image/png"
 UNITS = "incidents per km²"
-# Count cells are never finer than the 100 m grid the sharing rules anonymise to, so a count never
-# pinpoints an incident; at low zooms cells merge (2x2, 4x4, ...) until each is about CELL_PX wide.
-MIN_COUNT_CELL_M = 100.0
-CELL_PX = 8
 
 FromQuery = Annotated[str | None, Query(alias="from", description=(
     "YYYY-MM or YYYY-MM-DD; default: the latest month with data"))]
@@ -89,33 +69,17 @@ def surface_request(from_: str | None, to: str | None, category: list[str] | Non
     return SurfaceRequest(hotspot_filter(from_, to, category or [], dataset or []), classes, cell_m, bandwidth_m)
 
 
-def png_response(tile: bytes, tag: str) -> Response:
-    return Response(tile, media_type=PNG, headers={"ETag": tag, "Cache-Control": CACHE_CONTROL, "Vary": VARY})
-
-
 @router.get("/tiles/hotspots/{z}/{x}/{y}.png", summary="A transparent PNG tile of the hotspot density surface",
             response_class=Response, responses={200: {"content": {PNG: {}}}, 304: {"description": "not modified"}})
-async def hotspot_tile(z: int, x: int, y: int, request: Request, session: SessionDep, principal: Viewer,
+async def hotspot_tile(xyz: TileDep, session: SessionDep, principal: Viewer, tiles: TilesDep,
                        from_: FromQuery = None, to: ToQuery = None, category: CategoryQuery = None,
                        dataset: DatasetQuery = None, classes: ClassesQuery = "stddev", cell_m: CellQuery = None,
                        bandwidth_m: BandwidthQuery = None, if_none_match: IfNoneMatch = None) -> Response:
     """256 px, coloured by the legend's classes (`GET /api/hotspots/legend` with the same
     parameters); below the first class, and outside the study area, transparent."""
-    check_tile(z, x, y)
-    req = surface_request(from_, to, category, dataset, classes, cell_m, bandwidth_m)
-    context = await data_context(session, principal)
-    tag = etag("hotspots.png", z, x, y, *req.key(), versions=[context.version_key])
-    if matches(if_none_match, tag):
-        return not_modified(tag)
-    cache = tile_cache(request)
-    cached = cache.get(tag)
-    if cached is not None:
-        return png_response(cached, tag)
-    surface = await hotspot_surface(session, principal, req.flt, cell_m, bandwidth_m, classes)
-    tile = render_tile(surface, z, x, y)
-    tag = etag("hotspots.png", z, x, y, *req.key(), versions=[surface.version_key])  # as read
-    cache.put(tag, tile)
-    return png_response(tile, tag)
+    flt = hotspot_filter(from_, to, category or [], dataset or [])
+    return respond(await surface_tile(tiles, session, principal, xyz, flt, classes, cell_m, bandwidth_m,
+                                      if_none_match))
 
 
 @router.get("/api/hotspots/legend", summary="The legend of the hotspot density surface")
@@ -130,12 +94,13 @@ async def legend(request: Request, session: SessionDep, principal: Viewer, from_
     req = surface_request(from_, to, category, dataset, classes, cell_m, bandwidth_m)
     context = await data_context(session, principal)
     tag = etag("hotspots.legend", *req.key(), str(request.base_url), versions=[context.version_key])
-    if matches(if_none_match, tag):
-        return not_modified(tag)
-    surface = await hotspot_surface(session, principal, req.flt, cell_m, bandwidth_m, classes)
-    body = legend_json(surface, req, str(request.base_url).rstrip("/"))
-    return Response(json.dumps(body), media_type="application/json",
-                    headers={"ETag": tag, "Cache-Control": CACHE_CONTROL, "Vary": VARY})
+
+    async def produce() -> Body:
+        surface = await hotspot_surface(session, principal, req.flt, cell_m, bandwidth_m, classes)
+        body = legend_json(surface, req, str(request.base_url).rstrip("/"))
+        return Body(json.dumps(body).encode(), tag, "application/json")
+
+    return respond(await conditional(if_none_match, tag, produce))
 
 
 def legend_json(surface: Surface, req: SurfaceRequest, base: str) -> dict:
@@ -181,48 +146,10 @@ def surface_bounds(surface: Surface) -> list[float] | None:
 
 
 # -- counts on grid cells, as vector tiles ---------------------------------------------------------------
-_CELL_BINS = SmallCache(32)
-
-
-async def count_bins(session: AsyncSession, principal: HotspotPrincipal, flt: HotspotFilter,
-                     cell_m: float | None) -> Bins | None:
-    """The caller's counts on the area grid (the cells the Gi*, change and top lists use), cached
-    by data version."""
-    flt = await resolve_period(session, principal, flt)
-    extent = await study_extent(session, principal, flt)
-    if extent is None:
-        return None
-    cell = max(area_cell(cell_m, extent), MIN_COUNT_CELL_M)
-    context = await data_context(session, principal)
-    key = (context.version_key, flt.key(), cell)
-    bins = _CELL_BINS.get(key)
-    if bins is None:
-        bins = await load_bins(session, principal, flt, cell, extent)
-        _CELL_BINS.put(key, bins)
-    return bins
-
-
-def merged_cells(bins: Bins, z: int) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
-    """(size, xs, ys, counts) of the non-empty cells, merged in blocks of 2^k x 2^k so that a cell is
-    at least CELL_PX pixels wide at zoom z. Blocks are aligned on the whole CRS grid (not this
-    grid's corner), so merged cells line up across periods and filters."""
-    iy, ix = np.nonzero(bins.counts)
-    counts = bins.counts[iy, ix]
-    centre_lat = Transformer.from_crs(bins.srid, 4326, always_xy=True).transform(
-        bins.x0 + bins.counts.shape[1] * bins.cell_m / 2, bins.y0 + bins.counts.shape[0] * bins.cell_m / 2)[1]
-    factor = 2 ** max(0, math.ceil(math.log2(CELL_PX * metres_per_pixel(z, centre_lat) / bins.cell_m)))
-    gx = np.round(bins.x0 / bins.cell_m).astype(np.int64) + ix
-    gy = np.round(bins.y0 / bins.cell_m).astype(np.int64) + iy
-    blocks, inverse = np.unique(np.stack([gx // factor, gy // factor], axis=1), axis=0, return_inverse=True)
-    summed = np.bincount(inverse.ravel(), weights=counts, minlength=len(blocks))
-    size = bins.cell_m * factor
-    return size, blocks[:, 0] * size, blocks[:, 1] * size, np.rint(summed).astype(np.int64)
-
-
 @router.get("/tiles/hotspot-cells/{z}/{x}/{y}.mvt", summary="Incident counts on grid cells, as a vector tile",
             response_class=Response, responses={200: {"content": {MVT: {}}}, 204: {"description": "empty tile"},
                                                 304: {"description": "not modified"}})
-async def hotspot_cells_tile(z: int, x: int, y: int, request: Request, session: SessionDep, principal: Viewer,
+async def hotspot_cells_tile(xyz: TileDep, session: SessionDep, principal: Viewer, tiles: TilesDep,
                              from_: FromQuery = None, to: ToQuery = None, category: CategoryQuery = None,
                              dataset: DatasetQuery = None,
                              cell_m: Annotated[float | None, Query(ge=MIN_COUNT_CELL_M, le=MAX_CELL_M, description=(
@@ -232,35 +159,5 @@ async def hotspot_cells_tile(z: int, x: int, y: int, request: Request, session: 
     (lower-left corner, e.g. E383400N398200) and `cell_m`. At low zooms cells merge into blocks of
     2x2, 4x4, ... so each stays visible; every incident is still counted once. Cells with fewer
     than SAFERMAP_SUPPRESS_BELOW incidents are left out unless you see every incident exactly."""
-    check_tile(z, x, y)
     flt = hotspot_filter(from_, to, category or [], dataset or [])
-    context = await data_context(session, principal)
-    tag = etag("hotspot-cells.mvt", z, x, y, flt.key(), cell_m, versions=[context.version_key])
-    if matches(if_none_match, tag):
-        return not_modified(tag)
-    cache = tile_cache(request)
-    cached = cache.get(tag)
-    if cached is not None:
-        return tile_response(cached, tag)
-    bins = await count_bins(session, principal, flt, cell_m)
-    tile = b""
-    if bins is not None and bins.total:
-        tile = await cells_tile(session, bins, z, x, y)
-        tag = etag("hotspot-cells.mvt", z, x, y, flt.key(), cell_m, versions=[bins.version_key])
-    cache.put(tag, tile)
-    return tile_response(tile, tag)
-
-
-async def cells_tile(session: AsyncSession, bins: Bins, z: int, x: int, y: int) -> bytes:
-    size, xs, ys, counts = merged_cells(bins, z)
-    minx, miny, maxx, maxy = tile_bounds_metric(z, x, y, bins.srid)
-    keep = (xs + size >= minx - size) & (xs <= maxx + size) & (ys + size >= miny - size) & (ys <= maxy + size)
-    if not bins.all_exact:
-        keep &= counts >= sharing.suppress_below()
-    if not keep.any():
-        return b""
-    tile = (await session.execute(text(HOTSPOT_CELL_TILE_SQL), {
-        "xs": xs[keep].tolist(), "ys": ys[keep].tolist(), "ns": counts[keep].tolist(), "size": size,
-        "srid": bins.srid, "z": z, "x": x, "y": y})).scalar()
-    return bytes(tile or b"")
-
+    return respond(await count_cells_tile(tiles, session, principal, xyz, flt, cell_m, if_none_match))

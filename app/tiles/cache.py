@@ -1,24 +1,34 @@
 """Tile ETags and the in-process tile cache.
 
-An ETag names everything a tile depends on: layer, z/x/y, filters, partnership, role, the
-catalog's fingerprint, the caller's sharing access (partnership, role, agency) and the data versions of the layer's tables for that partnership. Because
-the data version is in the key, every worker's cache is right without any shared state: a change
-in the database changes the key, and stale entries simply age out of the LRU.
+An ETag names everything a tile depends on: its kind, z/x/y, filters, the catalog's fingerprint,
+the caller's sharing access (partnership, role, agency, level cap) and the data versions of the
+tables it is drawn from. Because the data version is in the key, every worker's cache is right
+without any shared state: a change in the database changes the key, and stale entries simply age
+out of the LRU.
 """
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.caches import Bounded
 from app.catalog import Layer
 from app.tiles.sql import versions_sql
 
-DEFAULT_MAX_BYTES = 256 * 1024 * 1024  # a few dense high-zoom tiles must not exhaust memory
+
+@dataclass(frozen=True)
+class Body:
+    """A drawn tile (or any answer named by an ETag): its bytes, ETag and media type. `exact`: it
+    holds exact incident locations, so even a cached copy is audited when served."""
+    data: bytes
+    etag: str
+    media_type: str
+    exact: bool = False
 
 
 def etag(*parts: object, versions: Iterable[str]) -> str:
@@ -56,40 +66,35 @@ def matches(if_none_match: str | None, tag: str) -> bool:
 
 
 class TileCache:
-    """A bounded LRU of tile bytes keyed by ETag, limited by entries and by total bytes."""
+    """Tiles by ETag, at most `max_entries` of them and `max_bytes` of tile data in all
+    (SAFERMAP_TILE_CACHE_ENTRIES, SAFERMAP_TILE_CACHE_BYTES); 0 entries turns it off. A tile over a
+    quarter of the byte budget is not kept: one huge tile must not flush everything else."""
 
-    def __init__(self, max_entries: int, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
-        self.max_entries = max(0, max_entries)
+    def __init__(self, max_entries: int, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self._items: OrderedDict[str, bytes] = OrderedDict()
-        self._bytes = 0
+        self._lru = Bounded(max_entries, max_bytes, lambda tile: len(tile.data))
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: str) -> bytes | None:
-        tile = self._items.get(key)
+    def get(self, tag: str) -> Body | None:
+        tile = self._lru.get(tag)
         if tile is None:
             self.misses += 1
-            return None
-        self._items.move_to_end(key)
-        self.hits += 1
+        else:
+            self.hits += 1
         return tile
 
-    def put(self, key: str, tile: bytes) -> None:
-        if self.max_entries == 0 or len(tile) > self.max_bytes // 4:
-            return  # one huge tile must not flush everything else
-        old = self._items.pop(key, None)
-        if old is not None:
-            self._bytes -= len(old)
-        self._items[key] = tile
-        self._bytes += len(tile)
-        while len(self._items) > self.max_entries or self._bytes > self.max_bytes:
-            _, evicted = self._items.popitem(last=False)
-            self._bytes -= len(evicted)
+    def put(self, tile: Body) -> None:
+        if len(tile.data) <= self.max_bytes // 4:
+            self._lru.put(tile.etag, tile)
+
+    @property
+    def bytes(self) -> int:
+        """Tile bytes held (entries smaller than their share of the budget are charged that share)."""
+        return sum(len(t.data) for t in self._lru.values())
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._lru)
 
     def clear(self) -> None:
-        self._items.clear()
-        self._bytes = 0
+        self._lru.clear()

@@ -1,22 +1,30 @@
-"""The SQL behind vector tiles and TileJSON, built from the validated catalog.
+"""The SQL behind every vector tile and TileJSON bound: one builder, driven by the validated catalog.
 
-Identifiers come only from the catalog (already checked against a strict pattern) and still go
-through `ident()`; every value is a bound parameter. Each tile is one statement: it returns the
-tile and the data versions it was drawn from, read in the same snapshot, so the ETag a tile is
-cached under always describes exactly the data in it.
+A statement is shaped by a `Plan`: points or cells, which request filters are given, and whether
+it is for an embed (the embed's own partnership only, inside its area, never exact; cells drawn at
+the cell's centre, small cells always held back). Identifiers come only from the catalog (already
+checked against a strict pattern) and still go through `ident()`; every value is a bound
+parameter. Each tile is one statement: it returns the tile, whether it holds exact locations, and
+the data versions it was drawn from, read in the same snapshot, so the ETag a tile is cached under
+always describes exactly the data in it.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
+
+from cachetools import LRUCache, cached
 
 from app.catalog import IDENT, Layer
-from app.sharing import is_shared, source_sql
+from app.sharing import FUNCTION_ARGS
+from app.tiles import grid
+from app.tiles.grid import Tile
+from app.tiles.grid import lonlat_to_tile as lonlat_to_tile  # tests and benches import it from here
 
 EXTENT = 4096           # tile coordinate space (ST_AsMVT's default)
 BUFFER = 64             # tile units drawn beyond the edge, so symbols and outlines do not clip
-HALF_WORLD = 20037508.342789244  # EPSG:3857 half width, metres
+AREA = "ST_MakeEnvelope(:ax0, :ay0, :ax1, :ay1, 4326)"  # an embed's area (lon/lat)
 
 
 def ident(name: str) -> str:
@@ -45,6 +53,14 @@ class TileFilters:
         return {"date_from": self.date_from, "date_to": self.date_to, "categories": list(self.categories)}
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What shapes a statement's text; one statement (and one server-side plan) per Plan."""
+    cells: bool = False                                  # counts on grid cells, not one feature a row
+    filters: tuple[bool, bool, bool] = (False, False, False)  # from, to, categories given
+    embed: bool = False                                  # for an embed (see the module docstring)
+
+
 VERSIONS = """
     SELECT coalesce(array_agg(source || '=' || version ORDER BY source), '{}')
     FROM data_version WHERE partnership_id = :p AND source = ANY(:tables)
@@ -60,19 +76,25 @@ SHARED_VERSIONS = """
 """
 
 
-def versions_sql(layer: Layer) -> str:
-    return SHARED_VERSIONS if is_shared(layer.source) else VERSIONS
+def versions_sql(layer: Layer, embed: bool = False) -> str:
+    return SHARED_VERSIONS if layer.shared and not embed else VERSIONS
 
 
-def _where(layer: Layer, shape: tuple[bool, bool, bool], envelope: str | None) -> str:
+def from_sql(layer: Layer) -> str:
+    """The FROM item the catalog names: a view, or a sharing function called with the caller."""
+    return f"{ident(layer.source)}{FUNCTION_ARGS}" if layer.shared else ident(layer.source)
+
+
+def _where(layer: Layer, plan: Plan, envelope: str | None) -> str:
     # Scope to the partnership first; filter by the envelope transformed to the column's CRS
-    # (never the column to the tile's), so the GiST index on geom is used.
-    # A shared source (the sharing function) is scoped by the function itself, across partnerships
-    # where the rules say so.
-    clauses = ["true"] if is_shared(layer.source) else ["t.partnership_id = :p"]
+    # (never the column to the tile's), so the GiST index on geom is used. A sharing function
+    # scopes itself, across partnerships where the rules say so; an embed shows its own only.
+    clauses = ["t.partnership_id = :p"] if plan.embed or not layer.shared else ["true"]
     if envelope:
         clauses.append(f"t.geom && ST_Transform({envelope}, 4326)")
-    has_from, has_to, has_cats = shape
+    if plan.embed:
+        clauses.append(f"t.geom && {AREA}")
+    has_from, has_to, has_cats = plan.filters
     if layer.filters.date and has_from:
         clauses.append(f"t.{ident(layer.filters.date)} >= :date_from")
     if layer.filters.date and has_to:
@@ -82,14 +104,15 @@ def _where(layer: Layer, shape: tuple[bool, bool, bool], envelope: str | None) -
     return " AND ".join(clauses)
 
 
-def _features(layer: Layer, shape: tuple[bool, bool, bool]) -> str:
+def _features(layer: Layer, plan: Plan) -> str:
     """One MVT feature per row: the catalog's fields, the row id as the MVT feature id. (ST_AsMVT
     skips the rare NULL geometry ST_AsMVTGeom returns; filtering on it would draw each twice.)"""
     cols = ", ".join(f"t.{ident(f)}" for f in layer.fields)
-    envelope = "ST_TileEnvelope(:z, :x, :y, margin => :margin)"
-    where = _where(layer, shape, envelope)
+    where = _where(layer, plan, "ST_TileEnvelope(:z, :x, :y, margin => :margin)")
+    # In an embed, lines and polygons stop at the area's edge.
+    geom = f"ST_ClipByBox2D(t.geom, {AREA})" if plan.embed and layer.geometry != "point" else "t.geom"
     exact = "false"
-    if is_shared(layer.source):
+    if layer.shared:
         # Aggregate-level rows are for counting only, never shown one by one. Whether the tile
         # holds exact locations is returned with it (the exact-view audit needs it).
         where += " AND t.level IN ('sanitised', 'exact')"
@@ -98,29 +121,35 @@ def _features(layer: Layer, shape: tuple[bool, bool, bool]) -> str:
             cols += ", t.level"
     return f"""
         SELECT ST_AsMVT(f, :name, {EXTENT}, 'geom', 'id') AS tile, {exact} AS exact FROM (
-            SELECT ST_AsMVTGeom(ST_Transform(t.geom, 3857), ST_TileEnvelope(:z, :x, :y),
+            SELECT ST_AsMVTGeom(ST_Transform({geom}, 3857), ST_TileEnvelope(:z, :x, :y),
                                 {EXTENT}, {BUFFER}, true) AS geom,
                    t.id, {cols}
-            FROM {source_sql(layer.source)} AS t
+            FROM {from_sql(layer)} AS t
             WHERE {where}
         ) AS f"""
 
 
-def _cells(layer: Layer, shape: tuple[bool, bool, bool]) -> str:
-    """Aggregates for dense zooms: points grouped into square cells of about `cell_px` tile pixels,
-    one feature per occupied cell at the mean position of its members, carrying `count` (and the
-    most frequent category). Cells are numbered on a world grid (n per tile side) computed from
-    lon/lat alone, so a point on an edge shared by two tiles gets the same cell number in both and
-    is counted in exactly one tile and one cell. The arithmetic (spherical Mercator) is cheaper
-    than transforming and clipping every point, and the edge test runs per cell, not per point."""
-    cat = layer.filters.category
+def _cells(layer: Layer, plan: Plan) -> str:
+    """Counts for dense zooms: points grouped into square cells (:n per tile side), one feature per
+    occupied cell carrying `count` (and the most frequent category). Cells are numbered on a world
+    grid computed from lon/lat alone, so a point on an edge shared by two tiles gets the same cell
+    number in both and is counted in exactly one tile and one cell. The arithmetic (spherical
+    Mercator) is cheaper than transforming and clipping every point, and the edge test runs per
+    cell, not per point. A cell is drawn at the mean position of its members, or, in an embed, at
+    its centre (never where its incidents are)."""
+    cat = None if plan.embed else layer.filters.category
     cat_col = f", t.{ident(cat)} AS cat" if cat else ""
     cat_group = ", cat" if cat else ""
     top = ", (array_agg(cat ORDER BY n DESC, cat))[1] AS top_category" if cat else ""
     top_out = ", top_category" if cat else ""
     # Suppression: a cell is held back when it has fewer than :k incidents and the caller does
-    # not see every one of them exactly (positions of shared rows below exact are anonymous).
-    ex_col = ", t.level = 'exact' AS ex" if is_shared(layer.source) else ", true AS ex"
+    # not see every one of them exactly (positions of shared rows below exact are anonymous; an
+    # embed is never exact).
+    ex_col = ", false AS ex" if plan.embed else ", t.level = 'exact' AS ex" if layer.shared else ", true AS ex"
+    if plan.embed:
+        position = "cx - :gx0 + 0.5 AS mx, cy - :gy0 + 0.5 AS my"
+    else:
+        position = "sum(sx) / sum(n) - :gx0 AS mx, sum(sy) / sum(n) - :gy0 AS my"
     gx = "(ST_X(t.geom) + 180.0) / 360.0 * :gscale"
     gy = "(0.5 - ln(tan(pi() / 4 + radians(ST_Y(t.geom)) / 2)) / (2 * pi())) * :gscale"
     return f"""
@@ -129,13 +158,13 @@ def _cells(layer: Layer, shape: tuple[bool, bool, bool]) -> str:
                    count(*) AS n, sum(gx) AS sx, sum(gy) AS sy, bool_and(ex) AS ex
             FROM (  -- OFFSET 0 keeps this apart, so each point's position is computed once
                 SELECT {gx} AS gx, {gy} AS gy{cat_col}{ex_col}
-                FROM {source_sql(layer.source)} AS t
-                WHERE {_where(layer, shape, "ST_TileEnvelope(:z, :x, :y)")}
+                FROM {from_sql(layer)} AS t
+                WHERE {_where(layer, plan, "ST_TileEnvelope(:z, :x, :y)")}
                 OFFSET 0
             ) AS p
             GROUP BY 1, 2{cat_group}
         ), cells AS (
-            SELECT sum(n)::int AS count, sum(sx) / sum(n) - :gx0 AS mx, sum(sy) / sum(n) - :gy0 AS my{top}
+            SELECT sum(n)::int AS count, {position}{top}
             FROM by_cat WHERE cx >= :gx0 AND cx < :gx0 + :n AND cy >= :gy0 AND cy < :gy0 + :n
             GROUP BY cx, cy
             HAVING bool_and(ex) OR sum(n) >= :k
@@ -145,62 +174,45 @@ def _cells(layer: Layer, shape: tuple[bool, bool, bool]) -> str:
         ) AS f"""
 
 
-# Built statements, keyed by the layer's full definition (pydantic models are not hashable, and a
+# Built statements, keyed by the layer's whole definition (pydantic models are not hashable, and a
 # catalog reload must never reuse a statement built for a different definition).
-_BUILT: dict[tuple, str] = {}
+@cached(LRUCache(maxsize=512), key=lambda layer, plan: (layer.model_dump_json(), plan))
+def tile_sql(layer: Layer, plan: Plan) -> str:
+    """The whole tile statement: (tile bytes, exact, data versions) from one snapshot."""
+    body = _cells(layer, plan) if plan.cells else _features(layer, plan)
+    return f"SELECT b.tile, b.exact, ({versions_sql(layer, plan.embed)}) AS versions FROM ({body}) AS b"
 
 
-def _memo(key: tuple, build) -> str:
-    if key not in _BUILT:
-        if len(_BUILT) > 512:
-            _BUILT.clear()
-        _BUILT[key] = build()
-    return _BUILT[key]
+@cached(LRUCache(maxsize=512), key=lambda layer, plan: (layer.model_dump_json(), plan))
+def extent_sql(layer: Layer, plan: Plan) -> str:
+    """Bounds of the caller's data (TileJSON, an embed's opening view), with the versions they were
+    read at. Through the sharing function too: below exact they are anonymous points' bounds."""
+    return f"""
+        SELECT ST_XMin(e) AS minx, ST_YMin(e) AS miny, ST_XMax(e) AS maxx, ST_YMax(e) AS maxy,
+               ({versions_sql(layer, plan.embed)}) AS versions
+        FROM (SELECT ST_Extent(t.geom) AS e FROM {from_sql(layer)} AS t
+              WHERE {_where(layer, plan, None)}) AS s"""
 
 
-def tile_sql(layer: Layer, clustered: bool, shape: tuple[bool, bool, bool]) -> str:
-    """The whole tile statement: (tile bytes, data versions) from one snapshot."""
-    def build() -> str:
-        body = _cells(layer, shape) if clustered else _features(layer, shape)
-        return f"SELECT b.tile, b.exact, ({versions_sql(layer)}) AS versions FROM ({body}) AS b"
-    return _memo(("tile", layer.model_dump_json(), clustered, shape), build)
-
-
-def tile_params(layer: Layer, partnership_id: int, z: int, x: int, y: int, filters: TileFilters,
-                access: dict | None = None, suppress_below: int = 5) -> dict:
-    """`access`: the sharing function's parameters for the caller (app.sharing.access_params);
-    without it a shared layer is read as the partnership's admin would."""
-    params = {"p": partnership_id, "z": z, "x": x, "y": y, "name": layer.id,
-              "tables": list(layer.versioned_by), "margin": BUFFER / EXTENT, "k": suppress_below,
-              "role": "admin", "agency": None, "level_cap": "exact"}
-    params.update(access or {})
-    if layer.cluster:
-        n = max(1, round(256 / layer.cluster.cell_px))  # cells per tile side
-        params.update(n=n, gscale=float(n << z), gx0=x * n, gy0=y * n, unit=EXTENT / n)
-    params.update({k: v for k, v in filters.params().items() if v not in (None, [])})
+def tile_params(layer: Layer, tile: Tile, access: dict[str, Any], *, filters: TileFilters = TileFilters(),
+                k: int = 5, cells: int | None = None,
+                area: tuple[float, float, float, float] | None = None) -> dict[str, Any]:
+    """The bound values of a tile statement. `access`: the sharing function's parameters for the
+    caller (app.sharing.access_params); `k`: the suppression threshold; `cells`: cells per tile
+    side when drawing cells; `area`: an embed's area."""
+    params: dict[str, Any] = {**access, "z": tile.z, "x": tile.x, "y": tile.y, "name": layer.id,
+                              "tables": list(layer.versioned_by), "margin": BUFFER / EXTENT, "k": k}
+    if cells:
+        params.update(n=cells, gscale=float(cells * grid.tiles_across(tile.z)), gx0=tile.x * cells, gy0=tile.y * cells,
+                      unit=EXTENT / cells)
+    params.update(area_params(area))
+    params.update({name: v for name, v in filters.params().items() if v not in (None, [])})
     return params
 
 
-def extent_sql(layer: Layer, shape: tuple[bool, bool, bool]) -> str:
-    """Bounds of the caller's data for TileJSON, with the versions they were read at."""
-    return _memo(("extent", layer.model_dump_json(), shape), lambda: _extent_sql(layer, shape))
-
-
-def _extent_sql(layer: Layer, shape: tuple[bool, bool, bool]) -> str:
-    where = _where(layer, shape, None)
-    return f"""
-        SELECT ST_XMin(e) AS minx, ST_YMin(e) AS miny, ST_XMax(e) AS maxx, ST_YMax(e) AS maxy,
-               ({versions_sql(layer)}) AS versions
-        FROM (SELECT ST_Extent(t.geom) AS e FROM {source_sql(layer.source)} AS t WHERE {where}) AS s"""
-
-
-def lonlat_to_tile(lon: float, lat: float, z: int) -> tuple[int, int]:
-    """The tile (x, y) holding a WGS84 point at zoom z (for tests and the benchmark)."""
-    n = 1 << z
-    lat = max(min(lat, 85.0511), -85.0511)
-    x = int((lon + 180.0) / 360.0 * n)
-    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
-    return min(max(x, 0), n - 1), min(max(y, 0), n - 1)
+def area_params(area: tuple[float, float, float, float] | None) -> dict[str, float]:
+    x0, y0, x1, y1 = area or (-180.0, -90.0, 180.0, 90.0)
+    return {"ax0": x0, "ay0": y0, "ax1": x1, "ay1": y1}
 
 
 # Cells arrive as arrays of lower-left corners (metric CRS) and counts; PostGIS makes the squares,
