@@ -1,4 +1,4 @@
-/* Catalog layers as vector tiles, shared by SaferMap's map pages (overview, control room): each
+/* Catalog layers as vector tiles, shared by SaferMap's map pages (overview, control room, embed): each
  * layer's style from the catalog (colour by a field, dashed where values are assumed), popups,
  * counted clusters and stacked points, the legend and the zoom hints. Plain JS, no build step.
  *
@@ -12,6 +12,7 @@
   var common = window.SaferMapCommon;
   var el = common.el, colour = common.colour, escapeHtml = common.escapeHtml;
   var PANE_Z = common.PANE_Z;
+  var vectorGrid = window.SaferMapVectorGrid;  // the only script that touches VectorGrid's private parts
   var coarsePointer = window.matchMedia && window.matchMedia("(pointer: coarse)").matches;
 
   function shortCount(n) {
@@ -35,8 +36,10 @@
     return String(value);
   }
 
+  // A count cell: a cluster of a clustered layer (zoomed out), or any feature of an aggregate layer
+  // (an embed's incidents, which are only ever counts).
   function isCluster(layer, props) {
-    return !!layer.cluster && props.count !== undefined;
+    return !!(layer.cluster || layer.aggregate) && props.count !== undefined;
   }
 
   // police.uk snaps incidents to shared anonymous points, so many single incidents lie exactly on
@@ -98,74 +101,28 @@
     };
   }
 
-  // Where a drawn point feature is on the map, from its tile and its position in the tile.
-  function pointLatLng(map, symbol) {
-    var renderer = symbol._renderer;
-    if (!map || !renderer || !symbol._point) return null;
-    var coords = renderer.getCoord();
-    var size = renderer._size;
-    return map.unproject(L.point(coords.x * size.x, coords.y * size.y).add(symbol._point), coords.z);
+  // After a tile is drawn, each count cell (and each stack of incidents on one point) gets its
+  // count as SVG text on top; VectorGrid only draws shapes.
+  function drawCounts(layerId, tileSize, svg, tile) {
+    var data = tile.layers[layerId];
+    if (!data || !data.features) return;
+    var scale = tileSize / data.extent;
+    var group = document.createElementNS(SVG_NS, "g");
+    group.setAttribute("class", "sm-counts");
+    for (var i = 0; i < data.features.length; i++) {
+      var f = data.features[i];
+      var props = f.properties;
+      var n = props._stack ? (props._stackTop ? props._stack.length : 0) : Number(props.count);
+      if (f.type !== 1 || !(n > 1)) continue;
+      var p = f.geometry[0][0];
+      var text = document.createElementNS(SVG_NS, "text");
+      text.setAttribute("x", (p.x * scale).toFixed(1));
+      text.setAttribute("y", (p.y * scale).toFixed(1));
+      text.textContent = shortCount(n);
+      group.appendChild(text);
+    }
+    svg.appendChild(group);
   }
-
-  // Vector tiles plus readable counts: after a tile is drawn, each cluster (and each stack of
-  // incidents on one point) gets its count as SVG text on top; VectorGrid only draws shapes.
-  var CountedGrid = L.VectorGrid.Protobuf.extend({
-    _getVectorTilePromise: function (coords) {
-      var self = this;
-      var key = this._tileCoordsToKey(coords);
-      return L.VectorGrid.Protobuf.prototype._getVectorTilePromise.call(this, coords).then(function (tile) {
-        var data = tile.layers[self.options.layerId];
-        if (data && data.features && self.options.counts) markStacks(data);
-        self._decoded[key] = tile;
-        return tile;
-      });
-    },
-
-    // Leaflet treats anything with getLatLng as a marker when it fires a click, and VectorGrid's
-    // point symbols have none; give them their real position (which is also where popups open).
-    _createLayer: function (feat, pxPerExtent) {
-      var symbol = L.VectorGrid.Protobuf.prototype._createLayer.call(this, feat, pxPerExtent);
-      if (feat.type === 1) {
-        var grid = this;
-        symbol.getLatLng = function () { return pointLatLng(grid._map, symbol); };
-      }
-      return symbol;
-    },
-
-    createTile: function (coords, done) {
-      var self = this;
-      var key = this._tileCoordsToKey(coords);
-      if (!this._decoded) this._decoded = {};
-      var container = L.VectorGrid.Protobuf.prototype.createTile.call(this, coords, function (err) {
-        var tile = self._decoded[key];
-        delete self._decoded[key];
-        if (tile && self.options.counts) self._drawCounts(container, tile);
-        done(err, container);
-      });
-      return container;
-    },
-
-    _drawCounts: function (svg, tile) {
-      var data = tile.layers[this.options.layerId];
-      if (!data || !data.features) return;
-      var scale = this.getTileSize().x / data.extent;
-      var group = document.createElementNS(SVG_NS, "g");
-      group.setAttribute("class", "sm-counts");
-      for (var i = 0; i < data.features.length; i++) {
-        var f = data.features[i];
-        var props = f.properties;
-        var n = props._stack ? (props._stackTop ? props._stack.length : 0) : Number(props.count);
-        if (f.type !== 1 || !(n > 1)) continue;
-        var p = f.geometry[0][0];
-        var text = document.createElementNS(SVG_NS, "text");
-        text.setAttribute("x", (p.x * scale).toFixed(1));
-        text.setAttribute("y", (p.y * scale).toFixed(1));
-        text.textContent = shortCount(n);
-        group.appendChild(text);
-      }
-      svg.appendChild(group);
-    },
-  });
 
   function featurePopup(layer, props) {
     var box = el("div", "sm-popup");
@@ -201,6 +158,15 @@
     return box;
   }
 
+  // An aggregate layer's cell: its count and why small ones are missing; no zooming in to single ones.
+  function aggregatePopup(layer, props) {
+    var n = Number(props.count) || 0;
+    var box = el("div", "sm-popup");
+    box.appendChild(el("h3", "sm-popup-title", n.toLocaleString("en-GB") + " " + layer.title.toLowerCase()));
+    box.appendChild(el("p", null, "in this area (areas with fewer than " + layer.min_count + " are not shown)"));
+    return box;
+  }
+
   function clusterPopup(map, layer, props, latlng) {
     var n = Number(props.count);
     var box = el("div", "sm-popup");
@@ -229,7 +195,8 @@
 
   // A catalog layer as vector tiles with popups. `options` (all optional): `style(base)` wraps the
   // catalog's style function (a page may hide or emphasise features); `onClick(e)` sees a click
-  // first and returns true when it has handled it (no popup); `interactive: false` for background.
+  // first and returns true when it has handled it (no popup); `interactive: false` for background;
+  // `fetchOptions` for the tile requests (an embed sends no cookie: its key is in the URL).
   function makeLayer(map, layer, options) {
     options = options || {};
     var pane = "sm-" + layer.geometry;
@@ -237,16 +204,21 @@
     var styles = {};
     styles[layer.id] = options.style ? options.style(styleFunction(layer)) : styleFunction(layer);
     var interactive = options.interactive !== false;
-    var grid = new CountedGrid(layer.tiles, {
+    var counted = !!(layer.cluster || layer.aggregate);
+    var grid = vectorGrid.grid(layer.tiles, {
       layerId: layer.id,
-      counts: !!layer.cluster,
+      onTileDecoded: counted ? function (tile) {
+        var data = tile.layers[layer.id];
+        if (data && data.features) markStacks(data);
+      } : null,
+      onTileDrawn: counted ? function (svg, tile) { drawCounts(layer.id, grid.getTileSize().x, svg, tile); } : null,
       pane: pane,
       interactive: interactive,
       minZoom: layer.minzoom,
       maxZoom: layer.maxzoom,
       attribution: layer.attribution ? escapeHtml(layer.attribution) : undefined,
       vectorTileLayerStyles: styles,
-      fetchOptions: { credentials: "same-origin" },
+      fetchOptions: options.fetchOptions || { credentials: "same-origin" },
       // The MVT feature id is the row id (a cluster cell has none), so features can be restyled.
       getFeatureId: function (f) { return f.id !== undefined ? f.id : f.properties.id; },
     });
@@ -255,7 +227,8 @@
       if (options.onClick && options.onClick(e)) return;
       var props = (e.layer && e.layer.properties) || {};
       var at = e.latlng;
-      var content = isCluster(layer, props) ? clusterPopup(map, layer, props, at)
+      var content = layer.aggregate ? aggregatePopup(layer, props)
+        : isCluster(layer, props) ? clusterPopup(map, layer, props, at)
         : props._stack ? stackPopup(layer, props._stack) : featurePopup(layer, props);
       L.popup({ maxWidth: 320, autoPanPadding: L.point(16, 16) }).setLatLng(at).setContent(content).openOn(map);
     });
@@ -335,7 +308,6 @@
     coarsePointer: coarsePointer,
     formatValue: formatValue,
     styleFunction: styleFunction,
-    CountedGrid: CountedGrid,
     featurePopup: featurePopup,
     tileUrl: tileUrl,
     makeLayer: makeLayer,

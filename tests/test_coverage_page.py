@@ -114,14 +114,14 @@ async def test_page_embeds_catalog_layers_and_what_the_role_may_do(client, make_
 
 # -- the page in Chromium ---------------------------------------------------------------------------
 
+# Each drawn feature's SVG paint, by camera reference (through the VectorGrid adapter, the one
+# script that knows where VectorGrid keeps drawn features).
 CAMERA_PATHS = """(layer => {
     const out = {};
-    for (const tile of Object.values(saferCoverage.layers[layer]._vectorTiles)) {
-        for (const f of Object.values(tile._features)) {
-            const p = f.feature._path;
-            out[f.feature.properties.reference] = {stroke: p.getAttribute('stroke'), fill: p.getAttribute('fill'),
-                                                   r: p.getBoundingClientRect().width};
-        }
+    for (const f of SaferMapVectorGrid.drawnFeatures(saferCoverage.layers[layer])) {
+        const p = f.element;
+        out[f.properties.reference] = {stroke: p.getAttribute('stroke'), fill: p.getAttribute('fill'),
+                                       r: p.getBoundingClientRect().width};
     }
     return out; })"""
 

@@ -163,6 +163,9 @@ async def test_page_is_a_read_only_map_framed_only_by_the_allowed_origins(client
     assert [west, south, east, north] == AREA
     # Read-only: nothing on the page signs in, out or changes anything.
     assert "/auth/" not in r.text and "/api/" not in r.text and "sign" not in r.text.lower()
+    # Its layers are drawn by the map pages' own layer script (and VectorGrid adapter), not a copy.
+    scripts = re.findall(r'<script src="/static/([^"?]+)', r.text)
+    assert scripts.index("safermap-vectorgrid.js") < scripts.index("safermap-layers.js") < scripts.index("safermap-embed.js")
 
 
 async def test_page_refuses_top_level_navigation_wrong_keys_expiry_and_other_origins(client, make_caller, db):
@@ -306,10 +309,12 @@ async def test_embed_in_chromium_shows_only_on_the_allowed_origin(live_server, m
     async with httpx.AsyncClient(base_url=live_server, headers=admin.headers, timeout=10) as api:
         r = await api.post("/api/cameras", json=camera("CAM-EMBED", INSIDE, bearing=90, fov=60, range_m=60))
         assert r.status_code == 201
-        r = await api.post("/api/embeds", json={"title": "Intranet map", "layers": ["cameras", "coverage"],
+        r = await api.post("/api/embeds", json={"title": "Intranet map", "layers": ["cameras", "coverage", "incidents"],
                                                 "area": AREA, "allowed_origins": [allowed]})
         assert r.status_code == 201, r.text
         embed = r.json()
+    # Seven incidents on one point: one cell of seven in the embed (never the incidents themselves).
+    await add_incident_points(db, admin.partnership_id, [(-2.15312, 53.61421, 7)])
     (directory / "index.html").write_text(
         f"<!DOCTYPE html><html><body><h1>Intranet</h1>{embed['iframe']}</body></html>")
     # The lifted copy sends no Referer, so the server serves the page and only the browser's
@@ -321,7 +326,13 @@ async def test_embed_in_chromium_shows_only_on_the_allowed_origin(live_server, m
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = await browser.new_page(viewport={"width": 1000, "height": 700})
         requests: list[str] = []
+        problems: list[str] = []
         page.on("request", lambda req: requests.append(req.url))
+        # (The host pages have no favicon: the intranet's 404 for it is not the embed's problem.)
+        page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
+                if msg.type in ("error", "warning") and not msg.location.get("url", "").endswith("/favicon.ico")
+                else None)
+        page.on("pageerror", lambda err: problems.append(f"page error: {err}"))
 
         # On the allowed origin the map renders inside the frame, camera and all.
         await page.goto(f"{allowed}/index.html", wait_until="load")
@@ -329,6 +340,17 @@ async def test_embed_in_chromium_shows_only_on_the_allowed_origin(live_server, m
         await frame.locator(".leaflet-container").wait_for(timeout=10000)
         await frame.locator(".leaflet-sm-point-pane path.leaflet-interactive").first.wait_for(timeout=10000)
         assert "Intranet map" in await frame.locator(".sm-brand").inner_text()
+        # The incidents are one cell carrying its count (drawn by the shared layer script), and its
+        # popup says how many and why smaller areas are missing.
+        count = frame.locator(".sm-counts text", has_text="7")
+        await count.wait_for(timeout=10000)
+        box = await count.bounding_box()
+        await page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        popup = frame.locator(".leaflet-popup-content")
+        await popup.wait_for(timeout=5000)
+        assert await popup.locator(".sm-popup-title").inner_text() == "7 incidents"
+        assert "fewer than 5 are not shown" in await popup.inner_text()
+        assert problems == []
 
         # On another origin the browser refuses to render it (frame-ancestors): nothing inside.
         statuses: list[int] = []

@@ -69,6 +69,8 @@ class LocalMap(folium.Map):
         self.default_js = [
             ("leaflet", asset_url(static_dir, "vendor/leaflet/leaflet.js")),
             ("vectorgrid", asset_url(static_dir, "vendor/Leaflet.VectorGrid.bundled.min.js")),
+            # Our adapter over VectorGrid's private members, right after the library it adapts.
+            ("vectorgrid_adapter", asset_url(static_dir, "safermap-vectorgrid.js")),
             *((name, asset_url(static_dir, name)) for name in scripts),
         ]
         self.default_css = [

@@ -77,7 +77,17 @@ async def page_config(session: AsyncSession, principal: Principal, catalog: Cata
     }
 
 
+# The page script in parts, one per panel, as plain scripts in this order: each registers itself on
+# `SaferMapCoverage` and uses only parts loaded before it; safermap-coverage.js wires them together.
+SCRIPTS = (
+    "safermap-common.js", "safermap-layers.js",
+    *(f"coverage/{part}.js" for part in ("format", "widgets", "bar", "filters", "freshness",
+                                         "faults", "footage", "path", "gaps", "siting")),
+    "safermap-coverage.js",
+)
+
+
 def coverage_html(static_dir: Path, config: dict[str, Any]) -> tuple[str, str]:
     """The page and its Content-Security-Policy."""
-    return full_map_page(static_dir, config, scripts=["safermap-common.js", "safermap-layers.js", "safermap-coverage.js"], styles=["safermap.css", "safermap-coverage.css"],
+    return full_map_page(static_dir, config, scripts=list(SCRIPTS), styles=["safermap.css", "safermap-coverage.css"],
                          start="SaferMapCoverage.start", title="SaferMap: CCTV control room")

@@ -16,7 +16,8 @@ from app.pages.overview import EMPTY_TEXT, GEOMETRY_ORDER, label
 
 
 def layer_config(layer: Layer, tiles: str, *, aggregate: bool, max_zoom: int, min_count: int) -> dict[str, Any]:
-    """What the page script needs to draw one layer. Aggregated layers have cells only."""
+    """What safermap-layers.js (the map pages' shared layer script) needs to draw one layer: the
+    overview's layer shape without filters. Aggregated layers have cells only, each with a count."""
     fields = {} if aggregate else layer.fields
     return {
         "id": layer.id,
@@ -60,7 +61,9 @@ def embed_html(static_dir: Path, config: dict[str, Any], origins: tuple[str, ...
     bounds = config["bounds"]
     centre = ([(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2]
               if bounds else [54.0, -2.5])
-    fmap = LocalMap(static_dir, scripts=["safermap-common.js", "safermap-embed.js"], styles=["safermap.css"],
+    # The same layer-drawing script as the other map pages (safermap-layers.js), not a copy.
+    fmap = LocalMap(static_dir, scripts=["safermap-common.js", "safermap-layers.js", "safermap-embed.js"],
+                    styles=["safermap.css"],
                     location=centre, zoom_start=13 if bounds else 6, min_zoom=3,
                     max_zoom=config["max_zoom"], control_scale=True)
     fmap.add_child(PageConfig(config, start="SaferMapEmbed.start"))
