@@ -34,3 +34,32 @@ def test_mvt_sql_lives_only_in_app_tiles():
                if "ST_AsMVT" in p.read_text() and (APP / "tiles") not in p.parents]
     assert outside == []
     assert any("ST_AsMVT" in p.read_text() for p in (APP / "tiles").rglob("*.py"))
+
+
+TESTS = Path(__file__).resolve().parent
+# Modules whose owners move them to tests/factories.py in parallel branches; they still import
+# helpers from other test modules. This set only ever shrinks.
+NOT_YET_ON_THE_FACTORIES = {"test_coverage_page.py", "test_embeds.py", "test_hotspot_tiles.py"}
+
+
+def _test_module_imports(path: Path) -> list[str]:
+    """Test modules that `path` imports, absolute (tests.test_x) or relative (.test_x)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.startswith("tests.test_")]
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if module.startswith(("tests.test_", "test_")) or (node.level and module.startswith("test_")):
+                found.append(module)
+            elif module in ("tests", "") and (module or node.level):
+                found += [a.name for a in node.names if a.name.startswith("test_")]
+    return sorted(found)
+
+
+def test_no_test_module_imports_another():
+    """Shared builders live in tests/factories.py (and hand-made worlds in tests/scenes.py), so a test
+    module can be read, run and changed on its own."""
+    offenders = {p.name: _test_module_imports(p) for p in sorted(TESTS.rglob("*.py"))}
+    offenders = {k: v for k, v in offenders.items() if v and k not in NOT_YET_ON_THE_FACTORIES}
+    assert offenders == {}
