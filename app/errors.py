@@ -1,7 +1,10 @@
 """One place that maps exceptions to RFC 9457 problem+json answers, so handlers need no try/except.
 
-Database errors and other surprises are logged with a request id and answered without detail:
-a client never sees SQL or a stack trace.
+STATUS_CODES is the one table from exception type to status and title: analysis, ingest and query
+parsing raise domain errors (app/domain_errors.py) and know nothing of HTTP; the API's own refusals
+(not signed in, not allowed, a conflict) are AppError subclasses in the same table. Database errors
+and other surprises are logged with a request id and answered without detail: a client never sees
+SQL or a stack trace.
 """
 from __future__ import annotations
 
@@ -17,42 +20,73 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app import domain_errors as domain
+
 log = logging.getLogger("safermap")
 PROBLEM = "application/problem+json"
 
 
-class AppError(Exception):
-    status = 400
-    title = "Bad request"
+class AppError(domain.DomainError):
+    """A refusal the HTTP layer makes itself. Its status and title come from STATUS_CODES."""
 
-    def __init__(self, detail: str, **extra: object) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.extra = extra
+    @property
+    def status(self) -> int:
+        return status_of(self)[0]
+
+    @property
+    def title(self) -> str:
+        return status_of(self)[1]
 
 
 class BadRequest(AppError):
-    status, title = 400, "Bad request"
+    pass
 
 
 class Unauthorized(AppError):
-    status, title = 401, "Not signed in"
+    pass
 
 
 class Forbidden(AppError):
-    status, title = 403, "Not allowed"
+    pass
 
 
 class NotFound(AppError):
-    status, title = 404, "Not found"
+    pass
 
 
 class Conflict(AppError):
-    status, title = 409, "Conflict"
+    pass
 
 
 class Unprocessable(AppError):
-    status, title = 422, "Invalid input"
+    pass
+
+
+# Exception type -> (status, title). An exception takes the entry of the nearest type in its MRO.
+STATUS_CODES: dict[type[Exception], tuple[int, str]] = {
+    domain.DomainError: (400, "Bad request"),
+    domain.InvalidValue: (400, "Bad request"),
+    domain.InvalidPeriod: (400, "Bad request"),
+    domain.TooLarge: (400, "Too much asked"),
+    domain.OutOfArea: (400, "Outside the mapped area"),
+    domain.UnknownItem: (404, "Not found"),
+    domain.NotEnoughData: (422, "Not enough data"),
+    domain.NoRoute: (422, "No route"),
+    domain.ImportRefused: (422, "Import refused"),
+    BadRequest: (400, "Bad request"),
+    Unauthorized: (401, "Not signed in"),
+    Forbidden: (403, "Not allowed"),
+    NotFound: (404, "Not found"),
+    Conflict: (409, "Conflict"),
+    Unprocessable: (422, "Invalid input"),
+}
+
+
+def status_of(exc: BaseException) -> tuple[int, str]:
+    for kind in type(exc).__mro__:
+        if kind in STATUS_CODES:
+            return STATUS_CODES[kind]
+    return 500, "Internal error"
 
 
 def problem(request: Request, status: int, title: str, detail: str, **extra: object) -> JSONResponse:
@@ -92,9 +126,10 @@ SQLSTATE_CLASSES = {
 
 
 def install(app: FastAPI) -> None:
-    @app.exception_handler(AppError)
-    async def app_error(request: Request, exc: AppError) -> JSONResponse:
-        return problem(request, exc.status, exc.title, exc.detail, **exc.extra)
+    @app.exception_handler(domain.DomainError)
+    async def domain_error(request: Request, exc: domain.DomainError) -> JSONResponse:
+        status, title = status_of(exc)
+        return problem(request, status, title, exc.detail, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

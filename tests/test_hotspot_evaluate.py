@@ -11,7 +11,7 @@ import pytest
 
 from app.analysis.hotspot_evaluate import evaluate_arrays, flag_and_measure, parse_area, resample
 from app.analysis.kde import quartic_kde
-from app.errors import BadRequest
+from app.domain_errors import InvalidValue
 from tests.factories import SIDE, X0, Y0, plant, police_partnership
 
 FINE, FACTOR = 25.0, 4          # 100 m evaluation cells of 4 x 4 density cells
@@ -101,7 +101,7 @@ def test_a_fine_density_is_summed_into_the_cell_holding_each_centre():
 def test_area_is_a_share_of_the_study_area():
     assert parse_area("5%") == pytest.approx(0.05) and parse_area("0.1") == pytest.approx(0.1)
     for bad in ("0%", "100%", "-1", "five", "150%"):
-        with pytest.raises(BadRequest):
+        with pytest.raises(InvalidValue):
             parse_area(bad)
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from app.analysis import hotspot_data as hd
 from app.analysis import kde
 from app.analysis.hotspot_data import HotspotFilter, SystemPrincipal
-from app.errors import BadRequest
+from app.domain_errors import InvalidPeriod, InvalidValue, TooLarge
 from tests.factories import LAT, LON, dataset, incidents, partnership, scattered
 
 TO_BNG = Transformer.from_crs(4326, 27700, always_xy=True)
@@ -29,9 +29,9 @@ def test_filter_from_request_parameters():
     assert f.key() != hd.hotspot_filter("2024-01", "2024-04", ["Drugs,Burglary"], ["police-uk:gmp"]).key()
     assert hd.hotspot_filter(None, None, [], []) == HotspotFilter(None, None)
     for bad in (("2024-13", None), ("2024-03", "2024-01"), ("yesterday", None)):
-        with pytest.raises(BadRequest):
+        with pytest.raises(InvalidPeriod):
             hd.hotspot_filter(*bad, [], [])
-    with pytest.raises(BadRequest):
+    with pytest.raises(InvalidValue):
         hd.hotspot_filter(None, None, [f"c{i}" for i in range(51)], [])
 
 
@@ -50,9 +50,9 @@ def test_previous_period(period, compare, expected):
 
 
 def test_previous_period_needs_a_period_and_a_known_comparison():
-    with pytest.raises(BadRequest):
+    with pytest.raises(InvalidPeriod):
         hd.previous_period(HotspotFilter(None, None))
-    with pytest.raises(BadRequest):
+    with pytest.raises(InvalidValue):
         hd.previous_period(HotspotFilter(date(2024, 1, 1), date(2024, 1, 31)), "last_week")
 
 
@@ -170,9 +170,9 @@ async def test_no_data_and_oversized_grids(db):
     who = SystemPrincipal(pid)
     assert await hd.study_extent(db, who) is None
     assert await hd.resolve_period(db, who, HotspotFilter(None, None)) == HotspotFilter(None, None)
-    with pytest.raises(BadRequest):
+    with pytest.raises(TooLarge):
         await hd.load_bins(db, who, HotspotFilter(None, None), 1.0, (0.0, 0.0, 50_000.0, 50_000.0))
-    with pytest.raises(BadRequest):
+    with pytest.raises(InvalidValue):
         await hd.load_bins(db, who, HotspotFilter(None, None), -5.0, (0.0, 0.0, 500.0, 500.0))
 
 

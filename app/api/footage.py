@@ -7,8 +7,6 @@ Each lookup is audited (counts only, never the place). The logic and SQL are in 
 from __future__ import annotations
 
 import json
-import math
-from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -18,7 +16,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app import audit
 from app.analysis import footage
-from app.api.deps import SessionDep, SettingsDep, Viewer
+from app.api.deps import (
+    AtQuery,
+    LatQuery,
+    LonQuery,
+    PointAtDep,
+    SessionDep,
+    SettingsDep,
+    Viewer,
+    parse_coordinate,
+    parse_point_at,
+)
 from app.api.maps import page_role
 from app.auth import Principal
 from app.errors import BadRequest
@@ -27,10 +35,6 @@ from app.pages import footage_request, sign_in
 router = APIRouter(tags=["footage"])
 
 CameraId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The camera id")]
-LonQuery = Annotated[str | None, Query(max_length=40, description="longitude, WGS84 degrees")]
-LatQuery = Annotated[str | None, Query(max_length=40, description="latitude, WGS84 degrees")]
-AtQuery = Annotated[str | None, Query(max_length=40, description="ISO 8601 date-time; no offset means "
-                                                                 "Europe/London; default now")]
 PageViewer = Annotated[Principal | None, Depends(page_role("viewer"))]
 
 
@@ -67,25 +71,6 @@ def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
     return resolve(schema)
 
 
-def _coordinate(value: str | None, name: str) -> float:
-    if value is None or not value.strip():
-        raise BadRequest(f"{name} is missing.")
-    try:
-        number = float(value)
-    except ValueError as e:
-        raise BadRequest(f"{name} must be a number (WGS84 degrees).") from e
-    if not math.isfinite(number):
-        raise BadRequest(f"{name} must be a finite number.")
-    return number
-
-
-def _point_query(lon: str | None, lat: str | None, at: str | None) -> tuple[float, float, datetime]:
-    x, y = _coordinate(lon, "lon"), _coordinate(lat, "lat")
-    footage.check_lon_lat(x, y)
-    when = footage.parse_at(at) if at else datetime.now(UTC)
-    return x, y, when
-
-
 def _validated(raw: Any) -> PathRequest:
     try:
         return PathRequest.model_validate(raw)
@@ -117,14 +102,13 @@ def _to_sign_in(request: Request) -> RedirectResponse:
 
 
 @router.get("/api/coverage/at", summary="Cameras that could have seen a place at a time")
-async def coverage_at(session: SessionDep, principal: Viewer, lon: LonQuery = None, lat: LatQuery = None,
-                      at: AtQuery = None) -> dict:
+async def coverage_at(session: SessionDep, principal: Viewer, where: PointAtDep) -> dict:
     """Cameras of your partnership whose coverage (line of sight where computed) contained the point
     and that were operational at `at`, nearest first, with owner, contact, status then and now, and
     `request_by`: the time plus the camera's retention days (31 when the register gives none, flagged
     `retention_assumed`). Cameras faulty at that time are in `not_operational`."""
-    x, y, when = _point_query(lon, lat, at)
-    result = await footage.cameras_at(session, principal.partnership_id, principal.srid, x, y, when)
+    result = await footage.cameras_at(session, principal.partnership_id, principal.srid, where.lon, where.lat,
+                                      where.at)
     await audit.record(session, "coverage.at", principal=principal, target="coverage",
                        detail={"cameras": len(result["cameras"]), "not_operational": len(result["not_operational"])})
     return result
@@ -162,9 +146,10 @@ async def footage_request_page(request: Request, session: SessionDep, settings: 
                                at: AtQuery = None) -> Response:
     if principal is None:
         return _to_sign_in(request)
-    x, y, when = _point_query(lon, lat, at)
-    result = await footage.cameras_at(session, principal.partnership_id, principal.srid, x, y, when)
-    place = await footage.place_name(session, principal.partnership_id, principal.srid, x, y)
+    where = parse_point_at(lon, lat, at)  # after the sign-in redirect: a browser is sent there first
+    result = await footage.cameras_at(session, principal.partnership_id, principal.srid, where.lon, where.lat,
+                                      where.at)
+    place = await footage.place_name(session, principal.partnership_id, principal.srid, where.lon, where.lat)
     await audit.record(session, "coverage.at", principal=principal, target="coverage",
                        detail={"cameras": len(result["cameras"]), "not_operational": len(result["not_operational"]),
                                "page": True})
@@ -189,7 +174,7 @@ async def footage_pack_page(
         parts = value[:300].split(",", 3)
         if len(parts) < 3:
             raise BadRequest(f"incident must be lon,lat,at[,label]; got {value[:60]!r}.")
-        raw.append({"lon": _coordinate(parts[0], "lon"), "lat": _coordinate(parts[1], "lat"), "at": parts[2],
+        raw.append({"lon": parse_coordinate(parts[0], "lon"), "lat": parse_coordinate(parts[1], "lat"), "at": parts[2],
                     "label": parts[3] if len(parts) > 3 else ""})
     stops = _stops(_validated({"incidents": raw, "margin_minutes": margin_minutes}))
     pack = await footage.path_pack(session, principal.partnership_id, principal.srid, stops, margin_minutes)

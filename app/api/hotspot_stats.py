@@ -14,18 +14,12 @@ from fastapi import APIRouter, Query
 from app.analysis.gistar import ALPHAS, DEFAULT_ALPHA, gistar_layer
 from app.analysis.hotspot_cells import MAX_CELL_M, MIN_CELL_M
 from app.analysis.hotspot_change import MAX_N, hotspot_change
-from app.analysis.hotspot_data import HotspotFilter, hotspot_filter
 from app.analysis.hotspot_top import top_hotspots
-from app.api.deps import SessionDep, Viewer
+from app.api.deps import HotspotFilterDep, SessionDep, Viewer
 from app.errors import BadRequest
 
 router = APIRouter(prefix="/api/hotspots", tags=["hotspots"])
 
-FromQuery = Annotated[str | None, Query(alias="from", description="YYYY-MM or YYYY-MM-DD; default: the "
-                                                                  "latest month with data")]
-ToQuery = Annotated[str | None, Query(description="YYYY-MM (inclusive) or YYYY-MM-DD")]
-CategoryQuery = Annotated[list[str] | None, Query(description="repeatable or comma-separated")]
-DatasetQuery = Annotated[list[str] | None, Query(description="data set keys; repeatable or comma-separated")]
 CellQuery = Annotated[float | None, Query(ge=MIN_CELL_M, le=MAX_CELL_M, description=(
     "area cell size in metres; default about 1/40 of the study area's shorter side, rounded"))]
 CompareQuery = Annotated[str, Query(pattern="^(previous|last_year)$", description=(
@@ -33,14 +27,8 @@ CompareQuery = Annotated[str, Query(pattern="^(previous|last_year)$", descriptio
 CountQuery = Annotated[int, Query(ge=1, le=MAX_N, description=f"at most {MAX_N}")]
 
 
-def _filter(from_: str | None, to: str | None, category: list[str] | None,
-            dataset: list[str] | None) -> HotspotFilter:
-    return hotspot_filter(from_, to, category or [], dataset or [])
-
-
 @router.get("/gistar", summary="Significant hot and cold spots (Getis-Ord Gi*, FDR-corrected)")
-async def gistar(session: SessionDep, principal: Viewer, from_: FromQuery = None, to: ToQuery = None,
-                 category: CategoryQuery = None, dataset: DatasetQuery = None, cell_m: CellQuery = None,
+async def gistar(session: SessionDep, principal: Viewer, flt: HotspotFilterDep, cell_m: CellQuery = None,
                  alpha: Annotated[float, Query(description="false discovery rate: 0.01, 0.05 or 0.1")]
                  = DEFAULT_ALPHA) -> dict:
     """A GeoJSON FeatureCollection of square cells with `count`, `z` (Gi* z-score), `p` (two-sided),
@@ -51,24 +39,22 @@ async def gistar(session: SessionDep, principal: Viewer, from_: FromQuery = None
     significant result are listed."""
     if alpha not in ALPHAS:
         raise BadRequest("alpha must be 0.01, 0.05 or 0.1.")
-    return await gistar_layer(session, principal, _filter(from_, to, category, dataset), cell_m, alpha)
+    return await gistar_layer(session, principal, flt, cell_m, alpha)
 
 
 @router.get("/change", summary="Change against the previous period, by area")
-async def change(session: SessionDep, principal: Viewer, from_: FromQuery = None, to: ToQuery = None,
-                 category: CategoryQuery = None, dataset: DatasetQuery = None, cell_m: CellQuery = None,
+async def change(session: SessionDep, principal: Viewer, flt: HotspotFilterDep, cell_m: CellQuery = None,
                  compare: CompareQuery = "previous", n: CountQuery = 10) -> dict:
     """`areas`: a GeoJSON FeatureCollection of the cells with incidents in either period, with
     `current`, `previous`, `change` and `change_pct` (null from a previous count of 0); `rose` and
     `fell`: the `n` cells that rose and fell most, with a label and centroid."""
-    return await hotspot_change(session, principal, _filter(from_, to, category, dataset), compare, cell_m, n)
+    return await hotspot_change(session, principal, flt, compare, cell_m, n)
 
 
 @router.get("/top", summary="The top hotspots of the period, for a tasking meeting")
-async def top(session: SessionDep, principal: Viewer, from_: FromQuery = None, to: ToQuery = None,
-              category: CategoryQuery = None, dataset: DatasetQuery = None, cell_m: CellQuery = None,
+async def top(session: SessionDep, principal: Viewer, flt: HotspotFilterDep, cell_m: CellQuery = None,
               compare: CompareQuery = "previous", n: CountQuery = 10) -> dict:
     """The `n` cells with most incidents: rank, id, label (the nearest street), outline, centroid,
     count, previous_count, change, top categories, operational cameras inside, and the share of the
     cell's mapped incidents inside an operational camera's coverage."""
-    return await top_hotspots(session, principal, _filter(from_, to, category, dataset), n, compare, cell_m)
+    return await top_hotspots(session, principal, flt, n, compare, cell_m)

@@ -9,7 +9,6 @@ gives no day), so a month matches a period when it overlaps it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
 from types import SimpleNamespace
 from typing import Annotated, Any
 
@@ -18,11 +17,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit, sharing
-from app.api.deps import Analyst, SessionDep, Viewer
-from app.errors import BadRequest
+from app.api.deps import Analyst, CategoriesDep, PeriodDep, SessionDep, Viewer
 from app.ingest import run_record
 from app.ingest.police_uk_parse import CATEGORIES, slugify
-from app.params import parse_bbox, parse_month_or_date
+from app.params import parse_bbox
 
 router = APIRouter(tags=["incidents"])
 
@@ -31,7 +29,6 @@ DEFAULT_LIMIT = 1_000
 # numberMatched is counted exactly up to this many; beyond it, only when asked (count=exact).
 COUNT_CAP = 100_000
 MAX_IMPORTS_LIMIT = 500
-CATEGORY_BY_SLUG = {slugify(c): c for c in CATEGORIES}
 
 VISIBLE = f"safermap_visible_incidents{sharing.FUNCTION_ARGS} AS i"
 INCIDENT_SELECT = f"""
@@ -57,26 +54,6 @@ IMPORT_RUNS = """
 """
 
 
-def _categories(values: list[str] | None) -> list[str]:
-    """Repeated and/or comma-separated; police.uk's API slugs ('anti-social-behaviour') work too."""
-    out = []
-    for v in values or []:
-        for part in v.split(","):
-            part = part.strip()
-            if part:
-                out.append(CATEGORY_BY_SLUG.get(part, part))
-    return out
-
-
-def _period(from_: str | None, to: str | None) -> tuple[date | None, date | None]:
-    start = parse_month_or_date(from_, "from")
-    end = parse_month_or_date(to, "to", end=True)
-    if start and end and start > end:
-        raise BadRequest("from must not be after to.")
-    # A month matches when it overlaps the period: months are stored as their first day.
-    return (start.replace(day=1) if start else None), end
-
-
 def _feature(row) -> dict:
     props = {k: row._mapping[k] for k in ("category", "month", "location_text", "lsoa_code", "lsoa_name",
                                            "outcome", "external_ref", "dataset", "level")}
@@ -87,10 +64,8 @@ def _feature(row) -> dict:
 @router.get("/api/incidents", summary="Mapped incidents as a GeoJSON FeatureCollection")
 async def list_incidents(
     request: Request, session: SessionDep, principal: Viewer,
+    period: PeriodDep, categories: CategoriesDep,
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (WGS84)")] = None,
-    from_: Annotated[str | None, Query(alias="from", description="YYYY-MM or YYYY-MM-DD")] = None,
-    to: Annotated[str | None, Query(description="YYYY-MM (inclusive) or YYYY-MM-DD")] = None,
-    category: Annotated[list[str] | None, Query(description="repeat or comma-separate; names or slugs")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"at most {MAX_LIMIT}")] = DEFAULT_LIMIT,
     offset: Annotated[int, Query(ge=0)] = 0,
     after: Annotated[int | None, Query(description="keyset paging: incidents with id above this "
@@ -112,17 +87,15 @@ async def list_incidents(
     if box:
         where.append("i.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)")
         params.update(x0=box.minlon, y0=box.minlat, x1=box.maxlon, y1=box.maxlat)
-    start, end = _period(from_, to)
-    if start:
+    if period.start:
         where.append("i.month >= :start")
-        params["start"] = start
-    if end:
+        params["start"] = period.first_month
+    if period.end:
         where.append("i.month <= :end")
-        params["end"] = end
-    categories = _categories(category)
+        params["end"] = period.end
     if categories:
         where.append("i.category = ANY(:categories)")
-        params["categories"] = categories
+        params["categories"] = list(categories)
     filters = " AND ".join(where)
     page_where = filters + (" AND i.id > :after" if after is not None else "")
     rows = (await session.execute(
@@ -170,24 +143,21 @@ async def _count(session, filters: str, params: dict, mode: str) -> int | None:
 
 @router.get("/api/categories", summary="Incident categories present, with counts")
 async def list_categories(
-    session: SessionDep, principal: Viewer,
-    from_: Annotated[str | None, Query(alias="from", description="YYYY-MM or YYYY-MM-DD")] = None,
-    to: Annotated[str | None, Query(description="YYYY-MM (inclusive) or YYYY-MM-DD")] = None,
+    session: SessionDep, principal: Viewer, period: PeriodDep,
 ) -> dict:
     """The categories of the incidents you may see with their counts (`mapped`: those with a
     location), most frequent first, and the 14 police.uk crime types with their slugs.
 
     A count that includes incidents you do not see exactly is held back when it is below the
     suppression threshold (`suppress_below`, 5 by default): it is null, with `suppressed: true`."""
-    start, end = _period(from_, to)
-    period, params = "", sharing.access_params(principal)
-    if start:
-        period += " AND i.month >= :start"
-        params["start"] = start
-    if end:
-        period += " AND i.month <= :end"
-        params["end"] = end
-    rows = (await session.execute(text(CATEGORY_COUNTS.format(period=period)), params)).all()
+    within, params = "", sharing.access_params(principal)
+    if period.start:
+        within += " AND i.month >= :start"
+        params["start"] = period.first_month
+    if period.end:
+        within += " AND i.month <= :end"
+        params["end"] = period.end
+    rows = (await session.execute(text(CATEGORY_COUNTS.format(period=within)), params)).all()
     k = sharing.suppress_below()
     categories = []
     for r in rows:
