@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -89,6 +90,17 @@ def status_of(exc: BaseException) -> tuple[int, str]:
     return 500, "Internal error"
 
 
+class Problem(BaseModel):
+    """RFC 9457 problem details: how every error is answered. Some carry more (`errors` for invalid
+    input, `request_id` for our own failures, or what the problem is about, e.g. `incident`)."""
+    model_config = ConfigDict(extra="allow")
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+
+
 def problem(request: Request, status: int, title: str, detail: str, **extra: object) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail,
             "instance": str(request.url.path), **extra}
@@ -125,7 +137,37 @@ SQLSTATE_CLASSES = {
 }
 
 
+def document_problems(app: FastAPI) -> None:
+    """Say in the OpenAPI document that errors are problem+json: every operation's 4XX and 5XX, and
+    its 422 in place of FastAPI's default (a list of pydantic errors, which this app never sends)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        answer = {"content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                responses = operation.setdefault("responses", {})
+                if "HTTPValidationError" in str(responses.get("422", "")):
+                    responses["422"] = {"description": "Invalid input", **answer}
+                responses.setdefault("4XX", {"description": "The request was refused", **answer})
+                responses.setdefault("5XX", {"description": "Our failure (request id given)", **answer})
+        if "HTTPValidationError" not in str(schema.get("paths")):
+            schemas.pop("HTTPValidationError", None)
+            schemas.pop("ValidationError", None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to shape the document
+
+
 def install(app: FastAPI) -> None:
+    document_problems(app)
+
     @app.exception_handler(domain.DomainError)
     async def domain_error(request: Request, exc: domain.DomainError) -> JSONResponse:
         status, title = status_of(exc)

@@ -195,6 +195,11 @@ class UserOut(BaseModel):
     created_at: datetime
 
 
+class UserCreated(BaseModel):
+    id: int
+    password: str | None = Field(None, description="the generated password, shown this once (when none was given)")
+
+
 class UserIn(BaseModel):
     name: str = Field(..., min_length=1, max_length=200)
     email: str = Field(..., max_length=254)
@@ -208,12 +213,13 @@ class UserPatch(BaseModel):
     disabled: bool | None = None
 
 
-@api_router.get("", summary="Users of your partnership (at most 1000)")
+@api_router.get("", summary="Users of your partnership (at most 1000)", response_model=list[UserOut])
 async def list_users(session: SessionDep, me: Admin) -> list[UserOut]:
     return [UserOut(**r) for r in await users.list_users(session, me.partnership_id)]
 
 
-@api_router.post("", status_code=201, summary="Add a user; a generated password is returned once")
+@api_router.post("", status_code=201, summary="Add a user; a generated password is returned once",
+                 response_model=UserCreated)
 async def add_user(body: UserIn, request: Request, session: SessionDep, me: Admin) -> JSONResponse:
     password = body.password or passwords.generate()
     uid = await users.add_user(session, me.partnership_id, name=body.name, email=body.email, role=body.role,
@@ -226,7 +232,8 @@ async def add_user(body: UserIn, request: Request, session: SessionDep, me: Admi
     return JSONResponse(out, status_code=201, headers=NO_STORE)
 
 
-@api_router.patch("/{user_id}", summary="Change a user's role or disable/enable them (ends their sessions)")
+@api_router.patch("/{user_id}", status_code=204,
+                  summary="Change a user's role or disable/enable them (ends their sessions)")
 async def patch_user(user_id: int, body: UserPatch, request: Request, session: SessionDep, me: Admin) -> Response:
     if body.role is not None:
         await _change_role(request, session, me, user_id, body.role)

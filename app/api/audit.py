@@ -8,14 +8,16 @@ import csv
 import io
 import json
 from datetime import UTC, datetime, time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from pydantic import Field
 from sqlalchemy import text
 
 from app import audit
 from app.api.deps import Admin, PeriodDep, SessionDep, SettingsDep
+from app.api.schemas import ApiModel
 from app.pages import audit as page
 from app.params import Period
 
@@ -43,6 +45,22 @@ WhoQuery = Annotated[str | None, Query(max_length=200, description="part of the 
 TargetQuery = Annotated[str | None, Query(max_length=200, description="e.g. camera/12")]
 
 
+class Event(ApiModel):
+    id: int
+    at: str = Field(description="ISO 8601")
+    principal_id: int | None = Field(description="who acted; null for an anonymous attempt (a failed sign-in)")
+    principal_name: str | None
+    action: str
+    target: str
+    detail: dict[str, Any]
+    ip: str | None
+
+
+class EventList(ApiModel):
+    events: list[Event]
+    numberReturned: int
+
+
 def _params(principal, period: Period, action, who, target, limit, before=None) -> dict:
     """The events' filters; the period's days are UTC days."""
     start, end = period.start, period.end
@@ -63,7 +81,7 @@ def _event(row) -> dict:
             "detail": row.detail, "ip": row.ip}
 
 
-@router.get("/api/audit", summary="The audit trail, newest first")
+@router.get("/api/audit", summary="The audit trail, newest first", response_model=EventList)
 async def list_events(session: SessionDep, principal: Admin, period: PeriodDep,
                       action: ActionQuery = None, who: WhoQuery = None, target: TargetQuery = None,
                       before: Annotated[int | None, Query(ge=1, le=2**62, description="events older than this id")] = None,
@@ -75,7 +93,8 @@ async def list_events(session: SessionDep, principal: Admin, period: PeriodDep,
     return {"events": [_event(r) for r in rows], "numberReturned": len(rows)}
 
 
-@router.get("/api/audit.csv", summary="The audit trail as CSV (at most 100,000 events)")
+@router.get("/api/audit.csv", summary="The audit trail as CSV (at most 100,000 events)", response_class=Response,
+            responses={200: {"content": {"text/csv": {}}, "description": "One row an event, with a header row"}})
 async def export_events(session: SessionDep, principal: Admin, period: PeriodDep,
                         action: ActionQuery = None, who: WhoQuery = None, target: TargetQuery = None) -> Response:
     params = _params(principal, period, action, who, target, MAX_CSV_ROWS)

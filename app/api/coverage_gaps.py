@@ -3,15 +3,17 @@ clusters are, and where k new cameras would cover the most (app/analysis/gaps.py
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from app import audit, sharing
 from app.analysis.gaps import GapOptions, IncidentFilter, gap_report
 from app.analysis.siting import SitingOptions, load_scene, report, search
 from app.api.deps import CategoriesDep, Operator, PeriodDep, SessionDep, Viewer
+from app.api.schemas import ApiModel, Geometry
 from app.params import parse_bbox
 
 router = APIRouter(prefix="/api/coverage", tags=["coverage"])
@@ -20,6 +22,116 @@ MAX_AREAS = 1000
 MAX_CLUSTERS = 100
 MAX_K = 20
 PlannedQuery = Annotated[bool, Query(description="also count planned cameras as working")]
+
+
+class Figures(ApiModel):
+    """One group's counts; null when held back (below suppress_below, unless you see every one exactly)."""
+    incidents: int | None
+    no_location: int | None
+    unknown_position: int | None = Field(description="counted but not placed: data you may only count")
+    placed: int | None
+    covered: int | None
+    uncovered: int | None
+    share_covered: float | None
+    suppressed: bool
+
+
+class CategoryFigures(Figures):
+    category: str
+
+
+class AreaFigures(Figures):
+    code: str | None = Field(description="the LSOA code; null for data sets that carry none")
+    name: str | None
+
+
+class Areas(ApiModel):
+    kind: Literal["lsoa"]
+    note: str
+    total_areas: int
+    areas: list[AreaFigures]
+
+
+class Streets(ApiModel):
+    length_m: float
+    covered_m: float
+    share_covered: float | None
+
+
+class Cluster(ApiModel):
+    count: int
+    lon: float
+    lat: float
+    radius_m: float
+    top_category: str | None
+    level: Literal["exact", "mixed", "sanitised"]
+
+
+class Section(ApiModel):
+    totals: Figures | None
+    by_category: list[CategoryFigures]
+    by_area: Areas
+    streets: Streets
+    clusters: list[Cluster] = Field(description="the densest clusters of uncovered incidents (DBSCAN)")
+
+
+class CoverageFacts(ApiModel):
+    operational_cameras: int
+    planned_cameras: int
+    faulty_cameras: int
+    covered_area_m2: float
+    planned_adds_m2: float
+
+
+class GapReport(ApiModel):
+    from_: str | None = Field(alias="from")
+    to: str | None
+    categories: list[str]
+    coverage: CoverageFacts
+    suppress_below: int
+    current: Section
+    with_planned: Section | None = Field(None, description="the same with planned cameras counted (planned=true)")
+
+
+class Pick(ApiModel):
+    rank: int
+    lon: float
+    lat: float
+    bearing: float | None = Field(description="null for a dome (fov 360)")
+    fov: float
+    range_m: float
+    gain: int | None = Field(description="incidents newly covered by this pick; null when held back")
+    cumulative_covered: int | None
+    share_after: float | None
+    suppressed: bool
+    coverage: Geometry | None
+
+
+class SearchFacts(ApiModel):
+    candidates: int
+    evaluations: int
+    line_of_sight: int = Field(description="visibility polygons computed")
+    buildings: int
+    milliseconds: float
+
+
+class SitingReport(ApiModel):
+    from_: str | None = Field(alias="from")
+    to: str | None
+    categories: list[str]
+    k: int
+    range_m: float
+    fov: float
+    spacing_m: float
+    planned_counted: bool
+    suppress_below: int
+    placed: int | None
+    covered_before: int | None
+    uncovered_before: int | None
+    share_before: float | None
+    picks: list[Pick]
+    exhausted: bool = Field(description="fewer than k picks: nothing more to cover")
+    search: SearchFacts
 
 
 def incident_filter(period: PeriodDep, categories: CategoriesDep) -> IncidentFilter:
@@ -35,7 +147,8 @@ def period(flt: IncidentFilter) -> dict[str, Any]:
     return {"from": iso(flt.date_from), "to": iso(flt.date_to), "categories": list(flt.categories)}
 
 
-@router.get("/gaps", summary="Share of incidents inside working camera coverage, and where the gaps are")
+@router.get("/gaps", summary="Share of incidents inside working camera coverage, and where the gaps are",
+            response_model=GapReport, response_model_exclude_unset=True)
 async def coverage_gaps(
     request: Request, session: SessionDep, principal: Viewer, flt: IncidentFilterDep,
     planned: PlannedQuery = False,
@@ -68,7 +181,8 @@ async def coverage_gaps(
     return {**period(flt), **body}
 
 
-@router.get("/siting", summary="Where k new cameras would cover the most uncovered incidents")
+@router.get("/siting", summary="Where k new cameras would cover the most uncovered incidents",
+            response_model=SitingReport)
 async def coverage_siting(
     session: SessionDep, principal: Operator, flt: IncidentFilterDep,
     k: Annotated[int, Query(ge=1, le=MAX_K, description=f"how many cameras, 1..{MAX_K}")] = 5,

@@ -7,7 +7,7 @@ Each lookup is audited (counts only, never the place). The logic and SQL are in 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -28,6 +28,7 @@ from app.api.deps import (
     parse_point_at,
 )
 from app.api.maps import page_role
+from app.api.schemas import ApiModel
 from app.auth import Principal
 from app.errors import BadRequest
 from app.pages import footage_request, sign_in
@@ -51,6 +52,93 @@ class PathRequest(BaseModel):
     incidents: list[PathIncident] = Field(min_length=footage.MIN_INCIDENTS, max_length=footage.MAX_INCIDENTS,
                                           description="related incidents in time order")
     margin_minutes: int = Field(15, ge=0, le=240, description="widens each camera's window on both sides")
+
+
+class FootageCamera(ApiModel):
+    """A camera to ask for footage: whose it is, how to reach them, and by when."""
+    id: int
+    reference: str
+    name: str | None
+    owner_agency: str | None
+    contact: str | None
+    monitored: bool | None
+    camera_type: str | None
+    status_at_time: str = Field(description="its status at the time asked about")
+    status_known: bool = Field(description="false: no history reaches back that far (its first status is assumed)")
+    status_now: str | None
+    distance_m: float
+    band: str | None = Field(description="the best EN 62676-4 band the place or path is in (identify ... detect)")
+    coverage_assumed: bool = Field(description="field of view and range assumed, not surveyed")
+    line_of_sight: bool
+    retention_days: int
+    retention_assumed: bool
+    request_by: str = Field(description="ISO 8601: ask before then, or the footage is likely overwritten")
+    expired: bool
+    lon: float
+    lat: float
+
+
+class Place(ApiModel):
+    lon: float
+    lat: float
+
+
+class CamerasAt(ApiModel):
+    point: Place
+    at: str
+    cameras: list[FootageCamera]
+    not_operational: list[FootageCamera] = Field(description="cameras that were faulty at that time")
+
+
+class PathCamera(FootageCamera):
+    distance_along_m: float = Field(description="where along the path it is first in view")
+    window_start: str
+    window_end: str
+
+
+class Line(ApiModel):
+    type: Literal["LineString"]
+    coordinates: list[list[float]]
+
+
+class LegOut(ApiModel):
+    from_: int = Field(alias="from")
+    to: int
+    length_m: float
+    start: str
+    end: str
+    start_m: float
+    end_m: float
+
+
+class StopOut(ApiModel):
+    lon: float
+    lat: float
+    at: str
+    label: str
+    snapped_m: float = Field(description="how far the incident was from the street vertex it was snapped to")
+
+
+class PathPack(ApiModel):
+    path: Line
+    length_m: float
+    legs: list[LegOut]
+    incidents: list[StopOut]
+    margin_minutes: int
+    cameras: list[PathCamera]
+    not_operational: list[PathCamera]
+
+
+class StatusPeriod(ApiModel):
+    status: str
+    valid_from: str
+    valid_to: str | None = Field(description="null: its status now")
+
+
+class StatusHistory(ApiModel):
+    camera_id: int
+    reference: str
+    history: list[StatusPeriod]
 
 
 def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -101,7 +189,7 @@ def _to_sign_in(request: Request) -> RedirectResponse:
     return RedirectResponse(f"/maps/sign-in?next={quote(sign_in.safe_next(target), safe='/')}", status_code=303)
 
 
-@router.get("/api/coverage/at", summary="Cameras that could have seen a place at a time")
+@router.get("/api/coverage/at", summary="Cameras that could have seen a place at a time", response_model=CamerasAt)
 async def coverage_at(session: SessionDep, principal: Viewer, where: PointAtDep) -> dict:
     """Cameras of your partnership whose coverage (line of sight where computed) contained the point
     and that were operational at `at`, nearest first, with owner, contact, status then and now, and
@@ -115,6 +203,7 @@ async def coverage_at(session: SessionDep, principal: Viewer, where: PointAtDep)
 
 
 @router.post("/api/coverage/path", summary="A footage-request pack for the walking path between related incidents",
+             response_model=PathPack,
              openapi_extra={"requestBody": {"required": True, "content": {
                  "application/json": {"schema": _inline_schema(PathRequest)}}}})
 async def coverage_path(request: Request, session: SessionDep, principal: Viewer) -> dict:
@@ -132,7 +221,8 @@ async def coverage_path(request: Request, session: SessionDep, principal: Viewer
     return result
 
 
-@router.get("/api/cameras/{camera_id}/status-history", summary="When a camera was operational, faulty, ...")
+@router.get("/api/cameras/{camera_id}/status-history", summary="When a camera was operational, faulty, ...",
+            response_model=StatusHistory)
 async def camera_status_history(camera_id: CameraId, session: SessionDep, principal: Viewer) -> dict:
     """Periods oldest first; the last, with `valid_to` null, is the current status. Cameras that
     existed before the history was kept start with their status at that time, from their creation."""

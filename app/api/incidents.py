@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from types import SimpleNamespace
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
+from pydantic import Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit, sharing
 from app.api.deps import Analyst, CategoriesDep, PeriodDep, SessionDep, Viewer
+from app.api.schemas import ApiModel
 from app.ingest import run_record
 from app.ingest.police_uk_parse import CATEGORIES, slugify
 from app.params import parse_bbox
@@ -46,6 +48,89 @@ CATEGORY_COUNTS = f"""
     FROM {VISIBLE} WHERE true {{period}}
     GROUP BY i.category ORDER BY count(*) DESC, i.category
 """
+
+
+class IncidentProperties(ApiModel):
+    category: str
+    month: str = Field(description="YYYY-MM: police.uk dates incidents by month")
+    location_text: str | None
+    lsoa_code: str | None
+    lsoa_name: str | None
+    outcome: str | None
+    external_ref: str | None
+    dataset: str = Field(description="the data set's key")
+    level: Literal["exact", "sanitised"] = Field(description="exact, or moved to an anonymous point")
+
+
+class IncidentGeometry(ApiModel):
+    type: Literal["Point"]
+    coordinates: list[float] = Field(min_length=2, max_length=2)
+
+
+class IncidentFeature(ApiModel):
+    type: Literal["Feature"]
+    id: int
+    geometry: IncidentGeometry
+    properties: IncidentProperties
+
+
+class Link(ApiModel):
+    rel: str
+    href: str
+    type: str
+
+
+class IncidentCollection(ApiModel):
+    type: Literal["FeatureCollection"]
+    features: list[IncidentFeature]
+    numberMatched: int | None = Field(None, description="left out when over 100,000 unless count=exact")
+    numberMatchedAtLeast: int | None = Field(None, description="given instead of numberMatched when that is left out")
+    numberReturned: int
+    links: list[Link]
+    next: str | None = Field(None, description="the next page, when there is one")
+
+
+class CategoryCount(ApiModel):
+    name: str
+    slug: str
+    count: int | None = Field(description="null when held back (below suppress_below)")
+    mapped: int | None = Field(description="of these, with a location; null when held back")
+    suppressed: bool
+    police_uk: bool
+
+
+class CategoryName(ApiModel):
+    name: str
+    slug: str
+
+
+class CategoryList(ApiModel):
+    categories: list[CategoryCount]
+    suppress_below: int
+    police_uk_categories: list[CategoryName]
+
+
+class ImportRunOut(ApiModel):
+    id: int
+    kind: str
+    file: str
+    checksum: str | None
+    status: Literal["running", "loaded", "failed", "refused", "cancelled", "interrupted"]
+    rows_total: int
+    rows_loaded: int
+    rows_rejected: int
+    rejects: list[dict[str, Any]] = Field(description="rejected rows with their line numbers (at most 1,000)")
+    message: str
+    started_at: str
+    finished_at: str | None
+
+
+class ImportList(ApiModel):
+    imports: list[ImportRunOut]
+    limit: int
+    offset: int
+
+
 IMPORT_RUNS = """
     SELECT id, kind, file, checksum, status, rows_total, rows_loaded, rows_rejected, rejects, message,
            started_at, finished_at
@@ -61,7 +146,8 @@ def _feature(row) -> dict:
             "geometry": {"type": "Point", "coordinates": [row.lon, row.lat]}, "properties": props}
 
 
-@router.get("/api/incidents", summary="Mapped incidents as a GeoJSON FeatureCollection")
+@router.get("/api/incidents", summary="Mapped incidents as a GeoJSON FeatureCollection",
+            response_model=IncidentCollection, response_model_exclude_unset=True)
 async def list_incidents(
     request: Request, session: SessionDep, principal: Viewer,
     period: PeriodDep, categories: CategoriesDep,
@@ -141,7 +227,7 @@ async def _count(session, filters: str, params: dict, mode: str) -> int | None:
     return n if n <= COUNT_CAP else None
 
 
-@router.get("/api/categories", summary="Incident categories present, with counts")
+@router.get("/api/categories", summary="Incident categories present, with counts", response_model=CategoryList)
 async def list_categories(
     session: SessionDep, principal: Viewer, period: PeriodDep,
 ) -> dict:
@@ -199,7 +285,7 @@ async def _judge_running(session: AsyncSession, rows: Sequence[Any]) -> Sequence
     return out
 
 
-@router.get("/api/imports", summary="Import runs, newest first")
+@router.get("/api/imports", summary="Import runs, newest first", response_model=ImportList)
 async def list_imports(
     session: SessionDep, principal: Analyst,
     limit: Annotated[int, Query(ge=1, le=MAX_IMPORTS_LIMIT, description=f"at most {MAX_IMPORTS_LIMIT}")] = 50,
