@@ -28,7 +28,14 @@ PROBLEM = "application/problem+json"
 
 
 class AppError(domain.DomainError):
-    """A refusal the HTTP layer makes itself. Its status and title come from STATUS_CODES."""
+    """A refusal the HTTP layer makes itself. Its status and title come from STATUS_CODES; a subclass
+    made elsewhere that declares `status, title = 428, "..."` is entered in the table as it is made."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        status = cls.__dict__.get("status")
+        if isinstance(status, int):
+            STATUS_CODES[cls] = (status, cls.__dict__.get("title") or HTTPStatus(status).phrase)
 
     @property
     def status(self) -> int:
@@ -63,6 +70,10 @@ class Unprocessable(AppError):
     pass
 
 
+class PreconditionRequired(AppError):
+    pass
+
+
 # Exception type -> (status, title). An exception takes the entry of the nearest type in its MRO.
 STATUS_CODES: dict[type[Exception], tuple[int, str]] = {
     domain.DomainError: (400, "Bad request"),
@@ -80,6 +91,7 @@ STATUS_CODES: dict[type[Exception], tuple[int, str]] = {
     NotFound: (404, "Not found"),
     Conflict: (409, "Conflict"),
     Unprocessable: (422, "Invalid input"),
+    PreconditionRequired: (428, "Precondition required"),
 }
 
 

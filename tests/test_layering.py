@@ -1,6 +1,8 @@
 """The layers of the code stay apart: analysis, ingest and tile drawing know nothing of the HTTP
-API, and every piece of MVT SQL lives in app/tiles/, so there is one place to read how a tile is
-drawn. Checked on the source itself (imports parsed, not grepped), so a new module is covered."""
+API (analysis and ingest raise domain errors, mapped to statuses in one table), every piece of MVT
+SQL lives in app/tiles/, so there is one place to read how a tile is drawn, and test modules share
+builders instead of importing each other. Checked on the source itself (imports parsed, not
+grepped), so a new module is covered."""
 from __future__ import annotations
 
 import ast
@@ -27,6 +29,22 @@ def test_inner_layers_never_import_the_api(package):
     offenders = {str(p.relative_to(APP)): sorted(m for m in _imports(p) if m == "app.api" or m.startswith("app.api."))
                  for p in sorted((APP / package).rglob("*.py"))}
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+@pytest.mark.parametrize("package", ["analysis", "ingest"])
+def test_inner_layers_raise_domain_errors_not_http_ones(package):
+    """They raise app.domain_errors; which status each gets is app/errors.py's one table."""
+    offenders = {str(p.relative_to(APP)): sorted(m for m in _imports(p) if m == "app.errors" or m.startswith("app.errors."))
+                 for p in sorted((APP / package).rglob("*.py"))}
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_every_domain_error_has_a_status():
+    from app import domain_errors
+    from app.errors import STATUS_CODES
+    kinds = {v for v in vars(domain_errors).values()
+             if isinstance(v, type) and issubclass(v, domain_errors.DomainError)}
+    assert kinds - set(STATUS_CODES) == set()
 
 
 def test_mvt_sql_lives_only_in_app_tiles():
