@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from sqlalchemy import text
 
-from app.errors import AppError
+from app.domain_errors import DomainError, InvalidValue
 from app.settings import get_settings
 
 app = typer.Typer(help="Hotspot maps: which method predicts best.", no_args_is_help=True)
@@ -22,11 +22,11 @@ def _period(value: str, name: str, categories: list[str], datasets: list[str]):
     from app.analysis.hotspot_data import hotspot_filter
     start, sep, end = value.partition(":")
     if not start or (sep and not end):
-        raise AppError(f"--{name} must be YYYY-MM, or YYYY-MM:YYYY-MM for a range (got '{value}').")
+        raise InvalidValue(f"--{name} must be YYYY-MM, or YYYY-MM:YYYY-MM for a range (got '{value}').")
     try:
         return hotspot_filter(start, end or start, categories, datasets)
-    except AppError as e:
-        raise AppError(f"--{name}: {e.detail}") from e
+    except DomainError as e:
+        raise InvalidValue(f"--{name}: {e.detail}") from e
 
 
 async def _evaluate(slug: str, train: str, test: str, methods: list[str], area: str, cell_m: float | None,
@@ -38,14 +38,14 @@ async def _evaluate(slug: str, train: str, test: str, methods: list[str], area: 
     train_flt = _period(train, "train", categories, datasets)
     test_flt = _period(test, "test", categories, datasets)
     if test_flt.date_from <= train_flt.date_to:
-        raise AppError("--test must come after --train: a method is judged on months it has not seen.")
+        raise InvalidValue("--test must come after --train: a method is judged on months it has not seen.")
     share = parse_area(area)
     engine = make_engine(get_settings())
     try:
         async with make_read_sessionmaker(engine)() as session:
             pid = (await session.execute(text(PARTNERSHIP_SQL), {"s": slug})).scalar()
             if pid is None:
-                raise AppError(f"No partnership '{slug}'.")
+                raise InvalidValue(f"No partnership '{slug}'.")
             return await evaluate(session, SystemPrincipal(pid), train_flt, test_flt, methods, share,
                                   cell_m, bandwidth_m)
     finally:
@@ -91,7 +91,7 @@ def evaluate_command(
     try:
         ev = asyncio.run(_evaluate(partnership, train, test, method or [], area, cell_m, bandwidth_m,
                                    category or [], dataset or []))
-    except AppError as e:
+    except DomainError as e:
         console.print(f"[bold red]error:[/] {e.detail}")
         raise typer.Exit(2)
     if as_json:

@@ -1,7 +1,10 @@
 """One place that maps exceptions to RFC 9457 problem+json answers, so handlers need no try/except.
 
-Database errors and other surprises are logged with a request id and answered without detail:
-a client never sees SQL or a stack trace.
+STATUS_CODES is the one table from exception type to status and title: analysis, ingest and query
+parsing raise domain errors (app/domain_errors.py) and know nothing of HTTP; the API's own refusals
+(not signed in, not allowed, a conflict) are AppError subclasses in the same table. Database errors
+and other surprises are logged with a request id and answered without detail: a client never sees
+SQL or a stack trace.
 """
 from __future__ import annotations
 
@@ -14,45 +17,100 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app import domain_errors as domain
 
 log = logging.getLogger("safermap")
 PROBLEM = "application/problem+json"
 
 
-class AppError(Exception):
-    status = 400
-    title = "Bad request"
+class AppError(domain.DomainError):
+    """A refusal the HTTP layer makes itself. Its status and title come from STATUS_CODES; a subclass
+    made elsewhere that declares `status, title = 428, "..."` is entered in the table as it is made."""
 
-    def __init__(self, detail: str, **extra: object) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.extra = extra
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        status = cls.__dict__.get("status")
+        if isinstance(status, int):
+            STATUS_CODES[cls] = (status, cls.__dict__.get("title") or HTTPStatus(status).phrase)
+
+    @property
+    def status(self) -> int:
+        return status_of(self)[0]
+
+    @property
+    def title(self) -> str:
+        return status_of(self)[1]
 
 
 class BadRequest(AppError):
-    status, title = 400, "Bad request"
+    pass
 
 
 class Unauthorized(AppError):
-    status, title = 401, "Not signed in"
+    pass
 
 
 class Forbidden(AppError):
-    status, title = 403, "Not allowed"
+    pass
 
 
 class NotFound(AppError):
-    status, title = 404, "Not found"
+    pass
 
 
 class Conflict(AppError):
-    status, title = 409, "Conflict"
+    pass
 
 
 class Unprocessable(AppError):
-    status, title = 422, "Invalid input"
+    pass
+
+
+class PreconditionRequired(AppError):
+    pass
+
+
+# Exception type -> (status, title). An exception takes the entry of the nearest type in its MRO.
+STATUS_CODES: dict[type[Exception], tuple[int, str]] = {
+    domain.DomainError: (400, "Bad request"),
+    domain.InvalidValue: (400, "Bad request"),
+    domain.InvalidPeriod: (400, "Bad request"),
+    domain.TooLarge: (400, "Too much asked"),
+    domain.OutOfArea: (400, "Outside the mapped area"),
+    domain.UnknownItem: (404, "Not found"),
+    domain.NotEnoughData: (422, "Not enough data"),
+    domain.NoRoute: (422, "No route"),
+    domain.ImportRefused: (422, "Import refused"),
+    BadRequest: (400, "Bad request"),
+    Unauthorized: (401, "Not signed in"),
+    Forbidden: (403, "Not allowed"),
+    NotFound: (404, "Not found"),
+    Conflict: (409, "Conflict"),
+    Unprocessable: (422, "Invalid input"),
+    PreconditionRequired: (428, "Precondition required"),
+}
+
+
+def status_of(exc: BaseException) -> tuple[int, str]:
+    for kind in type(exc).__mro__:
+        if kind in STATUS_CODES:
+            return STATUS_CODES[kind]
+    return 500, "Internal error"
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details: how every error is answered. Some carry more (`errors` for invalid
+    input, `request_id` for our own failures, or what the problem is about, e.g. `incident`)."""
+    model_config = ConfigDict(extra="allow")
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
 
 
 def problem(request: Request, status: int, title: str, detail: str, **extra: object) -> JSONResponse:
@@ -91,10 +149,41 @@ SQLSTATE_CLASSES = {
 }
 
 
+def document_problems(app: FastAPI) -> None:
+    """Say in the OpenAPI document that errors are problem+json: every operation's 4XX and 5XX, and
+    its 422 in place of FastAPI's default (a list of pydantic errors, which this app never sends)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        answer = {"content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                responses = operation.setdefault("responses", {})
+                if "HTTPValidationError" in str(responses.get("422", "")):
+                    responses["422"] = {"description": "Invalid input", **answer}
+                responses.setdefault("4XX", {"description": "The request was refused", **answer})
+                responses.setdefault("5XX", {"description": "Our failure (request id given)", **answer})
+        if "HTTPValidationError" not in str(schema.get("paths")):
+            schemas.pop("HTTPValidationError", None)
+            schemas.pop("ValidationError", None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to shape the document
+
+
 def install(app: FastAPI) -> None:
-    @app.exception_handler(AppError)
-    async def app_error(request: Request, exc: AppError) -> JSONResponse:
-        return problem(request, exc.status, exc.title, exc.detail, **exc.extra)
+    document_problems(app)
+
+    @app.exception_handler(domain.DomainError)
+    async def domain_error(request: Request, exc: domain.DomainError) -> JSONResponse:
+        status, title = status_of(exc)
+        return problem(request, status, title, exc.detail, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,12 +1,15 @@
 """Query values shared by the API, the analysis and the CLI: bbox, dates, limits. Parsing raises
-BadRequest (app.errors), which the API maps to a 400; nothing here knows of HTTP."""
+domain errors (app/domain_errors.py), which app/errors.py maps to a 400; nothing here knows of HTTP."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from datetime import date
 
-from app.errors import BadRequest
+from app.domain_errors import InvalidPeriod, InvalidValue
+from app.ingest.police_uk_parse import CATEGORIES, slugify
+
+CATEGORY_BY_SLUG = {slugify(c): c for c in CATEGORIES}
 
 
 @dataclass(frozen=True)
@@ -23,17 +26,17 @@ def parse_bbox(value: str | None) -> BBox | None:
         return None
     parts = value.split(",")
     if len(parts) != 4:
-        raise BadRequest("bbox must be four numbers: minlon,minlat,maxlon,maxlat.")
+        raise InvalidValue("bbox must be four numbers: minlon,minlat,maxlon,maxlat.")
     try:
         minlon, minlat, maxlon, maxlat = (float(p) for p in parts)
     except ValueError as e:
-        raise BadRequest("bbox must be four numbers: minlon,minlat,maxlon,maxlat.") from e
+        raise InvalidValue("bbox must be four numbers: minlon,minlat,maxlon,maxlat.") from e
     if not all(math.isfinite(v) for v in (minlon, minlat, maxlon, maxlat)):
-        raise BadRequest("bbox values must be finite numbers.")
+        raise InvalidValue("bbox values must be finite numbers.")
     if not (-180 <= minlon <= 180 and -180 <= maxlon <= 180 and -90 <= minlat <= 90 and -90 <= maxlat <= 90):
-        raise BadRequest("bbox is outside -180..180 longitude / -90..90 latitude.")
+        raise InvalidValue("bbox is outside -180..180 longitude / -90..90 latitude.")
     if minlon > maxlon or minlat > maxlat:
-        raise BadRequest("bbox minimums must not exceed its maximums.")
+        raise InvalidValue("bbox minimums must not exceed its maximums.")
     return BBox(minlon, minlat, maxlon, maxlat)
 
 
@@ -53,4 +56,44 @@ def parse_month_or_date(value: str | None, name: str, end: bool = False) -> date
             return date.fromordinal(nxt.toordinal() - 1)
         return date.fromisoformat(value)
     except (ValueError, IndexError) as e:
-        raise BadRequest(f"{name} must be an ISO 8601 date, YYYY-MM or YYYY-MM-DD.") from e
+        raise InvalidPeriod(f"{name} must be an ISO 8601 date, YYYY-MM or YYYY-MM-DD.") from e
+
+
+@dataclass(frozen=True)
+class Period:
+    """Inclusive dates from `from`/`to`; None is open-ended. A month given as `to` means its last day."""
+    start: date | None = None
+    end: date | None = None
+
+    @property
+    def first_month(self) -> date | None:
+        """The first day of the month `start` falls in: incidents are dated by month (police.uk gives
+        no day), stored as its first day, and a month matches when it overlaps the period."""
+        return self.start.replace(day=1) if self.start else None
+
+
+def parse_period(from_: str | None, to: str | None) -> Period:
+    start = parse_month_or_date(from_, "from")
+    end = parse_month_or_date(to, "to", end=True)
+    if start and end and start > end:
+        raise InvalidPeriod("from must not be after to.")
+    return Period(start, end)
+
+
+MAX_VALUES = 50         # categories or data sets in one request
+MAX_VALUE_LENGTH = 200
+
+
+def parse_values(items: list[str] | None, name: str) -> tuple[str, ...]:
+    """Repeatable and/or comma-separated values, de-duplicated and sorted (so cache keys are stable)."""
+    values = sorted({v.strip() for item in items or [] for v in item.split(",") if v.strip()})
+    if len(values) > MAX_VALUES:
+        raise InvalidValue(f"At most {MAX_VALUES} values may be given for {name}.")
+    if any(len(v) > MAX_VALUE_LENGTH for v in values):
+        raise InvalidValue(f"A {name} value is longer than {MAX_VALUE_LENGTH} characters.")
+    return tuple(values)
+
+
+def parse_categories(items: list[str] | None) -> tuple[str, ...]:
+    """Category names; police.uk's API slugs ('anti-social-behaviour') stand for their names."""
+    return tuple(sorted({CATEGORY_BY_SLUG.get(v, v) for v in parse_values(items, "category")}))

@@ -9,15 +9,15 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
 import pytest
-from sqlalchemy import text
 
 from app.settings import ROOT, Settings, to_libpq_url
+from tests import factories
+from tests.factories import Caller, chromium_path  # noqa: F401  (a fixture for every module)
 
 DATA_TABLES = "partnership, incident, import_run, data_version, audit_event"
 
@@ -87,35 +87,14 @@ async def db(app):
         yield session
 
 
-@dataclass
-class Caller:
-    partnership_id: int
-    slug: str
-    role: str
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
 @pytest.fixture
 def make_caller(app):
     """make_caller(slug, role) -> a Caller with a fresh bearer token (the partnership is made once)."""
-    from app.auth import create_token
 
     async def make(slug: str = "test-csp", role: str = "admin", srid: int = 27700) -> Caller:
         async with app.state.sessionmaker() as s:
-            pid = (await s.execute(text(
-                "INSERT INTO partnership (slug, name, srid) VALUES (:s, :s, :srid) "
-                "ON CONFLICT (slug) DO UPDATE SET slug = EXCLUDED.slug RETURNING id"),
-                {"s": slug, "srid": srid})).scalar_one()
-            principal = (await s.execute(text(
-                "INSERT INTO principal (partnership_id, name, role) VALUES (:p, :n, :r) RETURNING id"),
-                {"p": pid, "n": f"{role} of {slug}", "r": role})).scalar_one()
-            token = await create_token(s, principal, "test")
-            await s.commit()
-        return Caller(pid, slug, role, token)
+            pid = await factories.partnership(s, slug, srid)
+            return await factories.person(s, pid, role, name=f"{role} of {slug}")
 
     return make
 

@@ -17,8 +17,8 @@ from shapely.geometry import LineString, Point, Polygon
 from shapely.ops import unary_union
 from sqlalchemy import text
 
-from app.auth import create_token
 from app.tiles.sql import lonlat_to_tile
+from tests.factories import agency, camera, camera_feature, dataset, incidents, person, streets
 
 LON, LAT = -2.2426, 53.4808  # Manchester; the partnership's metric CRS is 27700
 TO_M = Transformer.from_crs(4326, 27700, always_xy=True)
@@ -58,12 +58,12 @@ STREETS = [("Market Street", [(-150, 0), (150, 0)]), ("High Street", [(0, -80), 
            ("Canal Street", [(-150, -60), (120, 150)])]
 
 
-def camera_feature(ref, x, y, kind, bearing, fov, r, status) -> dict:
-    lon, lat = ll(x, y)
-    props = {"reference": ref, "camera_type": kind, "fov": fov, "range_m": r, "status": status}
+def scene_camera(ref, x, y, kind, bearing, fov, r, status) -> dict:
+    """A camera of the scene (metres about the origin) as the API takes it."""
+    props = {"camera_type": kind, "fov": fov, "range_m": r, "status": status}
     if bearing is not None:
         props["bearing"] = bearing
-    return {"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]}, "properties": props}
+    return camera_feature(ref, ll(x, y), **props)
 
 
 def random_incidents(seed: int = 7, n: int = 260) -> list[dict]:
@@ -81,45 +81,27 @@ def random_incidents(seed: int = 7, n: int = 260) -> list[dict]:
     return out
 
 
-async def add_dataset(db, pid: int, key: str, agency_id: int | None = None) -> int:
-    return (await db.execute(text(
-        "INSERT INTO dataset (partnership_id, agency_id, source_key, name, kind) VALUES (:p, :a, :k, :k, 'police_uk') "
-        "RETURNING id"), {"p": pid, "a": agency_id, "k": key})).scalar_one()
-
-
 async def add_incidents(db, pid: int, ds: int, rows: list[dict]) -> None:
-    for r in rows:
-        lon, lat = ll(r["x"], r["y"])
-        await db.execute(text(
-            "INSERT INTO incident (partnership_id, dataset_id, category, month, geom, lsoa_code, lsoa_name, "
-            "location_text) SELECT :p, :d, :c, CAST(:m || '-01' AS date), ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), "
-            ":lc, :ln, 'On or near Market Street' FROM generate_series(1, :n)"),
-            {"p": pid, "d": ds, "c": r["category"], "m": r["month"], "lon": lon, "lat": lat,
-             "lc": r["lsoa"][0], "ln": r["lsoa"][1], "n": r["n"]})
-    await db.commit()
+    """Scene incidents: dicts of x, y (metres about the origin), category, month, n and lsoa."""
+    await incidents(db, pid, ds, [(*ll(r["x"], r["y"]), r["category"], r["month"], r["n"]) for r in rows],
+                    lsoa_code=[r["lsoa"][0] for r in rows], lsoa_name=[r["lsoa"][1] for r in rows],
+                    location_text="On or near Market Street")
 
 
 async def add_streets(db, pid: int) -> None:
-    for name, pts in STREETS:
-        wkt = "LINESTRING(" + ", ".join("%r %r" % ll(x, y) for x, y in pts) + ")"
-        await db.execute(text("INSERT INTO street (partnership_id, name, highway, geom) "
-                              "VALUES (:p, :n, 'primary', ST_GeomFromText(:w, 4326))"), {"p": pid, "n": name, "w": wkt})
-    await db.commit()
+    await streets(db, pid, {name: [ll(x, y) for x, y in pts] for name, pts in STREETS}, highway="primary")
 
 
 async def build_scene(client, db, admin) -> list[dict]:
     for cam in CAMERAS:
-        r = await client.post("/api/cameras", json=camera_feature(*cam), headers=admin.headers)
+        r = await client.post("/api/cameras", json=scene_camera(*cam), headers=admin.headers)
         assert r.status_code == 201, r.text
     await add_streets(db, admin.partnership_id)
     rows = random_incidents()
-    ds = await add_dataset(db, admin.partnership_id, "police-uk:test")
+    ds = await dataset(db, admin.partnership_id, "police-uk:test", kind="police_uk")
     await add_incidents(db, admin.partnership_id, ds, rows)
-    await db.execute(text(  # two with no location
-        "INSERT INTO incident (partnership_id, dataset_id, category, month) VALUES "
-        "(:p, :d, 'Burglary', DATE '2024-01-01'), (:p, :d, 'Robbery', DATE '2024-02-01')"),
-        {"p": admin.partnership_id, "d": ds})
-    await db.commit()
+    await incidents(db, admin.partnership_id, ds, [(None, None, "Burglary", "2024-01"),  # two with no location
+                                                   (None, None, "Robbery", "2024-02")])
     return rows
 
 
@@ -197,8 +179,8 @@ async def test_filters_by_month_and_category(client, db, make_caller):
 async def test_densest_uncovered_clusters(client, db, make_caller):
     admin = await make_caller("gaps-a", "admin")
     for cam in CAMERAS:
-        await client.post("/api/cameras", json=camera_feature(*cam), headers=admin.headers)
-    ds = await add_dataset(db, admin.partnership_id, "police-uk:test")
+        await client.post("/api/cameras", json=scene_camera(*cam), headers=admin.headers)
+    ds = await dataset(db, admin.partnership_id, "police-uk:test", kind="police_uk")
     lsoa = ("E01000001", "Manchester 001A")
     await add_incidents(db, admin.partnership_id, ds, [
         # a tight group far from any working camera: 9 robberies and 3 burglaries within 10 m
@@ -226,27 +208,14 @@ async def test_densest_uncovered_clusters(client, db, make_caller):
     assert audited == 1
 
 
-async def person(db, pid: int, role: str, agency: int | None) -> dict:
-    principal = (await db.execute(text(
-        "INSERT INTO principal (partnership_id, agency_id, name, role) VALUES (:p, :a, :n, :r) RETURNING id"),
-        {"p": pid, "a": agency, "n": f"{role} person", "r": role})).scalar_one()
-    token = await create_token(db, principal, "test")
-    await db.commit()
-    return {"Authorization": f"Bearer {token}"}
-
-
 async def test_viewer_without_exact_access_gets_anonymous_points_and_suppressed_counts(client, db, make_caller):
     admin = await make_caller("gaps-a", "admin")
     pid = admin.partnership_id
-    await client.post("/api/cameras", json=camera_feature(*CAMERAS[0]), headers=admin.headers)
+    await client.post("/api/cameras", json=scene_camera(*CAMERAS[0]), headers=admin.headers)
     await add_streets(db, pid)
-    police = (await db.execute(text("INSERT INTO agency (partnership_id, name, kind) VALUES (:p, 'Police', 'police') "
-                                    "RETURNING id"), {"p": pid})).scalar_one()
-    crime = await add_dataset(db, pid, "police-crime", police)
-    council = await add_dataset(db, pid, "council-asb")
-    await db.execute(text("UPDATE dataset SET sharing_level = 'sanitised' WHERE id = :d"), {"d": crime})
-    await db.execute(text("UPDATE dataset SET sharing_level = 'aggregate' WHERE id = :d"), {"d": council})
-    await db.commit()
+    police = await agency(db, pid, "Police", "police")
+    crime = await dataset(db, pid, "police-crime", "sanitised", agency_id=police, kind="police_uk")
+    council = await dataset(db, pid, "council-asb", "aggregate", kind="police_uk")
     assert (await client.post("/api/sharing/refresh-anonymous-points", headers=admin.headers)).status_code == 200
     lsoa = ("E01000001", "Manchester 001A")
     await add_incidents(db, pid, crime, [
@@ -256,7 +225,7 @@ async def test_viewer_without_exact_access_gets_anonymous_points_and_suppressed_
     ])
     await add_incidents(db, pid, council, [
         {"x": 0, "y": 10, "category": "Anti-social behaviour", "month": "2024-01", "n": 6, "lsoa": lsoa}])
-    viewer = await person(db, pid, "viewer", None)
+    viewer = (await person(db, pid, "viewer")).headers
 
     seen = (await client.get("/api/coverage/gaps", headers=viewer)).json()["current"]
     full = (await client.get("/api/coverage/gaps", headers=admin.headers)).json()["current"]
@@ -294,7 +263,7 @@ async def test_partnerships_see_only_their_own_cameras_and_incidents(client, db,
     rows = await build_scene(client, db, a)
     # b puts a camera over a's uncovered incidents: it must not change a's figures
     before = (await client.get("/api/coverage/gaps", headers=a.headers)).json()["current"]["totals"]
-    r = await client.post("/api/cameras", json=camera_feature("B1", -100, 100, "dome", None, 360, 80, "operational"),
+    r = await client.post("/api/cameras", json=scene_camera("B1", -100, 100, "dome", None, 360, 80, "operational"),
                           headers=b.headers)
     assert r.status_code == 201
     after = (await client.get("/api/coverage/gaps", headers=a.headers)).json()["current"]["totals"]
@@ -381,7 +350,7 @@ async def test_gap_and_union_tiles_decode_and_follow_the_cameras(client, db, mak
     gap_tile, key = await get_tile(client, admin, "gaps", z, -100, 120)
     union_tile, ukey = await get_tile(client, admin, "coverage_union", 16, 0, 0)
     n_before = len(decode(gap_tile.content)["gaps"]["features"])
-    r = await client.post("/api/cameras", json=camera_feature("F", -100, 120, "dome", None, 360, 60, "operational"),
+    r = await client.post("/api/cameras", json=scene_camera("F", -100, 120, "dome", None, 360, 60, "operational"),
                           headers=admin.headers)
     assert r.status_code == 201
     gap_after = await client.get("/tiles/gaps/%d/%d/%d.mvt" % key,
@@ -476,7 +445,7 @@ async def test_one_camera_edit_rebuilds_only_the_cells_it_reaches(client, db, ma
     for cam in [("NEAR", 0, 0, "dome", None, 360, 40, "operational"),
                 ("FAR", 1000, 800, "dome", None, 360, 40, "operational"),
                 ("FAR-W", -900, 600, "fixed", 45, 90, 60, "planned")]:
-        assert (await client.post("/api/cameras", json=camera_feature(*cam), headers=admin.headers)).status_code == 201
+        assert (await client.post("/api/cameras", json=scene_camera(*cam), headers=admin.headers)).status_code == 201
     before = await pieces_by_cell(db, pid)
     state = await union_state(db, pid)
     near = cells_of_disc(0, 0, 40) | cells_of_disc(25, 10, 40)  # where it was and where it goes
@@ -533,7 +502,7 @@ async def test_incremental_union_equals_a_full_rebuild_after_many_edits(client, 
     gx, gy = math.ceil(E0 / CELL_M) * CELL_M - E0, math.ceil(N0 / CELL_M) * CELL_M - N0
     for cam in [("G", gx, gy, "dome", None, 360, 60, "operational"),
                 ("H", gx - 10, gy - 100, "fixed", 90, 90, 50, "operational")]:
-        assert (await client.post("/api/cameras", json=camera_feature(*cam), headers=admin.headers)).status_code == 201
+        assert (await client.post("/api/cameras", json=scene_camera(*cam), headers=admin.headers)).status_code == 201
 
     # a working day of edits: moves, turns, status changes, a new camera, removals
     await edit_camera(client, admin, "B", {"bearing": 45}, at=(60, -30))
@@ -542,7 +511,7 @@ async def test_incremental_union_equals_a_full_rebuild_after_many_edits(client, 
     cams = {c["properties"]["reference"]: c["id"]
             for c in (await client.get("/api/cameras", headers=admin.headers)).json()["features"]}
     assert (await client.delete(f"/api/cameras/{cams['G']}", headers=admin.headers)).status_code == 204
-    r = await client.post("/api/cameras", json=camera_feature("P", gx + 5, gy - 5, "dome", None, 360, 50, "planned"),
+    r = await client.post("/api/cameras", json=scene_camera("P", gx + 5, gy - 5, "dome", None, 360, 50, "planned"),
                           headers=admin.headers)
     assert r.status_code == 201
     await edit_camera(client, admin, "H", {"status": "decommissioned"})
@@ -555,10 +524,7 @@ async def test_incremental_union_equals_a_full_rebuild_after_many_edits(client, 
     await db.commit()
     # a camera kept as its plain wedge (no line of sight): a status change leaves its shape as it was,
     # so only the status decides which set it is in
-    await db.execute(text("INSERT INTO camera (partnership_id, reference, geom, bearing, fov, range_m) "
-                          "VALUES (:p, 'S', ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), 0, 60, 45)"),
-                     {"p": pid, **dict(zip(("lon", "lat"), ll(-60, 60)))})
-    await db.commit()
+    await camera(db, pid, "S", ll(-60, 60), bearing=0, fov=60, range_m=45)
     await db.execute(text("UPDATE camera SET status = 'planned' WHERE partnership_id = :p AND reference = 'S'"), {"p": pid})
     await db.commit()
 
@@ -635,14 +601,9 @@ async def test_a_street_along_a_grid_line_counts_once(client, db, make_caller):
         "type": "Feature", "geometry": {"type": "Point", "coordinates": [0.0, 51.4779]},
         "properties": {"reference": "G", "camera_type": "dome", "fov": 360, "range_m": 40}})
     assert r.status_code == 201
-    await db.execute(text("INSERT INTO street (partnership_id, name, highway, geom) VALUES (:p, 'Meridian Walk', "
-                          "'footway', ST_GeomFromText('LINESTRING(0 51.4760, 0 51.4800)', 4326))"), {"p": pid})
-    ds = await add_dataset(db, pid, "police-uk:greenwich")
-    await db.execute(text(
-        "INSERT INTO incident (partnership_id, dataset_id, category, month, geom) "
-        "SELECT :p, :d, 'Robbery', DATE '2024-01-01', ST_SetSRID(ST_MakePoint(0, 51.4779 + k * 0.00004), 4326) "
-        "FROM generate_series(-3, 3) AS k"), {"p": pid, "d": ds})
-    await db.commit()
+    await streets(db, pid, {"Meridian Walk": [(0, 51.4760), (0, 51.4800)]}, highway="footway")
+    ds = await dataset(db, pid, "police-uk:greenwich", kind="police_uk")
+    await incidents(db, pid, ds, [(0, 51.4779 + k * 0.00004, "Robbery", "2024-01") for k in range(-3, 4)])
     sides = (await db.execute(text(
         "SELECT array_agg(DISTINCT u.cx ORDER BY u.cx) FROM coverage_union u JOIN street s ON s.partnership_id = u.partnership_id "
         "AND ST_Intersects(u.geom_m, ST_Transform(s.geom, 3857)) WHERE u.partnership_id = :p"), {"p": pid})).scalar_one()

@@ -6,33 +6,15 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, urlsplit
 
-from tests.test_footage_requests import LISTED, STOPS, T0, add_camera, add_streets, ll, scene
-from tests.test_overview_page import CHROMIUM_ARGS, chromium_path  # noqa: F401  (fixture)
+from tests.factories import browser_page
+from tests.scenes import LISTED, STOPS, T0, add_camera, add_streets, ll, scene
 
 A4_WIDTH_PT, A4_HEIGHT_PT = 595.3, 841.9
 MEDIA_BOX = re.compile(rb"/MediaBox\s*\[\s*0\s+0\s+([\d.]+)\s+([\d.]+)\s*\]")
 PAGE = re.compile(rb"/Type\s*/Page(?![s\w])")
 
 
-async def signed_in_page(pw, chromium_path: str, live_server: str, caller):
-    """Chromium signed in as `caller`, recording every request and every console or page error."""
-    browser = await pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-    context = await browser.new_context(viewport={"width": 1280, "height": 900})
-    r = await context.request.post(f"{live_server}/auth/session", headers=caller.headers)
-    assert r.status == 204
-    page = await context.new_page()
-    requests: list[str] = []
-    problems: list[str] = []
-    page.on("request", lambda req: requests.append(req.url))
-    page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
-            if msg.type in ("error", "warning") else None)
-    page.on("pageerror", lambda err: problems.append(f"page error: {err}"))
-    return browser, page, requests, problems
-
-
-async def test_footage_request_page_in_chromium(live_server, make_caller, db, chromium_path, tmp_path):  # noqa: F811
-    from playwright.async_api import async_playwright
-
+async def test_footage_request_page_in_chromium(live_server, make_caller, db, chromium_path, tmp_path):
     caller = await make_caller("footage-browser", "viewer")
     pid = caller.partnership_id
     await add_streets(db, pid, {"Deansgate": [(-80, 0), (80, 0)]})
@@ -46,8 +28,9 @@ async def test_footage_request_page_in_chromium(live_server, make_caller, db, ch
     lon, lat = ll(0, 0)
     url = f"{live_server}/maps/coverage/footage-request?lon={lon}&lat={lat}&at={T0.isoformat().replace('+', '%2B')}"
 
-    async with async_playwright() as pw:
-        browser, page, requests, problems = await signed_in_page(pw, chromium_path, live_server, caller)
+    async with browser_page(live_server, caller, chromium_path=chromium_path,
+                            viewport={"width": 1280, "height": 900}) as watched:
+        page, requests, problems = watched.page, watched.requests, watched.problems
         response = await page.goto(url, wait_until="networkidle")
         assert response.status == 200
 
@@ -76,18 +59,16 @@ async def test_footage_request_page_in_chromium(live_server, make_caller, db, ch
         pages = len(PAGE.findall(data))
         assert boxes and all(abs(w - A4_WIDTH_PT) < 2 and abs(h - A4_HEIGHT_PT) < 2 for w, h in boxes), boxes
         assert 1 <= pages <= 2, pages  # 14 cameras fit on one or two A4 pages
-        await browser.close()
 
 
-async def test_path_pack_page_in_chromium(live_server, make_caller, db, chromium_path, tmp_path):  # noqa: F811
-    from playwright.async_api import async_playwright
-
+async def test_path_pack_page_in_chromium(live_server, make_caller, db, chromium_path, tmp_path):
     caller = await make_caller("footage-browser-pack", "viewer")
     await scene(db, caller.partnership_id)
     query = "&".join(f"incident={ll(*xy)[0]},{ll(*xy)[1]},{quote(at.isoformat())},{quote(label)}"
                      for xy, at, label in STOPS)
-    async with async_playwright() as pw:
-        browser, page, requests, problems = await signed_in_page(pw, chromium_path, live_server, caller)
+    async with browser_page(live_server, caller, chromium_path=chromium_path,
+                            viewport={"width": 1280, "height": 900}) as watched:
+        page, requests, problems = watched.page, watched.requests, watched.problems
         response = await page.goto(f"{live_server}/maps/coverage/footage-pack?{query}", wait_until="networkidle")
         assert response.status == 200
         assert [u for u in requests if urlsplit(u).hostname != "127.0.0.1"] == [] and problems == []
@@ -106,4 +87,3 @@ async def test_path_pack_page_in_chromium(live_server, make_caller, db, chromium
         await page.pdf(path=str(pdf), prefer_css_page_size=True)
         boxes = [tuple(float(v) for v in m.groups()) for m in MEDIA_BOX.finditer(pdf.read_bytes())]
         assert boxes and all(abs(w - A4_WIDTH_PT) < 2 and abs(h - A4_HEIGHT_PT) < 2 for w, h in boxes)
-        await browser.close()

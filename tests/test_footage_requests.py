@@ -10,119 +10,32 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-import shapely
-from pyproj import Transformer
-from shapely.geometry import Polygon, box
+from shapely.geometry import box
 from sqlalchemy import text
 
 from app.analysis import footage
-from app.analysis.visibility import visible_area
+from tests.scenes import (
+    CAMERAS,
+    E0,
+    LISTED,
+    LONG_AGO,
+    N0,
+    NOW,
+    STOPS,
+    STREETS,
+    T0,
+    TO_BNG,
+    add_camera,
+    add_streets,
+    disc_entry,
+    ll,
+    scene,
+)
 
-E0, N0 = 383_000.0, 398_000.0  # scene origin, EPSG:27700
-TO_WGS84 = Transformer.from_crs(27700, 4326, always_xy=True)
-TO_BNG = Transformer.from_crs(4326, 27700, always_xy=True)
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
-T0 = (NOW - timedelta(days=20)).replace(second=0)  # the robbery
-LONG_AGO = T0 - timedelta(days=60)                 # when the scene's cameras were registered
 MARGIN = 15
-
-
-def ll(x: float, y: float) -> tuple[float, float]:
-    """Scene metres -> (lon, lat)."""
-    return TO_WGS84.transform(E0 + x, N0 + y)
-
-
-def line_wkt(*points: tuple[float, float]) -> str:
-    return "LINESTRING(" + ", ".join("%.9f %.9f" % ll(x, y) for x, y in points) + ")"
-
-
-# Streets (metres): A along y=0 from x=0 to 400; B up x=400 to y=100, then on to y=300 (a junction
-# at (400, 100)); C along y=300 back to x=0; D down x=0; E up the middle x=200. The shortest walk
-# from (0, 0) to (400, 100) is A then B (500 m; any other way is 900 m), and on to (400, 300) up B.
-STREETS = {
-    "A1": [(0, 0), (200, 0)], "A2": [(200, 0), (400, 0)], "B1": [(400, 0), (400, 100)],
-    "B2": [(400, 100), (400, 300)], "C": [(400, 300), (0, 300)], "D": [(0, 300), (0, 0)],
-    "E": [(200, 0), (200, 300)],
-    "ISLAND": [(2000, 0), (2100, 0)],  # not joined to the rest
-}
-STOPS = [((0, 0), T0, "robbery"), ((400, 100), T0 + timedelta(minutes=10), "phone dumped"),
-         ((400, 300), T0 + timedelta(minutes=30), "card used")]
-
-
-def disc_entry(along_start: float, centre_along: float, offset: float, radius: float) -> float:
-    """Where a straight street first enters a disc whose centre is `offset` m beside it."""
-    return along_start + centre_along - math.sqrt(radius**2 - offset**2)
-
-
-def disc_exit(along_start: float, centre_along: float, offset: float, radius: float) -> float:
-    return along_start + centre_along + math.sqrt(radius**2 - offset**2)
-
-
-# Cameras by hand: (x, y), type, bearing, fov, range, retention, status then, and what is expected.
-# BESIDE-*: their coverage crosses the path; AWAY-*: near it, but their coverage does not.
-CAMERAS = {
-    "BESIDE-1": dict(xy=(100, -15), camera_type="ptz", range_m=30, retention_days=None, monitored=True,
-                     enter=disc_entry(0, 100, 15, 30), leave=disc_exit(0, 100, 15, 30)),
-    "BESIDE-0": dict(xy=(300, 20), camera_type="fixed", bearing=180, fov=60, range_m=40, retention_days=14,
-                     enter=300 - 20 * math.tan(math.radians(30)), leave=300 + 20 * math.tan(math.radians(30))),
-    "BESIDE-2": dict(xy=(415, 50), camera_type="dome", range_m=20, retention_days=28,
-                     enter=disc_entry(400, 50, 15, 20), leave=disc_exit(400, 50, 15, 20)),
-    "BESIDE-3": dict(xy=(385, 250), camera_type="ptz", range_m=20, retention_days=90,
-                     enter=disc_entry(500, 150, 15, 20), leave=disc_exit(500, 150, 15, 20)),
-    "AWAY-E": dict(xy=(200, 150), camera_type="ptz", range_m=30, retention_days=31),
-    "AWAY-LOOKING-AWAY": dict(xy=(120, 15), camera_type="fixed", bearing=0, fov=60, range_m=50,
-                              retention_days=31),
-    "AWAY-FAR": dict(xy=(250, 60), camera_type="ptz", range_m=40, retention_days=31),
-    "FAULTY-THEN": dict(xy=(200, -10), camera_type="ptz", range_m=20, retention_days=31, status="faulty",
-                        enter=disc_entry(0, 200, 10, 20), leave=disc_exit(0, 200, 10, 20)),
-    "DECOMMISSIONED": dict(xy=(350, -10), camera_type="ptz", range_m=20, retention_days=31, status="decommissioned"),
-    "PLANNED": dict(xy=(60, -10), camera_type="ptz", range_m=20, retention_days=31, status="planned"),
-}
-LISTED = ["BESIDE-1", "BESIDE-0", "BESIDE-2", "BESIDE-3"]
-
-INSERT_CAMERA = text("""
-    INSERT INTO camera (partnership_id, reference, name, geom, camera_type, bearing, fov, range_m, status,
-                        retention_days, monitored, contact, owner_agency_id, created_at)
-    VALUES (:p, :reference, :name, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :camera_type, :bearing, :fov,
-            :range_m, :status, :retention_days, :monitored, :contact, :agency, :created_at)
-    RETURNING id
-""")
-
-
-async def add_camera(db, pid: int, reference: str, *, xy, camera_type="ptz", bearing=None, fov=None, range_m=None,
-                     retention_days=None, status="operational", monitored=False, created_at=LONG_AGO,
-                     owner="Salford City Council", **_expected) -> int:
-    agency = (await db.execute(text(
-        "INSERT INTO agency (partnership_id, name, kind) VALUES (:p, :n, 'council') "
-        "ON CONFLICT (partnership_id, name) DO UPDATE SET kind = EXCLUDED.kind RETURNING id"),
-        {"p": pid, "n": owner})).scalar_one()
-    lon, lat = ll(*xy)
-    return (await db.execute(INSERT_CAMERA, {
-        "p": pid, "reference": reference, "name": f"{reference} camera", "lon": lon, "lat": lat,
-        "camera_type": camera_type, "bearing": bearing, "fov": fov, "range_m": range_m, "status": status,
-        "retention_days": retention_days, "monitored": monitored, "contact": f"cctv+{reference.lower()}@example.org",
-        "agency": agency, "created_at": created_at})).scalar_one()
-
-
-async def add_streets(db, pid: int, streets: dict) -> int:
-    for name, pts in streets.items():
-        await db.execute(text(
-            "INSERT INTO street (partnership_id, name, highway, geom) "
-            "VALUES (:p, :name, 'residential', ST_GeomFromText(:wkt, 4326))"),
-            {"p": pid, "name": f"{name} Street", "wkt": line_wkt(*pts)})
-    return (await db.execute(text("SELECT safermap_build_route_network(:p)"), {"p": pid})).scalar_one()
-
-
-async def scene(db, pid: int) -> dict[str, int]:
-    assert await add_streets(db, pid, STREETS) == len(STREETS)
-    ids = {ref: await add_camera(db, pid, ref, **spec) for ref, spec in CAMERAS.items()}
-    # Became operational today: at the time of the robbery it was faulty.
-    await db.execute(text("UPDATE camera SET status = 'operational' WHERE id = :id"), {"id": ids["FAULTY-THEN"]})
-    await db.commit()
-    return ids
 
 
 def path_body(stops=STOPS, margin=MARGIN) -> dict:
@@ -286,14 +199,14 @@ async def test_a_point_behind_a_building_does_not_list_the_camera(client, make_c
     assert (await at(990, 0))["cameras"] == []  # behind the camera
     # Defaults: now, and a naive time is UK local time (1 July: BST, UTC+1).
     # The server's clock, read between two of ours (to the second it reports), not the module's NOW.
-    before = datetime.now(timezone.utc).replace(microsecond=0)
+    before = datetime.now(UTC).replace(microsecond=0)
     server_now = datetime.fromisoformat((await at(1010, 5, None))["at"])
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
     assert before - timedelta(seconds=1) <= server_now <= after + timedelta(seconds=1)
     lon, lat = ll(1010, 5)
     r = await client.get("/api/coverage/at", headers=caller.headers,
                          params={"lon": lon, "lat": lat, "at": "2025-07-01T22:15"})
-    assert datetime.fromisoformat(r.json()["at"]) == datetime(2025, 7, 1, 21, 15, tzinfo=timezone.utc)
+    assert datetime.fromisoformat(r.json()["at"]) == datetime(2025, 7, 1, 21, 15, tzinfo=UTC)
     # Every lookup is audited, without the place.
     details = (await db.execute(text("SELECT detail FROM audit_event WHERE action = 'coverage.at' ORDER BY id"))).scalars().all()
     assert [d["cameras"] for d in details[:3]] == [1, 2, 1]
@@ -437,7 +350,7 @@ async def test_printable_footage_request_page(client, make_caller, db):
 
 
 def test_times_are_interpolated_along_each_leg():
-    t = datetime(2026, 3, 1, 22, 0, tzinfo=timezone.utc)
+    t = datetime(2026, 3, 1, 22, 0, tzinfo=UTC)
     legs = [footage.Leg(0, 500, t, t + timedelta(minutes=10)),
             footage.Leg(500, 0, t + timedelta(minutes=10), t + timedelta(minutes=12)),
             footage.Leg(500, 200, t + timedelta(minutes=12), t + timedelta(minutes=32))]
@@ -449,12 +362,12 @@ def test_times_are_interpolated_along_each_leg():
 
 
 def test_times_without_an_offset_are_uk_local_time():
-    now = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
-    assert footage.parse_at("2026-01-10T08:30", now=now) == datetime(2026, 1, 10, 8, 30, tzinfo=timezone.utc)
-    assert footage.parse_at("2026-06-10T08:30", now=now) == datetime(2026, 6, 10, 7, 30, tzinfo=timezone.utc)
-    assert footage.parse_at("2026-06-10T08:30:00Z", now=now) == datetime(2026, 6, 10, 8, 30, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    assert footage.parse_at("2026-01-10T08:30", now=now) == datetime(2026, 1, 10, 8, 30, tzinfo=UTC)
+    assert footage.parse_at("2026-06-10T08:30", now=now) == datetime(2026, 6, 10, 7, 30, tzinfo=UTC)
+    assert footage.parse_at("2026-06-10T08:30:00Z", now=now) == datetime(2026, 6, 10, 8, 30, tzinfo=UTC)
     # An unencoded '+' of an offset arrives as a space.
-    assert footage.parse_at("2026-06-10T08:30:00 01:00", now=now) == datetime(2026, 6, 10, 7, 30, tzinfo=timezone.utc)
+    assert footage.parse_at("2026-06-10T08:30:00 01:00", now=now) == datetime(2026, 6, 10, 7, 30, tzinfo=UTC)
 
 
 async def test_printable_path_pack_page(client, make_caller, db):

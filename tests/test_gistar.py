@@ -2,61 +2,13 @@
 through GET /api/hotspots/gistar against real PostGIS."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 
 import esda
 import numpy as np
-from pyproj import Transformer
-from sqlalchemy import text
 
 from app.analysis.gistar import gi_star
-
-TO_WGS84 = Transformer.from_crs(27700, 4326, always_xy=True)
-# A 3 km square of Manchester on the British National Grid, on 100 m cell boundaries.
-X0, Y0, SIDE = 383_000.0, 397_000.0, 3_000.0
-
-
-@dataclass
-class Partnership:
-    caller: object
-    dataset: int
-
-
-async def partnership(db, make_caller, slug: str = "hot-csp", role: str = "admin",
-                      sharing_level: str = "exact") -> Partnership:
-    caller = await make_caller(slug, role)
-    agency = (await db.execute(text(
-        "INSERT INTO agency (partnership_id, name, kind) VALUES (:p, 'Police', 'police') "
-        "ON CONFLICT (partnership_id, name) DO UPDATE SET kind = 'police' RETURNING id"),
-        {"p": caller.partnership_id})).scalar_one()
-    dataset = (await db.execute(text(
-        "INSERT INTO dataset (partnership_id, agency_id, source_key, name, sharing_level) "
-        "VALUES (:p, :a, 'police-crime', 'Police crime', :level) "
-        "ON CONFLICT (partnership_id, source_key) DO UPDATE SET name = EXCLUDED.name RETURNING id"),
-        {"p": caller.partnership_id, "a": agency, "level": sharing_level})).scalar_one()
-    await db.commit()
-    return Partnership(caller, dataset)
-
-
-async def plant(db, where: Partnership, xs, ys, month: date, category: str = "Burglary") -> None:
-    """Incidents at these British National Grid positions (metres), stored in WGS84."""
-    lon, lat = TO_WGS84.transform(np.asarray(xs, dtype=float), np.asarray(ys, dtype=float))
-    await db.execute(text(
-        "INSERT INTO incident (partnership_id, dataset_id, category, month, geom) "
-        "SELECT :p, :d, :c, :m, ST_SetSRID(ST_MakePoint(lon, lat), 4326) "
-        "FROM unnest(CAST(:lon AS float8[]), CAST(:lat AS float8[])) AS u(lon, lat)"),
-        {"p": where.caller.partnership_id, "d": where.dataset, "c": category, "m": month,
-         "lon": np.atleast_1d(lon).tolist(), "lat": np.atleast_1d(lat).tolist()})
-    await db.commit()
-
-
-def uniform(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-    return rng.uniform(X0 + 1, X0 + SIDE - 1, n), rng.uniform(Y0 + 1, Y0 + SIDE - 1, n)
-
-
-def cell_of(x: float, y: float, cell: float = 100.0) -> str:
-    return f"E{np.floor(x / cell) * cell:.0f}N{np.floor(y / cell) * cell:.0f}"
+from tests.factories import X0, Y0, cell_of, plant, police_partnership, uniform
 
 
 def reference_gi_star(counts: np.ndarray) -> np.ndarray:
@@ -139,12 +91,12 @@ def test_a_flat_or_empty_grid_has_no_hotspots():
 # -- through the API --------------------------------------------------------------------------------
 
 async def test_the_gistar_layer_finds_the_planted_cluster(client, db, make_caller):
-    where = await partnership(db, make_caller)
+    where = await police_partnership(db, make_caller)
     rng = np.random.default_rng(1)
-    await plant(db, where, *uniform(rng, 1800), date(2024, 7, 1))
+    await plant(db, *where.ids, *uniform(rng, 1800), date(2024, 7, 1))
     hx, hy = 384_250.0, 398_650.0  # the centre of one 100 m cell
-    await plant(db, where, hx + rng.uniform(-40, 40, 150), hy + rng.uniform(-40, 40, 150), date(2024, 7, 1))
-    await plant(db, where, *uniform(rng, 300), date(2024, 6, 1))  # another month: not counted
+    await plant(db, *where.ids, hx + rng.uniform(-40, 40, 150), hy + rng.uniform(-40, 40, 150), date(2024, 7, 1))
+    await plant(db, *where.ids, *uniform(rng, 300), date(2024, 6, 1))  # another month: not counted
 
     r = await client.get("/api/hotspots/gistar", params={"cell_m": 100}, headers=where.caller.headers)
     assert r.status_code == 200, r.text
@@ -173,10 +125,10 @@ async def test_the_gistar_layer_finds_the_planted_cluster(client, db, make_calle
 
 
 async def test_category_filter_and_another_partnership_sees_nothing(client, db, make_caller):
-    where = await partnership(db, make_caller)
+    where = await police_partnership(db, make_caller)
     rng = np.random.default_rng(2)
-    await plant(db, where, *uniform(rng, 200), date(2024, 7, 1), category="Burglary")
-    await plant(db, where, *uniform(rng, 50), date(2024, 7, 1), category="Robbery")
+    await plant(db, *where.ids, *uniform(rng, 200), date(2024, 7, 1), category="Burglary")
+    await plant(db, *where.ids, *uniform(rng, 50), date(2024, 7, 1), category="Robbery")
     r = await client.get("/api/hotspots/gistar", params={"category": "Robbery"}, headers=where.caller.headers)
     assert r.json()["count"] == 50
     other = await make_caller("other-csp", "admin")
@@ -185,10 +137,10 @@ async def test_category_filter_and_another_partnership_sees_nothing(client, db, 
 
 
 async def test_counts_below_the_threshold_are_held_back_from_sanitised_viewers(client, db, make_caller):
-    where = await partnership(db, make_caller, sharing_level="sanitised")
+    where = await police_partnership(db, make_caller, sharing_level="sanitised")
     viewer = await make_caller("hot-csp", "viewer")
     rng = np.random.default_rng(4)
-    await plant(db, where, *uniform(rng, 400), date(2024, 7, 1))
+    await plant(db, *where.ids, *uniform(rng, 400), date(2024, 7, 1))
     body = (await client.get("/api/hotspots/gistar", params={"cell_m": 250}, headers=viewer.headers)).json()
     counts = [f["properties"]["count"] for f in body["features"]]
     assert body["sanitised"] is True and None in counts
@@ -200,8 +152,8 @@ async def test_counts_below_the_threshold_are_held_back_from_sanitised_viewers(c
 
 
 async def test_bad_parameters_are_clear_problems(client, db, make_caller):
-    where = await partnership(db, make_caller)
-    await plant(db, where, *uniform(np.random.default_rng(5), 20), date(2024, 7, 1))
+    where = await police_partnership(db, make_caller)
+    await plant(db, *where.ids, *uniform(np.random.default_rng(5), 20), date(2024, 7, 1))
     for params in ({"alpha": "0.2"}, {"alpha": "x"}, {"cell_m": "1"}, {"cell_m": "99999"}, {"from": "July"},
                    {"from": "2024-08", "to": "2024-07"}):
         r = await client.get("/api/hotspots/gistar", params=params, headers=where.caller.headers)
@@ -210,8 +162,8 @@ async def test_bad_parameters_are_clear_problems(client, db, make_caller):
 
 
 async def test_a_grid_too_fine_for_the_area_is_refused_with_advice(client, db, make_caller):
-    where = await partnership(db, make_caller)
-    await plant(db, where, [X0 + 5, X0 + 8_000], [Y0 + 5, Y0 + 8_000], date(2024, 7, 1))
+    where = await police_partnership(db, make_caller)
+    await plant(db, *where.ids, [X0 + 5, X0 + 8_000], [Y0 + 5, Y0 + 8_000], date(2024, 7, 1))
     r = await client.get("/api/hotspots/gistar", params={"cell_m": 10}, headers=where.caller.headers)
     assert r.status_code == 400 and "larger cell_m" in r.json()["detail"]
     assert (await client.get("/api/hotspots/gistar", params={"cell_m": 100},

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 import httpx
 from sqlalchemy import text
 
-from tests.test_cameras import camera_feature
+from tests.factories import camera_feature
 
 INTRANET = "https://intranet.rochdale.gov.uk"
 

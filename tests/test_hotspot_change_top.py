@@ -8,9 +8,8 @@ from datetime import date
 
 import numpy as np
 import pytest
-from sqlalchemy import text
 
-from tests.test_gistar import TO_WGS84, cell_of, partnership, plant, uniform
+from tests.factories import TO_WGS84, camera, cell_of, plant, police_partnership, streets, uniform
 
 JUNE, JULY = date(2024, 6, 1), date(2024, 7, 1)
 RISE = (384_150.0, 398_250.0)    # cell centres, away from each other
@@ -22,15 +21,15 @@ SMALL_RISE = (383_350.0, 399_650.0)
 async def planted(db, make_caller):
     """The same background in June and July (no change), plus a rise of 30 and one of 12, and a
     fall of 25."""
-    where = await partnership(db, make_caller)
+    where = await police_partnership(db, make_caller)
     rng = np.random.default_rng(21)
     xs, ys = uniform(rng, 900)
     for month in (JUNE, JULY):
-        await plant(db, where, xs, ys, month)
-    await plant(db, where, [RISE[0]] * 20, [RISE[1]] * 20, JULY, category="Robbery")
-    await plant(db, where, [RISE[0] + 40] * 10, [RISE[1] - 40] * 10, JULY, category="Vehicle crime")
-    await plant(db, where, [SMALL_RISE[0]] * 12, [SMALL_RISE[1]] * 12, JULY)
-    await plant(db, where, [FALL[0]] * 25, [FALL[1]] * 25, JUNE)
+        await plant(db, *where.ids, xs, ys, month)
+    await plant(db, *where.ids, [RISE[0]] * 20, [RISE[1]] * 20, JULY, category="Robbery")
+    await plant(db, *where.ids, [RISE[0] + 40] * 10, [RISE[1] - 40] * 10, JULY, category="Vehicle crime")
+    await plant(db, *where.ids, [SMALL_RISE[0]] * 12, [SMALL_RISE[1]] * 12, JULY)
+    await plant(db, *where.ids, [FALL[0]] * 25, [FALL[1]] * 25, JUNE)
     background = Counter(cell_of(x, y) for x, y in zip(xs, ys))
     return where, background, (xs, ys)
 
@@ -68,7 +67,7 @@ async def test_planted_rises_and_falls_top_the_ranked_lists_with_exact_counts(cl
 
 async def test_compare_with_the_same_month_last_year(client, db, planted):
     where, background, (xs, ys) = planted
-    await plant(db, where, xs[:100], ys[:100], date(2023, 7, 1))
+    await plant(db, *where.ids, xs[:100], ys[:100], date(2023, 7, 1))
     body = await get(client, where.caller, "/api/hotspots/change", compare="last_year", n=3)
     assert body["previous_period"] == {"from": "2023-07-01", "to": "2023-07-31"}
     layer = {f["id"]: f["properties"] for f in body["areas"]["features"]}
@@ -83,14 +82,10 @@ async def test_top_hotspots_match_an_independent_count(client, db, planted):
     # see the vehicle crimes too does not count, nor does the camera itself.
     lon, lat = TO_WGS84.transform(*RISE)
     for ref, status, range_m in (("CAM-1", "operational", 30), ("CAM-2", "faulty", 80)):
-        await db.execute(text(
-            "INSERT INTO camera (partnership_id, reference, geom, camera_type, fov, range_m, status) "
-            "VALUES (:p, :r, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), 'dome', 360, :range, :status)"),
-            {"p": pid, "r": ref, "lon": lon, "lat": lat, "range": range_m, "status": status})
-    await db.commit()
+        await camera(db, pid, ref, (lon, lat), camera_type="dome", fov=360, range_m=range_m, status=status)
     # Just across the cell's east edge: inside its lon/lat box, but in the next cell.
     across = (RISE[0] + 50.5, RISE[1] + 10)
-    await plant(db, where, [across[0]] * 7, [across[1]] * 7, JULY, category="Drugs")
+    await plant(db, *where.ids, [across[0]] * 7, [across[1]] * 7, JULY, category="Drugs")
 
     body = await get(client, where.caller, "/api/hotspots/top", n=3)
     areas = body["areas"]
@@ -119,23 +114,18 @@ async def test_top_hotspots_match_an_independent_count(client, db, planted):
 
 async def test_a_cell_is_labelled_with_the_street_through_it(client, db, planted):
     where, _, _ = planted
-    lon0, lat0 = TO_WGS84.transform(RISE[0] - 45, RISE[1])
-    lon1, lat1 = TO_WGS84.transform(RISE[0] + 45, RISE[1] + 10)
-    await db.execute(text(
-        "INSERT INTO street (partnership_id, name, highway, geom) VALUES (:p, 'Market Street', 'primary', "
-        "ST_SetSRID(ST_MakeLine(ST_MakePoint(:a, :b), ST_MakePoint(:c, :d)), 4326))"),
-        {"p": where.caller.partnership_id, "a": lon0, "b": lat0, "c": lon1, "d": lat1})
-    await db.commit()
+    ends = [TO_WGS84.transform(RISE[0] - 45, RISE[1]), TO_WGS84.transform(RISE[0] + 45, RISE[1] + 10)]
+    await streets(db, where.caller.partnership_id, {"Market Street": ends}, highway="primary")
     body = await get(client, where.caller, "/api/hotspots/top", n=1)
     assert body["areas"][0]["label"] == "Near Market Street"
 
 
 async def test_small_counts_and_changes_are_held_back_from_sanitised_viewers(client, db, make_caller):
-    where = await partnership(db, make_caller, sharing_level="sanitised")
+    where = await police_partnership(db, make_caller, sharing_level="sanitised")
     viewer = await make_caller("hot-csp", "viewer")
-    await plant(db, where, [RISE[0]] * 3, [RISE[1]] * 3, JUNE)
-    await plant(db, where, [RISE[0]] * 40, [RISE[1]] * 40, JULY)
-    await plant(db, where, [FALL[0]] * 2, [FALL[1]] * 2, JULY)
+    await plant(db, *where.ids, [RISE[0]] * 3, [RISE[1]] * 3, JUNE)
+    await plant(db, *where.ids, [RISE[0]] * 40, [RISE[1]] * 40, JULY)
+    await plant(db, *where.ids, [FALL[0]] * 2, [FALL[1]] * 2, JULY)
     body = await get(client, viewer, "/api/hotspots/change", cell_m=500)
     assert body["sanitised"] is True
     for f in body["areas"]["features"]:

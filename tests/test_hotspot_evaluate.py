@@ -11,8 +11,8 @@ import pytest
 
 from app.analysis.hotspot_evaluate import evaluate_arrays, flag_and_measure, parse_area, resample
 from app.analysis.kde import quartic_kde
-from app.errors import BadRequest
-from tests.test_gistar import SIDE, X0, Y0, partnership, plant
+from app.domain_errors import InvalidValue
+from tests.factories import SIDE, X0, Y0, plant, police_partnership
 
 FINE, FACTOR = 25.0, 4          # 100 m evaluation cells of 4 x 4 density cells
 BANDWIDTH = 150.0
@@ -101,7 +101,7 @@ def test_a_fine_density_is_summed_into_the_cell_holding_each_centre():
 def test_area_is_a_share_of_the_study_area():
     assert parse_area("5%") == pytest.approx(0.05) and parse_area("0.1") == pytest.approx(0.1)
     for bad in ("0%", "100%", "-1", "five", "150%"):
-        with pytest.raises(BadRequest):
+        with pytest.raises(InvalidValue):
             parse_area(bad)
 
 
@@ -113,10 +113,11 @@ async def test_the_cli_prints_hit_rate_pai_and_rri_for_each_method(db, make_call
     exactly the block, so its hit rate is the block's share of July's incidents and its PAI that
     over the area share."""
     from typer.testing import CliRunner
+
     from app.cli import app as cli
     from app.settings import get_settings
 
-    where = await partnership(db, make_caller, slug="eval-csp")
+    where = await police_partnership(db, make_caller, slug="eval-csp")
     rng = np.random.default_rng(3)
     bx0, by0 = X0 + BLOCK[1].start * 100, Y0 + BLOCK[0].start * 100
     block_w, block_h = (BLOCK[1].stop - BLOCK[1].start) * 100, (BLOCK[0].stop - BLOCK[0].start) * 100
@@ -127,7 +128,7 @@ async def test_the_cli_prints_hit_rate_pai_and_rri_for_each_method(db, make_call
         rx, ry = rng.uniform(X0 + 1, X0 + SIDE - 1, 3 * n_rest), rng.uniform(Y0 + 1, Y0 + SIDE - 1, 3 * n_rest)
         outside = ~((rx >= bx0) & (rx < bx0 + block_w) & (ry >= by0) & (ry < by0 + block_h))
         rx, ry = rx[outside][:n_rest], ry[outside][:n_rest]
-        await plant(db, where, np.r_[bx, rx], np.r_[by, ry], date(2024, month, 1))
+        await plant(db, *where.ids, np.r_[bx, rx], np.r_[by, ry], date(2024, month, 1))
         planted[month] = (n_block, n_block + len(rx))
 
     monkeypatch.setenv("DATABASE_URL", database_url)

@@ -9,101 +9,15 @@ from __future__ import annotations
 
 import io
 import re
-from dataclasses import dataclass
-from datetime import date
 
 import numpy as np
 import pytest
 from PIL import Image
-from pyproj import Transformer
 from sqlalchemy import text
 
 from app.auth import principal_from_token
 from app.pages import hotspot_print
-
-TO_WGS84 = Transformer.from_crs(27700, 4326, always_xy=True)
-# A 1.5 km square of Manchester on the British National Grid.
-X0, Y0, SIDE = 383_000.0, 397_000.0, 1_500.0
-STREET_EVERY = 150.0
-# The hotspot: 300 incidents on one snapped point, half-way between streets.
-HOT = (X0 + 525.0, Y0 + 975.0)
-HOT_COUNT = 300
-MONTH = date(2024, 3, 1)
-BEFORE = date(2024, 2, 1)
-
-
-@dataclass
-class World:
-    admin: object
-    viewer_headers: dict[str, str]
-    viewer_token: str
-    dataset: int
-
-
-def lonlat(x: float, y: float) -> tuple[float, float]:
-    return TO_WGS84.transform(x, y)
-
-
-async def plant(db, pid: int, dataset: int, xs, ys, month: date, category: str) -> None:
-    """Incidents at these British National Grid positions (metres), stored in WGS84."""
-    lon, lat = TO_WGS84.transform(np.asarray(xs, dtype=float), np.asarray(ys, dtype=float))
-    await db.execute(text(
-        "INSERT INTO incident (partnership_id, dataset_id, category, month, geom, location_text) "
-        "SELECT :p, :d, :c, :m, ST_SetSRID(ST_MakePoint(lon, lat), 4326), 'On or near Test Street' "
-        "FROM unnest(CAST(:lon AS float8[]), CAST(:lat AS float8[])) AS u(lon, lat)"),
-        {"p": pid, "d": dataset, "c": category, "m": month,
-         "lon": np.atleast_1d(lon).tolist(), "lat": np.atleast_1d(lat).tolist()})
-
-
-async def build_world(db, make_caller, client, slug: str = "print-csp", category: str = "Burglary") -> World:
-    """Streets every 150 m and a few buildings; a hotspot of 300 incidents on one point in March
-    2024 over a thin spread of single incidents, and fewer in February (so the hotspot rose).
-    The police's data set is shown to viewers at the sanitised level."""
-    admin = await make_caller(slug, "admin")
-    pid = admin.partnership_id
-    for k in range(int(SIDE // STREET_EVERY) + 1):
-        offset = k * STREET_EVERY
-        for (ax, ay), (bx, by), name in (((X0, Y0 + offset), (X0 + SIDE, Y0 + offset), f"East Road {k}"),
-                                         ((X0 + offset, Y0), (X0 + offset, Y0 + SIDE), f"North Road {k}")):
-            (lon0, lat0), (lon1, lat1) = lonlat(ax, ay), lonlat(bx, by)
-            await db.execute(text(
-                "INSERT INTO street (partnership_id, name, highway, geom) VALUES (:p, :n, 'residential', "
-                "ST_SetSRID(ST_MakeLine(ST_MakePoint(:a, :b), ST_MakePoint(:c, :d)), 4326))"),
-                {"p": pid, "n": name, "a": lon0, "b": lat0, "c": lon1, "d": lat1})
-    for bx, by in ((X0 + 20, Y0 + 20), (X0 + 320, Y0 + 620), (X0 + 1020, Y0 + 170)):
-        ring = [lonlat(bx + dx, by + dy) for dx, dy in ((0, 0), (60, 0), (60, 40), (0, 40), (0, 0))]
-        wkt = "MULTIPOLYGON(((" + ",".join(f"{lon} {lat}" for lon, lat in ring) + ")))"
-        await db.execute(text("INSERT INTO building (partnership_id, name, geom) "
-                              "VALUES (:p, 'Block', ST_GeomFromText(:w, 4326))"), {"p": pid, "w": wkt})
-    police = (await db.execute(text(
-        "INSERT INTO agency (partnership_id, name, kind) VALUES (:p, 'Police', 'police') RETURNING id"),
-        {"p": pid})).scalar_one()
-    dataset = (await db.execute(text(
-        "INSERT INTO dataset (partnership_id, agency_id, source_key, name, kind, sharing_level) "
-        "VALUES (:p, :a, 'police-crime', 'Police recorded crime', 'police_uk', 'sanitised') RETURNING id"),
-        {"p": pid, "a": police})).scalar_one()
-    await db.commit()
-    r = await client.post("/api/sharing/refresh-anonymous-points", headers=admin.headers)
-    assert r.status_code == 200, r.text
-
-    rng = np.random.default_rng(7)
-    await plant(db, pid, dataset, [HOT[0]] * HOT_COUNT, [HOT[1]] * HOT_COUNT, MONTH, category)
-    await plant(db, pid, dataset, *spread(rng, 80), MONTH, "Anti-social behaviour")
-    await plant(db, pid, dataset, [HOT[0]] * 40, [HOT[1]] * 40, BEFORE, category)
-    await plant(db, pid, dataset, *spread(rng, 80), BEFORE, "Anti-social behaviour")
-    await db.commit()
-
-    viewer = (await db.execute(text(
-        "INSERT INTO principal (partnership_id, name, role) VALUES (:p, 'Vera Viewer', 'viewer') RETURNING id"),
-        {"p": pid})).scalar_one()
-    from app.auth import create_token
-    token = await create_token(db, viewer, "test")
-    await db.commit()
-    return World(admin, {"Authorization": f"Bearer {token}"}, token, dataset)
-
-
-def spread(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-    return rng.uniform(X0 + 5, X0 + SIDE - 5, n), rng.uniform(Y0 + 5, Y0 + SIDE - 5, n)
+from tests.scenes import HOT, HOT_COUNT, World, build_world
 
 
 @pytest.fixture

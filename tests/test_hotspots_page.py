@@ -14,10 +14,9 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import pytest
 
-from tests.test_hotspot_print import HOT, HOT_COUNT, TO_WGS84, build_world
-from tests.test_overview_page import CHROMIUM, CHROMIUM_ARGS, config_of
+from tests.factories import TO_WGS84, browser_page, config_of
+from tests.scenes import HOT, HOT_COUNT, build_world
 
 XSS_CATEGORY = "<img src=x onerror=alert(1)>"
 
@@ -69,33 +68,13 @@ async def test_page_opens_on_the_latest_month_with_local_assets_only(client, mak
 
 # -- the page in Chromium ---------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def chromium_path() -> str:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); the browser tests need it")
-    return CHROMIUM
-
-
 async def test_tasking_page_in_chromium(live_server, make_caller, db, chromium_path, tmp_path):
-    from playwright.async_api import async_playwright
-
     async with httpx.AsyncClient(base_url=live_server, timeout=30) as api:
         world = await build_world(db, make_caller, api, slug="tasking-csp", category=XSS_CATEGORY)
 
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        context = await browser.new_context(viewport={"width": 1600, "height": 900}, accept_downloads=True)
-        r = await context.request.post(f"{live_server}/auth/session", headers=world.viewer_headers)
-        assert r.status == 204
-        page = await context.new_page()
-        requests: list[str] = []
-        problems: list[str] = []
-        dialogs: list[str] = []
-        page.on("request", lambda req: requests.append(req.url))
-        page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
-                if msg.type in ("error", "warning") else None)
-        page.on("pageerror", lambda err: problems.append(f"page error: {err}"))
-        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    async with browser_page(live_server, world.viewer, chromium_path=chromium_path,
+                            viewport={"width": 1600, "height": 900}, accept_downloads=True) as watched:
+        page, requests, problems, dialogs = watched.page, watched.requests, watched.problems, watched.dialogs
 
         await page.goto(f"{live_server}/maps/hotspots", wait_until="load")
         await page.wait_for_function("() => window.saferHotspots && saferHotspots.map")
@@ -205,4 +184,3 @@ async def test_tasking_page_in_chromium(live_server, make_caller, db, chromium_p
 
         assert dialogs == []
         assert problems == []
-        await browser.close()

@@ -19,6 +19,7 @@ import mapbox_vector_tile
 from sqlalchemy import text
 
 from app.tiles.sql import lonlat_to_tile
+from tests.factories import agency, camera, dataset, incidents
 
 BOROUGHS = ["bolton", "bury", "manchester", "oldham", "rochdale", "salford", "stockport", "tameside",
             "trafford", "wigan"]
@@ -68,20 +69,11 @@ async def build(db, client, make_caller) -> list[Borough]:
         b = Borough(i, slug, await make_caller(slug, "admin"), await make_caller(slug, "viewer"))
         pid = b.admin.partnership_id
         t = tag(i)
-        agency = (await db.execute(text(
-            "INSERT INTO agency (partnership_id, name, kind) VALUES (:p, :n, 'council') RETURNING id"),
-            {"p": pid, "n": f"{t}-AGENCY-SECRET"})).scalar_one()
+        owner = await agency(db, pid, f"{t}-AGENCY-SECRET", "council")
         for k in range(3):
-            lon, lat = lonlat(i, k)
-            b.camera_ids.add((await db.execute(text(
-                "INSERT INTO camera (partnership_id, owner_agency_id, reference, name, geom, bearing, fov, range_m) "
-                "VALUES (:p, :a, :r, :n, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), 90, 60, 20) RETURNING id"),
-                {"p": pid, "a": agency, "r": f"{t}-CAM-SECRET-{k}", "n": f"{t}-NAME-SECRET",
-                 "lon": lon, "lat": lat})).scalar_one())
-        dataset = (await db.execute(text(
-            "INSERT INTO dataset (partnership_id, agency_id, source_key, name) VALUES (:p, :a, :k, :n) RETURNING id"),
-            {"p": pid, "a": agency, "k": f"{t.lower()}-dataset", "n": f"{t}-DATASET-SECRET"})).scalar_one()
-        b.dataset_id = dataset
+            b.camera_ids.add(await camera(db, pid, f"{t}-CAM-SECRET-{k}", lonlat(i, k), owner_agency_id=owner,
+                                          name=f"{t}-NAME-SECRET", bearing=90, fov=60, range_m=20))
+        b.dataset_id = await dataset(db, pid, f"{t.lower()}-dataset", agency_id=owner, name=f"{t}-DATASET-SECRET")
         run = (await db.execute(text(
             "INSERT INTO import_run (partnership_id, kind, file, status, rows_total, rows_loaded, rows_rejected, "
             "rejects, message) VALUES (:p, 'police_uk', :f, 'loaded', :n, :n, 1, CAST(:rej AS jsonb), :m) RETURNING id"),
@@ -90,16 +82,11 @@ async def build(db, client, make_caller) -> list[Borough]:
         # A different number of incidents in each partnership (so counts tell them apart), on
         # three points, some stacked.
         b.incidents = 6 * i + 1
-        for n in range(b.incidents):
-            lon, lat = lonlat(i, 3 + n % 3)
-            b.incident_ids.add((await db.execute(text(
-                "INSERT INTO incident (partnership_id, dataset_id, import_run_id, category, month, geom, "
-                "location_text, external_ref) VALUES (:p, :d, :r, :c, :m, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), "
-                ":l, :x) RETURNING id"),
-                {"p": pid, "d": dataset, "r": run, "c": f"{t}-CATEGORY-SECRET" if n == 0 else "Burglary",
-                 "m": date(2024, i, 1), "lon": lon, "lat": lat, "l": f"{t}-LOC-SECRET",
-                 "x": f"{t}-REF-SECRET-{n}"})).scalar_one())
-        await db.commit()
+        b.incident_ids.update(await incidents(
+            db, pid, b.dataset_id,
+            [(*lonlat(i, 3 + n % 3), f"{t}-CATEGORY-SECRET" if n == 0 else "Burglary", date(2024, i, 1))
+             for n in range(b.incidents)],
+            import_run_id=run, location_text=f"{t}-LOC-SECRET", external_ref=[f"{t}-REF-SECRET-{n}" for n in range(b.incidents)]))
         r = await client.post("/api/embeds", headers=b.admin.headers, json={
             "title": f"{t}-EMBED-SECRET", "layers": ["cameras", "coverage", "incidents"],
             "allowed_origins": [f"https://{t.lower()}-intranet.example"]})

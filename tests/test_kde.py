@@ -14,43 +14,12 @@ from sqlalchemy import text
 from app.analysis import hotspot_data as hd
 from app.analysis import kde
 from app.analysis.hotspot_data import HotspotFilter, SystemPrincipal
-from app.errors import BadRequest
+from app.domain_errors import InvalidPeriod, InvalidValue, TooLarge
+from tests.factories import LAT, LON, dataset, incidents, partnership, scattered
 
-LON, LAT = -2.2426, 53.4808  # Manchester
 TO_BNG = Transformer.from_crs(4326, 27700, always_xy=True)
-
-
-async def partnership(db, slug: str, srid: int = 27700) -> int:
-    pid = (await db.execute(text(
-        "INSERT INTO partnership (slug, name, srid) VALUES (:s, :s, :srid) RETURNING id"),
-        {"s": slug, "srid": srid})).scalar_one()
-    await db.commit()
-    return pid
-
-
-async def dataset(db, pid: int, key: str, level: str = "exact") -> int:
-    ds = (await db.execute(text(
-        "INSERT INTO dataset (partnership_id, source_key, name, sharing_level) VALUES (:p, :k, :k, :l) RETURNING id"),
-        {"p": pid, "k": key, "l": level})).scalar_one()
-    await db.commit()
-    return ds
-
-
-async def add(db, pid: int, ds: int, rows: list[tuple[float | None, float | None, str, str, int]]) -> None:
-    """rows: (lon, lat, category, month 'YYYY-MM', how many); lon None = no location."""
-    for lon, lat, cat, month, n in rows:
-        await db.execute(text(
-            "INSERT INTO incident (partnership_id, dataset_id, category, month, geom) "
-            "SELECT :p, :d, :c, CAST(:m || '-01' AS date), "
-            "CASE WHEN CAST(:lon AS float8) IS NULL THEN NULL "
-            "     ELSE ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) END FROM generate_series(1, :n)"),
-            {"p": pid, "d": ds, "c": cat, "m": month, "lon": lon, "lat": lat, "n": n})
-    await db.commit()
-
-
-def scattered(n: int, seed: int = 1, spread: float = 0.02) -> list[tuple[float, float]]:
-    rng = np.random.default_rng(seed)
-    return [(LON + dx, LAT + dy) for dx, dy in rng.normal(0, spread, size=(n, 2)).round(6)]
+# tests/test_hotspot_tiles.py still imports `add` from here until it takes the factories itself.
+add = incidents
 
 
 # -- filters and periods (pure) ------------------------------------------------------------------------
@@ -60,9 +29,9 @@ def test_filter_from_request_parameters():
     assert f.key() != hd.hotspot_filter("2024-01", "2024-04", ["Drugs,Burglary"], ["police-uk:gmp"]).key()
     assert hd.hotspot_filter(None, None, [], []) == HotspotFilter(None, None)
     for bad in (("2024-13", None), ("2024-03", "2024-01"), ("yesterday", None)):
-        with pytest.raises(BadRequest):
+        with pytest.raises(InvalidPeriod):
             hd.hotspot_filter(*bad, [], [])
-    with pytest.raises(BadRequest):
+    with pytest.raises(InvalidValue):
         hd.hotspot_filter(None, None, [f"c{i}" for i in range(51)], [])
 
 
@@ -81,9 +50,9 @@ def test_previous_period(period, compare, expected):
 
 
 def test_previous_period_needs_a_period_and_a_known_comparison():
-    with pytest.raises(BadRequest):
+    with pytest.raises(InvalidPeriod):
         hd.previous_period(HotspotFilter(None, None))
-    with pytest.raises(BadRequest):
+    with pytest.raises(InvalidValue):
         hd.previous_period(HotspotFilter(date(2024, 1, 1), date(2024, 1, 31)), "last_week")
 
 
@@ -92,8 +61,8 @@ async def test_bins_match_an_independent_binning_in_the_metric_crs(db):
     pid = await partnership(db, "csp-bins")
     ds = await dataset(db, pid, "police-uk:test")
     points = scattered(200)
-    await add(db, pid, ds, [(lon, lat, "Burglary", "2024-01", 1 + i % 3) for i, (lon, lat) in enumerate(points)])
-    await add(db, pid, ds, [(LON, LAT, "Drugs", "2024-01", 2500),          # thousands on one snapped point
+    await incidents(db, pid, ds, [(lon, lat, "Burglary", "2024-01", 1 + i % 3) for i, (lon, lat) in enumerate(points)])
+    await incidents(db, pid, ds, [(LON, LAT, "Drugs", "2024-01", 2500),          # thousands on one snapped point
                             (None, None, "Drugs", "2024-01", 7)])           # no location: counted, not placed
     who = SystemPrincipal(pid)
     extent = await hd.study_extent(db, who, HotspotFilter(None, None))
@@ -121,9 +90,9 @@ async def test_bins_follow_the_period_categories_and_datasets(db):
     pid = await partnership(db, "csp-filter")
     police = await dataset(db, pid, "police-uk:test")
     council = await dataset(db, pid, "council:asb")
-    await add(db, pid, police, [(LON, LAT, "Burglary", "2024-01", 3), (LON, LAT, "Drugs", "2024-02", 5),
+    await incidents(db, pid, police, [(LON, LAT, "Burglary", "2024-01", 3), (LON, LAT, "Drugs", "2024-02", 5),
                                 (LON + 0.01, LAT, "Burglary", "2024-03", 7)])
-    await add(db, pid, council, [(LON, LAT, "Anti-social behaviour", "2024-03", 11)])
+    await incidents(db, pid, council, [(LON, LAT, "Anti-social behaviour", "2024-03", 11)])
     who = SystemPrincipal(pid)
     extent = await hd.study_extent(db, who)
 
@@ -154,11 +123,11 @@ async def test_bins_read_through_the_sharing_rules_and_only_the_own_partnership(
     sanitised = await dataset(db, pid, "council:asb", "sanitised")
     counts_only = await dataset(db, pid, "fire:deliberate", "aggregate")
     hidden = await dataset(db, pid, "health:assaults", "none")
-    await add(db, pid, exact, [(LON, LAT, "Burglary", "2024-01", 4)])
-    await add(db, pid, sanitised, [(LON + 0.0031, LAT + 0.0017, "Anti-social behaviour", "2024-01", 6)])
-    await add(db, pid, counts_only, [(LON - 0.01, LAT, "Arson", "2024-01", 9)])
-    await add(db, pid, hidden, [(LON, LAT - 0.01, "Assault", "2024-02", 13)])
-    await add(db, other, await dataset(db, other, "police-uk:test"), [(LON, LAT, "Burglary", "2024-01", 1000)])
+    await incidents(db, pid, exact, [(LON, LAT, "Burglary", "2024-01", 4)])
+    await incidents(db, pid, sanitised, [(LON + 0.0031, LAT + 0.0017, "Anti-social behaviour", "2024-01", 6)])
+    await incidents(db, pid, counts_only, [(LON - 0.01, LAT, "Arson", "2024-01", 9)])
+    await incidents(db, pid, hidden, [(LON, LAT - 0.01, "Assault", "2024-02", 13)])
+    await incidents(db, other, await dataset(db, other, "police-uk:test"), [(LON, LAT, "Burglary", "2024-01", 1000)])
 
     admin, viewer = SystemPrincipal(pid), SystemPrincipal(pid, "viewer")
     extent = await hd.study_extent(db, admin)
@@ -184,12 +153,12 @@ async def test_bins_read_through_the_sharing_rules_and_only_the_own_partnership(
 async def test_version_key_changes_with_the_data(db):
     pid = await partnership(db, "csp-version")
     ds = await dataset(db, pid, "police-uk:test")
-    await add(db, pid, ds, [(LON, LAT, "Burglary", "2024-01", 2)])
+    await incidents(db, pid, ds, [(LON, LAT, "Burglary", "2024-01", 2)])
     who = SystemPrincipal(pid)
     extent = await hd.study_extent(db, who)
     before = await hd.load_bins(db, who, HotspotFilter(None, None), 100.0, extent)
     assert (await hd.data_context(db, who)).version_key == before.version_key
-    await add(db, pid, ds, [(LON + 0.05, LAT, "Burglary", "2024-02", 1)])
+    await incidents(db, pid, ds, [(LON + 0.05, LAT, "Burglary", "2024-02", 1)])
     after = await hd.data_context(db, who)
     assert after.version_key != before.version_key
     wider = await hd.study_extent(db, who)  # the cached extent is not reused for new data
@@ -201,9 +170,9 @@ async def test_no_data_and_oversized_grids(db):
     who = SystemPrincipal(pid)
     assert await hd.study_extent(db, who) is None
     assert await hd.resolve_period(db, who, HotspotFilter(None, None)) == HotspotFilter(None, None)
-    with pytest.raises(BadRequest):
+    with pytest.raises(TooLarge):
         await hd.load_bins(db, who, HotspotFilter(None, None), 1.0, (0.0, 0.0, 50_000.0, 50_000.0))
-    with pytest.raises(BadRequest):
+    with pytest.raises(InvalidValue):
         await hd.load_bins(db, who, HotspotFilter(None, None), -5.0, (0.0, 0.0, 500.0, 500.0))
 
 
@@ -281,7 +250,7 @@ async def test_surface_of_the_database_matches_an_independent_kde(db):
     pid = await partnership(db, "csp-surface")
     ds = await dataset(db, pid, "police-uk:test")
     points = scattered(250, seed=11, spread=0.01)
-    await add(db, pid, ds, [(lon, lat, "Burglary", "2024-05", 1) for lon, lat in points]
+    await incidents(db, pid, ds, [(lon, lat, "Burglary", "2024-05", 1) for lon, lat in points]
               + [(LON, LAT, "Burglary", "2024-05", 2000), (None, None, "Burglary", "2024-05", 9),
                  (LON + 0.2, LAT, "Burglary", "2024-04", 50)])  # another month: only widens the extent
     who = SystemPrincipal(pid)
@@ -302,7 +271,7 @@ async def test_surface_of_the_database_matches_an_independent_kde(db):
     assert surface.colours[-1] == "#bd0026" and surface.labels[0] == "Mean to +1 SD"
     # Cached by parameters and data version: the same object until the data changes.
     assert await kde.hotspot_surface(db, who, HotspotFilter(None, None), cell_m=100, bandwidth_m=600) is surface
-    await add(db, pid, ds, [(LON, LAT, "Burglary", "2024-05", 1)])
+    await incidents(db, pid, ds, [(LON, LAT, "Burglary", "2024-05", 1)])
     fresh = await kde.hotspot_surface(db, who, HotspotFilter(None, None), cell_m=100, bandwidth_m=600)
     assert fresh is not surface and fresh.count == 2251
 
@@ -320,7 +289,7 @@ async def test_concurrent_requests_for_one_surface_compute_it_once(app, db, monk
     import asyncio
     pid = await partnership(db, "csp-herd")
     ds = await dataset(db, pid, "police-uk:test")
-    await add(db, pid, ds, [(lon, lat, "Burglary", "2024-05", 2) for lon, lat in scattered(50, seed=5)])
+    await incidents(db, pid, ds, [(lon, lat, "Burglary", "2024-05", 2) for lon, lat in scattered(50, seed=5)])
     calls = []
     real = kde.load_bins
 

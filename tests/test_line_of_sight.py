@@ -16,6 +16,7 @@ from app.db import raw_connection
 from app.ingest.camera_register import import_register
 from app.ingest.osm_extract import bundled_helsinki
 from app.ingest.osm_import import import_osm
+from tests.factories import camera, camera_feature
 
 LON, LAT = -2.2400, 53.4800  # central Manchester; buildings are laid out in metres on 27700
 
@@ -44,11 +45,6 @@ BANDS = text("""
 """)
 
 
-def camera(**props) -> dict:
-    props.setdefault("reference", "CAM-1")
-    return {"type": "Feature", "geometry": {"type": "Point", "coordinates": [LON, LAT]}, "properties": props}
-
-
 async def street_canyon(db, pid: int) -> None:
     """Terraces 6 m either side of the camera's street (running north), a side street at y 20..26."""
     for name, x0, y0, x1, y1 in [("west", -30, -60, -6, 20), ("west 2", -30, 26, -6, 80),
@@ -66,7 +62,7 @@ async def test_the_api_keeps_coverage_to_what_the_camera_can_see(client, make_ca
     caller = await make_caller(role="pcso")
     await street_canyon(db, caller.partnership_id)
     r = await client.post("/api/cameras", headers=caller.headers,
-                          json=camera(bearing=90, fov=90, range_m=60, camera_type="fixed"))
+                          json=camera_feature("CAM-1", (LON, LAT), bearing=90, fov=90, range_m=60, camera_type="fixed"))
     assert r.status_code == 201, r.text
     cam = r.json()
     assert cam["properties"]["line_of_sight"] is True
@@ -95,11 +91,7 @@ async def test_recomputing_one_camera_is_repeatable(settings, make_caller, db):
     for i in range(40):  # a denser block behind: more walls to consider
         await db.execute(ADD_BOX, {"p": caller.partnership_id, "name": f"b{i}", "lon": LON, "lat": LAT,
                                    "x0": -90 + 4 * i, "y0": 90, "x1": -88 + 4 * i, "y1": 95})
-    await db.execute(text("INSERT INTO camera (partnership_id, reference, geom, bearing, fov, range_m) "
-                          "VALUES (:p, 'C', ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), 0, 90, 120)"),
-                     {"p": caller.partnership_id, "lon": LON, "lat": LAT})
-    await db.commit()
-    cid = (await db.execute(text("SELECT id FROM camera WHERE reference = 'C'"))).scalar_one()
+    cid = await camera(db, caller.partnership_id, "C", (LON, LAT), bearing=0, fov=90, range_m=120)
     async with raw_connection(settings) as conn:
         async with conn.transaction():
             await refresh_coverage(conn, caller.partnership_id, [cid])  # warm up the statements
@@ -117,7 +109,7 @@ async def test_recomputing_one_camera_is_repeatable(settings, make_caller, db):
 async def test_range_and_nested_bands_follow_resolution_and_purpose(client, make_caller, db):
     caller = await make_caller(role="pcso")
     r = await client.post("/api/cameras", headers=caller.headers,
-                          json=camera(bearing=0, fov=60, resolution_px=1920))
+                          json=camera_feature("CAM-1", (LON, LAT), bearing=0, fov=60, resolution_px=1920))
     assert r.status_code == 201, r.text
     cid = r.json()["id"]
     cov = (await db.execute(COVERAGE, {"id": cid})).one()
@@ -147,14 +139,14 @@ async def test_range_and_nested_bands_follow_resolution_and_purpose(client, make
 
 async def test_defaults_are_assumed_and_a_survey_is_not(client, make_caller, db):
     caller = await make_caller(role="pcso")
-    guessed = (await client.post("/api/cameras", headers=caller.headers, json=camera(reference="G"))).json()
+    guessed = (await client.post("/api/cameras", headers=caller.headers, json=camera_feature("G", (LON, LAT)))).json()
     surveyed = (await client.post("/api/cameras", headers=caller.headers,
-                                  json=camera(reference="S", bearing=10, fov=70, range_m=40))).json()
+                                  json=camera_feature("S", (LON, LAT), bearing=10, fov=70, range_m=40))).json()
     assert guessed["properties"]["coverage_assumed"] is True
     assert surveyed["properties"]["coverage_assumed"] is False
-    r = await client.post("/api/cameras", headers=caller.headers, json=camera(reference="X", purpose="sharp"))
+    r = await client.post("/api/cameras", headers=caller.headers, json=camera_feature("X", (LON, LAT), purpose="sharp"))
     assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json")
-    r = await client.post("/api/cameras", headers=caller.headers, json=camera(reference="Y", resolution_px=5))
+    r = await client.post("/api/cameras", headers=caller.headers, json=camera_feature("Y", (LON, LAT), resolution_px=5))
     assert r.status_code == 422
 
 
@@ -222,12 +214,8 @@ async def test_helsinki_cameras_never_see_into_or_through_buildings(settings, ma
                           AND ST_DWithin(ST_Transform(o.geom, 32635), t, 1))
         ORDER BY p LIMIT 1
     """), {"p": caller.partnership_id})).one()
-    r = await db.execute(text(
-        "INSERT INTO camera (partnership_id, reference, geom, bearing, fov, range_m, source) "
-        "VALUES (:p, 'CANYON', ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :b, 60, 150, 'register') RETURNING id"),
-        {"p": caller.partnership_id, "lon": spot.lon, "lat": spot.lat, "b": spot.bearing % 360})
-    cid = r.scalar_one()
-    await db.commit()
+    cid = await camera(db, caller.partnership_id, "CANYON", (spot.lon, spot.lat), bearing=spot.bearing % 360,
+                       fov=60, range_m=150, source="register")
     async with raw_connection(settings) as conn:
         async with conn.transaction():
             await refresh_coverage(conn, caller.partnership_id, [cid])

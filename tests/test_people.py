@@ -6,14 +6,12 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-import shutil
 
 import httpx
 import pytest
 from sqlalchemy import text
 
-from tests.test_cameras import camera_feature
-from tests.test_overview_page import CHROMIUM, CHROMIUM_ARGS
+from tests.factories import browser_page, camera_feature, partnership
 
 XSS_NAME = "<img src=x onerror=alert(1)>"
 PASSWORD = "correct horse battery"
@@ -33,9 +31,7 @@ async def add_user(app, slug: str = "rochdale-csp", email: str = "ann@example.go
                    name: str = "Ann Analyst", password: str = PASSWORD) -> int:
     from app import users
     async with app.state.sessionmaker() as s:
-        pid = (await s.execute(text(
-            "INSERT INTO partnership (slug, name) VALUES (:s, :s) "
-            "ON CONFLICT (slug) DO UPDATE SET slug = EXCLUDED.slug RETURNING id"), {"s": slug})).scalar_one()
+        pid = await partnership(s, slug)
         uid = await users.add_user(s, pid, name=name, email=email, role=role, agency="Rochdale Council",
                                    password=password)
         await s.commit()
@@ -65,6 +61,7 @@ async def audit_rows(db, action: str):
 
 async def test_cli_adds_a_user_who_signs_in_with_the_printed_password(web, database_url, monkeypatch, db):
     from typer.testing import CliRunner
+
     from app.cli import app as cli
     from app.settings import get_settings
 
@@ -336,15 +333,10 @@ async def test_role_change_and_password_reset_end_sessions(web, app, db):
 
 # -- in a real browser -------------------------------------------------------------------------------
 
-@pytest.mark.skipif(not shutil.which(CHROMIUM), reason="Debian's chromium is not installed")
-async def test_sign_in_with_email_and_password_in_chromium(live_server, app):
-    from playwright.async_api import async_playwright
+async def test_sign_in_with_email_and_password_in_chromium(live_server, app, chromium_path):
     await add_user(app, email="chris@example.gov.uk", role="operator", name="Chris Control")
-    errors: list[str] = []
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = await browser.new_page()
-        page.on("pageerror", lambda e: errors.append(str(e)))
+    async with browser_page(live_server, chromium_path=chromium_path) as watched:
+        page = watched.page
         await page.goto(f"{live_server}/maps/overview")
         assert "/sign-in" in page.url
         await page.fill("#sm-email", "chris@example.gov.uk")
@@ -355,5 +347,4 @@ async def test_sign_in_with_email_and_password_in_chromium(live_server, app):
         await page.click("#sm-password-sign-in button")
         await page.wait_for_url(f"{live_server}/maps/overview", timeout=15000)
         assert await page.title()
-        await browser.close()
-    assert not errors
+    assert not watched.page_errors()

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from app.ingest.police_uk import ImportRefused, import_paths
 from app.ingest.police_uk_parse import NotPoliceUk, ParseStats, parse
+from tests.factories import partnership
 
 DATA = Path(__file__).parent / "data" / "police_uk"
 JAN = DATA / "2024-01-test-constabulary-street.csv"
@@ -44,13 +45,6 @@ RUNS = text("SELECT * FROM import_run ORDER BY id")
 
 def quiet() -> Console:
     return Console(file=io.StringIO(), width=200)
-
-
-async def partnership(db, slug: str = "test-csp") -> int:
-    pid = (await db.execute(text("INSERT INTO partnership (slug, name) VALUES (:s, :s) RETURNING id"),
-                            {"s": slug})).scalar_one()
-    await db.commit()
-    return pid
 
 
 async def counts(db, pid: int, month: date = date(2024, 1, 1)) -> dict:
@@ -182,7 +176,7 @@ async def test_a_failure_mid_load_leaves_the_old_month_whole(settings, db, datab
     a killed connection): the old month must survive untouched and the run must say it failed."""
     pid = await partnership(db)
     await import_paths(settings, [JAN], "test-csp", quiet())
-    rows = [f",2024-01,Test Constabulary,Test Constabulary,-2.2,53.4,On or near X,,,Anti-social behaviour,,"
+    rows = [",2024-01,Test Constabulary,Test Constabulary,-2.2,53.4,On or near X,,,Anti-social behaviour,,"
             for _ in range(1499)]
     rows.append(",2024-01,Test Constabulary,Test Constabulary,-2.2,53.4,On or near X,,,Explode,,")
     rows += rows[:500]

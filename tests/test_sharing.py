@@ -12,8 +12,9 @@ import mapbox_vector_tile
 import pytest
 from sqlalchemy import text
 
-from app.auth import create_token
 from app.tiles.sql import lonlat_to_tile
+from tests.factories import Caller, agency, dataset, person, streets
+from tests.factories import incidents as add_incidents
 
 LON, LAT = -2.2426, 53.4808  # Manchester
 M_LON = 1 / (111_320 * math.cos(math.radians(LAT)))  # degrees per metre, east
@@ -56,12 +57,6 @@ def metres(a: tuple[float, float], b: tuple[float, float]) -> float:
 
 
 @dataclass
-class Person:
-    id: int
-    headers: dict[str, str]
-
-
-@dataclass
 class World:
     pid: int
     admin: object
@@ -70,16 +65,7 @@ class World:
     hub_agency: int
     dataset: int
     council_dataset: int
-    people: dict[str, Person]
-
-
-async def person(db, partnership_id: int, role: str, agency_id: int | None, name: str) -> Person:
-    pid = (await db.execute(text(
-        "INSERT INTO principal (partnership_id, agency_id, name, role) VALUES (:p, :a, :n, :r) RETURNING id"),
-        {"p": partnership_id, "a": agency_id, "n": name, "r": role})).scalar_one()
-    token = await create_token(db, pid, "test")
-    await db.commit()
-    return Person(pid, {"Authorization": f"Bearer {token}"})
+    people: dict[str, Caller]
 
 
 async def build_world(db, make_caller, client) -> World:
@@ -87,43 +73,27 @@ async def build_world(db, make_caller, client) -> World:
     hub_partnership = (await make_caller("county", "admin")).partnership_id
     other = await make_caller("beta", "viewer")
     pid = admin.partnership_id
-    agency = text("INSERT INTO agency (partnership_id, name, kind) VALUES (:p, :n, :k) RETURNING id")
-    police = (await db.execute(agency, {"p": pid, "n": "Police", "k": "police"})).scalar_one()
-    council = (await db.execute(agency, {"p": pid, "n": "Council", "k": "council"})).scalar_one()
-    hub = (await db.execute(agency, {"p": hub_partnership, "n": "County hub", "k": "other"})).scalar_one()
-    for name, coords in STREETS:
-        await db.execute(text(
-            "INSERT INTO street (partnership_id, name, highway, geom) VALUES (:p, :n, 'primary', "
-            "ST_SetSRID(ST_MakeLine(ST_MakePoint(:x0, :y0), ST_MakePoint(:x1, :y1)), 4326))"),
-            {"p": pid, "n": name, "x0": coords[0][0], "y0": coords[0][1], "x1": coords[1][0], "y1": coords[1][1]})
-    dataset = text("INSERT INTO dataset (partnership_id, agency_id, source_key, name) "
-                   "VALUES (:p, :a, :k, :k) RETURNING id")
-    ds = (await db.execute(dataset, {"p": pid, "a": police, "k": "police-crime"})).scalar_one()
-    council_ds = (await db.execute(dataset, {"p": pid, "a": council, "k": "council-asb"})).scalar_one()
+    police = await agency(db, pid, "Police", "police")
+    council = await agency(db, pid, "Council", "council")
+    hub = await agency(db, hub_partnership, "County hub", "other")
+    await streets(db, pid, STREETS, highway="primary")
+    ds = await dataset(db, pid, "police-crime", agency_id=police)
     # The council keeps its own data to itself unless it grants it.
-    await db.execute(text("UPDATE dataset SET sharing_level = 'none' WHERE id = :d"), {"d": council_ds})
-    await db.commit()
+    council_ds = await dataset(db, pid, "council-asb", "none", agency_id=council)
     r = await client.post("/api/sharing/refresh-anonymous-points", headers=admin.headers)
     assert r.status_code == 200 and r.json()["anonymous_points"] > 5
-    for lon, lat, cat, n in EXACT + [DOMESTIC]:
-        await db.execute(text(
-            "INSERT INTO incident (partnership_id, dataset_id, category, month, geom, location_text, "
-            "lsoa_name, external_ref) SELECT :p, :d, :c, DATE '2024-01-01', "
-            "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), 'On or near 12 Secret Lane', 'Manchester 054C', "
-            "'ref-' || g FROM generate_series(1, :n) g"),
-            {"p": pid, "d": ds, "c": cat, "lon": lon, "lat": lat, "n": n})
-    await db.execute(text(  # the council's own data: one incident, never granted to the hub
-        "INSERT INTO incident (partnership_id, dataset_id, category, month, geom) VALUES "
-        "(:p, :d, 'Noise', DATE '2024-01-01', ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))"),
-        {"p": pid, "d": council_ds, "lon": LON + 300 * M_LON, "lat": LAT - 200 * M_LAT})
-    await db.commit()
+    one_by_one = [(lon, lat, cat, "2024-01", g) for lon, lat, cat, n in EXACT + [DOMESTIC] for g in range(1, n + 1)]
+    await add_incidents(db, pid, ds, [row[:4] for row in one_by_one], location_text="On or near 12 Secret Lane",
+                        lsoa_name="Manchester 054C", external_ref=[f"ref-{row[4]}" for row in one_by_one])
+    # the council's own data: one incident, never granted to the hub
+    await add_incidents(db, pid, council_ds, [(LON + 300 * M_LON, LAT - 200 * M_LAT, "Noise", "2024-01")])
     people = {
-        "police": await person(db, pid, "viewer", police, "police viewer"),
-        "council": await person(db, pid, "viewer", council, "council viewer"),
-        "viewer": await person(db, pid, "viewer", None, "plain viewer"),
-        "analyst": await person(db, pid, "analyst", None, "analyst"),
-        "hub": await person(db, hub_partnership, "analyst", hub, "hub analyst"),
-        "beta": Person(0, other.headers),
+        "police": await person(db, pid, "viewer", agency_id=police, name="police viewer"),
+        "council": await person(db, pid, "viewer", agency_id=council, name="council viewer"),
+        "viewer": await person(db, pid, "viewer", name="plain viewer"),
+        "analyst": await person(db, pid, "analyst", name="analyst"),
+        "hub": await person(db, hub_partnership, "analyst", agency_id=hub, name="hub analyst"),
+        "beta": other,
     }
     r = await client.put(f"/api/datasets/{ds}/sharing", headers=admin.headers, json={"rules": [
         {"grantee_agency": council, "level": "sanitised"},
@@ -148,13 +118,13 @@ def exact_points() -> list[tuple[float, float]]:
     return [(lon, lat) for lon, lat, *_ in EXACT + [DOMESTIC]]
 
 
-async def incidents(client, who: Person, **params) -> dict:
+async def incidents(client, who: Caller, **params) -> dict:
     r = await client.get("/api/incidents", headers=who.headers, params=params)
     assert r.status_code == 200, r.text
     return r.json()
 
 
-async def tile(client, who: Person, z: int, lon: float = LON, lat: float = LAT):
+async def tile(client, who: Caller, z: int, lon: float = LON, lat: float = LAT):
     x, y = lonlat_to_tile(lon, lat, z)
     r = await client.get(f"/tiles/incidents/{z}/{x}/{y}.mvt", headers=who.headers)
     assert r.status_code in (200, 204), r.text
@@ -163,7 +133,7 @@ async def tile(client, who: Person, z: int, lon: float = LON, lat: float = LAT):
     return r, points
 
 
-async def tiles_over(client, who: Person, z: int, spots) -> list:
+async def tiles_over(client, who: Caller, z: int, spots) -> list:
     """The features of every tile at zoom z holding one of the spots (each tile once)."""
     out = []
     for xy in sorted({lonlat_to_tile(lon, lat, z) for lon, lat in spots}):
@@ -219,11 +189,7 @@ async def test_same_incident_always_lands_on_the_same_point(client, world, db):
 
 async def test_a_point_with_no_street_nearby_goes_to_its_grid_cell_centre(client, world, db):
     lon, lat = LON + 3000 * M_LON, LAT + 3000 * M_LAT  # 4 km from any street
-    await db.execute(text(
-        "INSERT INTO incident (partnership_id, dataset_id, category, month, geom) VALUES "
-        "(:p, :d, 'Robbery', DATE '2024-01-01', ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))"),
-        {"p": world.pid, "d": world.dataset, "lon": lon, "lat": lat})
-    await db.commit()
+    await add_incidents(db, world.pid, world.dataset, [(lon, lat, "Robbery", "2024-01")])
     body = await incidents(client, world.people["council"], category="Robbery")
     (f,) = body["features"]
     assert f["properties"]["location_text"] == "Near grid cell"
@@ -399,7 +365,7 @@ async def test_rule_changes_and_exact_views_are_audited(client, world, db):
         assert await tiles_over(client, police, z, exact_points()[:1])
     views = (await db.execute(text(
         "SELECT principal_id, target, detail FROM audit_event WHERE action = 'view.exact' ORDER BY id"))).all()
-    assert [v.principal_id for v in views] == [police.id, police.id]
+    assert [v.principal_id for v in views] == [police.principal_id, police.principal_id]
     assert views[0].target == "api/incidents" and views[0].detail["bbox"] == [-2.26, 53.47, -2.23, 53.49]
     assert views[1].target == "tiles/incidents" and len(views[1].detail["bbox"]) == 4  # once a minute
 

@@ -15,7 +15,7 @@ from shapely.geometry import LineString, Point, Polygon
 from sqlalchemy import text
 
 from app.analysis.siting import best_window, candidate_points, lazy_greedy
-from app.auth import create_token
+from tests.factories import building, dataset, incidents, person, streets
 
 LON, LAT = -2.2426, 53.4808  # Manchester; metric CRS 27700
 TO_M = Transformer.from_crs(4326, 27700, always_xy=True)
@@ -84,20 +84,9 @@ def exhaustive(groups, sets, k: int) -> int:
 
 async def build(client, db, admin, groups, category: str = "Robbery") -> None:
     pid = admin.partnership_id
-    for name, pts in STREETS:
-        wkt = "LINESTRING(" + ", ".join("%r %r" % ll(x, y) for x, y in pts) + ")"
-        await db.execute(text("INSERT INTO street (partnership_id, name, highway, geom) "
-                              "VALUES (:p, :n, 'primary', ST_GeomFromText(:w, 4326))"), {"p": pid, "n": name, "w": wkt})
-    ds = (await db.execute(text(
-        "INSERT INTO dataset (partnership_id, source_key, name) VALUES (:p, 'police-uk:test', 'Test') RETURNING id"),
-        {"p": pid})).scalar_one()
-    for x, y, n in groups:
-        lon, lat = ll(x, y)
-        await db.execute(text(
-            "INSERT INTO incident (partnership_id, dataset_id, category, month, geom) SELECT :p, :d, :c, "
-            "DATE '2024-01-01', ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) FROM generate_series(1, :n)"),
-            {"p": pid, "d": ds, "c": category, "lon": lon, "lat": lat, "n": n})
-    await db.commit()
+    await streets(db, pid, [(name, [ll(x, y) for x, y in pts]) for name, pts in STREETS], highway="primary")
+    ds = await dataset(db, pid, "police-uk:test", name="Test")
+    await incidents(db, pid, ds, [(*ll(x, y), category, "2024-01", n) for x, y, n in groups])
 
 
 async def siting(client, caller, **params):
@@ -199,10 +188,7 @@ async def test_buildings_hide_what_is_behind_them(client, db, make_caller):
     groups = [(10, 20, 20), (12, -18, 6)]
     await build(client, db, admin, groups)
     block = [(-30, 6), (50, 6), (50, 14), (-30, 14), (-30, 6)]
-    wkt = "MULTIPOLYGON(((" + ", ".join("%r %r" % ll(x, y) for x, y in block) + ")))"
-    await db.execute(text("INSERT INTO building (partnership_id, geom) VALUES (:p, ST_GeomFromText(:w, 4326))"),
-                     {"p": admin.partnership_id, "w": wkt})
-    await db.commit()
+    await building(db, admin.partnership_id, [ll(x, y) for x, y in block])
     body = await siting(client, admin, k=2)
     picks = body["picks"]
     assert body["search"]["buildings"] == 1
@@ -213,15 +199,6 @@ async def test_buildings_hide_what_is_behind_them(client, db, make_caller):
     poly = Polygon([metric(*xy) for xy in picks[1]["coverage"]["coordinates"][0]])
     if abs(metric(picks[1]["lon"], picks[1]["lat"])[1]) < 0.05:  # a Main Street pick
         assert not poly.contains(Point(10, 20)) and poly.contains(Point(12, -18))
-
-
-async def person(db, pid: int, role: str) -> dict:
-    principal = (await db.execute(text(
-        "INSERT INTO principal (partnership_id, name, role) VALUES (:p, :n, :r) RETURNING id"),
-        {"p": pid, "n": f"{role} person", "r": role})).scalar_one()
-    token = await create_token(db, principal, "test")
-    await db.commit()
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def test_adding_a_pick_as_a_planned_camera_shows_its_effect(client, db, make_caller):
@@ -254,7 +231,7 @@ async def test_small_gains_are_held_back_without_exact_access(client, db, make_c
     await db.execute(text("UPDATE dataset SET sharing_level = 'sanitised'"))
     await db.commit()
     await client.post("/api/sharing/refresh-anonymous-points", headers=admin.headers)
-    operator = await person(db, admin.partnership_id, "operator")
+    operator = (await person(db, admin.partnership_id, "operator")).headers
     r = await client.get("/api/coverage/siting", params={"k": 3}, headers=operator)
     assert r.status_code == 200, r.text
     gains = [p["gain"] for p in r.json()["picks"]]

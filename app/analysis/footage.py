@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import BadRequest, NotFound, Unprocessable
+from app.domain_errors import InvalidPeriod, InvalidValue, NoRoute, NotEnoughData, OutOfArea, UnknownItem
 
 LOCAL_TZ = ZoneInfo("Europe/London")  # a time given without an offset is UK local time
 # UK public-space footage is commonly overwritten after 28-31 days (design brief 6): when a register
@@ -229,20 +229,20 @@ def parse_at(value: str | None, name: str = "at", *, now: datetime | None = None
     (an unencoded query string) is put back."""
     now = now or datetime.now(UTC)
     if value is None or not value.strip():
-        raise BadRequest(f"{name} is missing: give an ISO 8601 date-time such as 2026-03-01T22:15.")
+        raise InvalidPeriod(f"{name} is missing: give an ISO 8601 date-time such as 2026-03-01T22:15.")
     raw = OFFSET_LOST_PLUS.sub(r"\1+\2", value.strip())
     if len(raw) <= 10:
-        raise BadRequest(f"{name} needs a time of day as well as a date (e.g. {raw}T22:15).")
+        raise InvalidPeriod(f"{name} needs a time of day as well as a date (e.g. {raw}T22:15).")
     try:
         at = datetime.fromisoformat(raw)
     except ValueError as e:
-        raise BadRequest(f"{name} must be an ISO 8601 date-time such as 2026-03-01T22:15:00+00:00.") from e
+        raise InvalidPeriod(f"{name} must be an ISO 8601 date-time such as 2026-03-01T22:15:00+00:00.") from e
     if at.tzinfo is None:
         at = at.replace(tzinfo=LOCAL_TZ)
     if at < EARLIEST:
-        raise BadRequest(f"{name} must be after 2000-01-01.")
+        raise InvalidPeriod(f"{name} must be after 2000-01-01.")
     if at > now + FUTURE_SLACK:
-        raise BadRequest(f"{name} is in the future; footage can only be asked for what has happened.")
+        raise InvalidPeriod(f"{name} is in the future; footage can only be asked for what has happened.")
     return at
 
 
@@ -253,9 +253,9 @@ def iso(at: datetime) -> str:
 
 def check_lon_lat(lon: float, lat: float, where: str = "") -> None:
     if not (math.isfinite(lon) and math.isfinite(lat)):
-        raise BadRequest(f"{where}lon and lat must be finite numbers.")
+        raise InvalidValue(f"{where}lon and lat must be finite numbers.")
     if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-        raise BadRequest(f"{where}lon must be within -180..180 and lat within -90..90 (WGS84 degrees).")
+        raise InvalidValue(f"{where}lon must be within -180..180 and lat within -90..90 (WGS84 degrees).")
 
 
 @dataclass(frozen=True)
@@ -334,7 +334,7 @@ async def cameras_at(session: AsyncSession, partnership_id: int, srid: int, lon:
 async def status_history(session: AsyncSession, partnership_id: int, camera_id: int) -> dict[str, Any]:
     reference = (await session.execute(CAMERA_REFERENCE, {"id": camera_id, "p": partnership_id})).scalar()
     if reference is None:
-        raise NotFound(f"No camera {camera_id} in your partnership.")
+        raise UnknownItem(f"No camera {camera_id} in your partnership.")
     rows = (await session.execute(STATUS_HISTORY, {"id": camera_id, "p": partnership_id})).all()
     return {"camera_id": camera_id, "reference": reference,
             "history": [{"status": r.status, "valid_from": iso(r.valid_from),
@@ -368,17 +368,17 @@ async def _snap(session: AsyncSession, partnership_id: int, srid: int,
                          y1=float(box.y1))
     rows = (await session.execute(SNAP, {**where, "p": partnership_id, "srid": srid, "edges": edges})).all()
     if all(r.vertex is None for r in rows):
-        raise Unprocessable("Your partnership has no walkable street network yet: import streets first "
+        raise NotEnoughData("Your partnership has no walkable street network yet: import streets first "
                             "(safermap import osm).")
     for i, r in enumerate(rows):
         if r.joined_vertex is not None and r.joined_m <= SNAP_MAX_M:
             continue
         if r.vertex is not None and r.distance_m <= SNAP_MAX_M:
-            raise Unprocessable(f"No walking route over the imported streets joins incidents[{i}] to the "
+            raise NoRoute(f"No walking route over the imported streets joins incidents[{i}] to the "
                                 f"others: its nearest streets are not joined to theirs within "
                                 f"{ROUTE_SEARCH_MIN_M:,} m.", incident=i)
         far = f"{r.distance_m:,.0f} m" if r.vertex is not None else "far"
-        raise BadRequest(f"incidents[{i}] is {far} from the nearest walkable street; it must be within "
+        raise OutOfArea(f"incidents[{i}] is {far} from the nearest walkable street; it must be within "
                          f"{SNAP_MAX_M:.0f} m to be routed.", incident=i)
     return [r.joined_vertex for r in rows], [r.joined_m for r in rows], edges
 
@@ -390,7 +390,7 @@ async def _route(session: AsyncSession, srid: int, stops: Sequence[Stop], vertic
     for leg in range(len(stops) - 1):
         routed = any(r.leg == leg and r.street for r in rows)
         if vertices[leg] != vertices[leg + 1] and not routed:
-            raise Unprocessable(f"No walking route over the imported streets joins incidents[{leg}] and "
+            raise NoRoute(f"No walking route over the imported streets joins incidents[{leg}] and "
                                 f"incidents[{leg + 1}] (searched within {ROUTE_SEARCH_MIN_M:,} m of them).",
                                 leg=leg)
     return [Step(r.leg, r.length_m, json.loads(r.geojson)["coordinates"], r.geojson)
@@ -424,11 +424,11 @@ async def path_pack(session: AsyncSession, partnership_id: int, srid: int, stops
     coverage it crosses, in the order the path meets them, with the time window to ask for."""
     now = now or datetime.now(UTC)
     if not MIN_INCIDENTS <= len(stops) <= MAX_INCIDENTS:
-        raise BadRequest(f"Give {MIN_INCIDENTS} to {MAX_INCIDENTS} incidents; got {len(stops)}.")
+        raise InvalidValue(f"Give {MIN_INCIDENTS} to {MAX_INCIDENTS} incidents; got {len(stops)}.")
     for i, s in enumerate(stops):
         check_lon_lat(s.lon, s.lat, f"incidents[{i}]: ")
         if i and s.at < stops[i - 1].at:
-            raise BadRequest(f"incidents must be in time order: incidents[{i}] is earlier than "
+            raise InvalidPeriod(f"incidents must be in time order: incidents[{i}] is earlier than "
                              f"incidents[{i - 1}].", incident=i)
     vertices, snapped, edges = await _snap(session, partnership_id, srid, stops)
     steps = await _route(session, srid, stops, vertices, edges)

@@ -25,7 +25,7 @@ from app.analysis.hotspot_data import (
     resolve_period,
     study_extent,
 )
-from app.errors import BadRequest
+from app.domain_errors import InvalidValue, TooLarge
 
 MIN_CELL_M, MAX_CELL_M = 10.0, 5000.0
 # Statistics list cells one by one (GeoJSON, Gi* weights): a finer grid is refused, not computed.
@@ -60,10 +60,10 @@ def area_cell(cell_m: float | None, extent: tuple[float, float, float, float]) -
     if cell_m is None:
         return default_area_cell(extent)
     if not (MIN_CELL_M <= cell_m <= MAX_CELL_M):
-        raise BadRequest(f"cell_m must be between {MIN_CELL_M:g} and {MAX_CELL_M:g} metres.")
+        raise InvalidValue(f"cell_m must be between {MIN_CELL_M:g} and {MAX_CELL_M:g} metres.")
     _, _, nx, ny = grid_for(extent, float(cell_m))
     if nx * ny > MAX_AREA_CELLS:
-        raise BadRequest(f"A {cell_m:g} m grid over this area has {nx * ny:,} cells; hotspot statistics "
+        raise TooLarge(f"A {cell_m:g} m grid over this area has {nx * ny:,} cells; hotspot statistics "
                          f"take at most {MAX_AREA_CELLS:,}. Choose a larger cell_m.")
     return float(cell_m)
 

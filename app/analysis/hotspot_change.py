@@ -25,7 +25,7 @@ from app.analysis.hotspot_cells import (
     shown,
 )
 from app.analysis.hotspot_data import Bins, HotspotFilter, HotspotPrincipal, SmallCache, load_bins, previous_period
-from app.errors import BadRequest
+from app.domain_errors import InvalidValue
 
 MAX_N = 100
 COMPARES = ("previous", "last_year")
@@ -63,9 +63,9 @@ def ranked(values: list[dict[str, Any]], n: int, rising: bool) -> list[dict[str,
 
 def validate(compare: str, n: int) -> None:
     if compare not in COMPARES:
-        raise BadRequest("compare must be 'previous' or 'last_year'.")
+        raise InvalidValue("compare must be 'previous' or 'last_year'.")
     if not 1 <= n <= MAX_N:
-        raise BadRequest(f"n must be between 1 and {MAX_N}.")
+        raise InvalidValue(f"n must be between 1 and {MAX_N}.")
 
 
 def compared_period(grid: AreaGrid, compare: str) -> HotspotFilter | None:

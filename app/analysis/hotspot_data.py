@@ -22,12 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import sharing
 from app.caches import Bounded
-from app.errors import BadRequest
-from app.params import parse_month_or_date
+from app.domain_errors import InvalidPeriod, InvalidValue, TooLarge, UnknownItem
+from app.params import Period, parse_categories, parse_period, parse_values
 from app.tiles.cache import fill_versions
 from app.tiles.sql import VERSIONS
 
-MAX_VALUES = 50           # categories or data sets in one request
 MAX_GRID_CELLS = 4_000_000  # 2000 x 2000: a finer grid over a county is refused, not computed
 # The tables whose data versions change what the sharing function returns for a partnership
 # (the same list as the incidents layer's `versioned_by`).
@@ -184,28 +183,18 @@ class HotspotFilter:
         return {"date_from": self.date_from, "date_to": self.date_to,
                 "categories": self.categories, "datasets": self.datasets}
 
+    @classmethod
+    def of(cls, period: Period, categories: tuple[str, ...] = (), datasets: tuple[str, ...] = ()) -> HotspotFilter:
+        return cls(period.start, period.end, categories, datasets)
+
     def without_period(self) -> HotspotFilter:
         return replace(self, date_from=None, date_to=None)
 
 
-def _values(items: list[str] | None, name: str) -> tuple[str, ...]:
-    """Repeatable or comma-separated values, de-duplicated and sorted (so the cache key is stable)."""
-    values = sorted({v.strip() for item in items or [] for v in item.split(",") if v.strip()})
-    if len(values) > MAX_VALUES:
-        raise BadRequest(f"At most {MAX_VALUES} values may be given for {name}.")
-    if any(len(v) > 200 for v in values):
-        raise BadRequest(f"A {name} value is longer than 200 characters.")
-    return tuple(values)
-
-
 def hotspot_filter(from_: str | None, to: str | None, categories: list[str] | None,
                    datasets: list[str] | None) -> HotspotFilter:
-    """The filter from request parameters; 400 on a bad date or an inverted period."""
-    start = parse_month_or_date(from_, "from")
-    end = parse_month_or_date(to, "to", end=True)
-    if start and end and start > end:
-        raise BadRequest("from must not be after to.")
-    return HotspotFilter(start, end, _values(categories, "category"), _values(datasets, "dataset"))
+    """The filter from request parameters (the CLI's; the API's come parsed from app/api/deps.py)."""
+    return HotspotFilter.of(parse_period(from_, to), parse_categories(categories), parse_values(datasets, "dataset"))
 
 
 # -- months ----------------------------------------------------------------------------------------
@@ -232,7 +221,7 @@ def previous_period(flt: HotspotFilter, compare: str = "previous") -> HotspotFil
     """The period to compare with: the same length just before (`previous`), or the same dates a
     year earlier (`last_year`). Whole months stay whole months (February has no 31st)."""
     if flt.date_from is None or flt.date_to is None:
-        raise BadRequest("A comparison needs a period with both from and to (resolve it first).")
+        raise InvalidPeriod("A comparison needs a period with both from and to (resolve it first).")
     start, end = flt.date_from, flt.date_to
     if compare == "last_year":
         new_start = add_months(start, -12)
@@ -245,7 +234,7 @@ def previous_period(flt: HotspotFilter, compare: str = "previous") -> HotspotFil
             days = (end - start).days + 1
             new_start, new_end = start - timedelta(days=days), start - timedelta(days=1)
     else:
-        raise BadRequest("compare must be 'previous' or 'last_year'.")
+        raise InvalidValue("compare must be 'previous' or 'last_year'.")
     return replace(flt, date_from=new_start, date_to=new_end)
 
 
@@ -262,7 +251,7 @@ async def data_context(session: AsyncSession, principal: HotspotPrincipal) -> Da
     row = (await session.execute(text(CONTEXT_SQL), {"p": principal.partnership_id,
                                                      "tables": list(VERSIONED_BY)})).first()
     if row is None:
-        raise BadRequest("The caller's partnership does not exist.")
+        raise UnknownItem("The caller's partnership does not exist.")
     return DataContext(row.srid, version_key(principal, row.versions))
 
 
@@ -347,12 +336,12 @@ def grid_for(extent: tuple[float, float, float, float], cell_m: float) -> tuple[
     """(x0, y0, nx, ny): the extent covered by whole cells whose corners are multiples of cell_m, so
     every grid with the same cell size lines up with every other."""
     if not (math.isfinite(cell_m) and cell_m > 0):
-        raise BadRequest("cell_m must be a positive number of metres.")
+        raise InvalidValue("cell_m must be a positive number of metres.")
     minx, miny, maxx, maxy = extent
     x0, y0 = math.floor(minx / cell_m) * cell_m, math.floor(miny / cell_m) * cell_m
     nx, ny = math.floor((maxx - x0) / cell_m) + 1, math.floor((maxy - y0) / cell_m) + 1
     if nx * ny > MAX_GRID_CELLS:
-        raise BadRequest(f"A {cell_m:g} m grid over this area would have {nx * ny:,} cells; at most "
+        raise TooLarge(f"A {cell_m:g} m grid over this area would have {nx * ny:,} cells; at most "
                          f"{MAX_GRID_CELLS:,} are allowed. Choose a larger cell_m.")
     return x0, y0, nx, ny
 

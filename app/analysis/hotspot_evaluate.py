@@ -34,7 +34,7 @@ from app.analysis.gistar import gi_star
 from app.analysis.hotspot_cells import area_cell
 from app.analysis.hotspot_data import HotspotFilter, HotspotPrincipal, load_bins, study_extent
 from app.analysis.kde import hotspot_surface
-from app.errors import BadRequest
+from app.domain_errors import InvalidValue, NotEnoughData
 
 METHODS = ("kde", "grid", "gistar")
 
@@ -96,7 +96,7 @@ def method_scores(method: str, train: np.ndarray, kde_score: np.ndarray | None) 
         return train
     if method == "gistar":
         return gi_star(train).z
-    raise BadRequest(f"Unknown method '{method}'; use one of {', '.join(METHODS)}.")
+    raise InvalidValue(f"Unknown method '{method}'; use one of {', '.join(METHODS)}.")
 
 
 def flag_and_measure(method: str, scores: np.ndarray, train: np.ndarray, test: np.ndarray,
@@ -134,16 +134,16 @@ def parse_area(value: str) -> float:
     try:
         share = float(text_value[:-1]) / 100 if text_value.endswith("%") else float(text_value)
     except ValueError as e:
-        raise BadRequest(f"--area must be a percentage such as 5% (got '{value}').") from e
+        raise InvalidValue(f"--area must be a percentage such as 5% (got '{value}').") from e
     if not (0 < share < 1):
-        raise BadRequest("--area must be more than 0% and less than 100% of the study area.")
+        raise InvalidValue("--area must be more than 0% and less than 100% of the study area.")
     return share
 
 
 def check_methods(methods: list[str]) -> list[str]:
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
-        raise BadRequest(f"Unknown method {', '.join(unknown)}; use {', '.join(METHODS)}.")
+        raise InvalidValue(f"Unknown method {', '.join(unknown)}; use {', '.join(METHODS)}.")
     return list(dict.fromkeys(methods)) or list(METHODS)
 
 
@@ -154,13 +154,13 @@ async def evaluate(session: AsyncSession, principal: HotspotPrincipal, train: Ho
     methods = check_methods(methods)
     extent = await study_extent(session, principal, train)
     if extent is None:
-        raise BadRequest("The partnership has no mapped incidents to evaluate on.")
+        raise NotEnoughData("The partnership has no mapped incidents to evaluate on.")
     cell = area_cell(cell_m, extent)
     train_bins = await load_bins(session, principal, train, cell, extent)
     test_bins = await load_bins(session, principal, test, cell, extent)
     if train_bins.total == 0 or test_bins.total == 0:
         which = "training" if train_bins.total == 0 else "test"
-        raise BadRequest(f"The {which} period has no mapped incidents.")
+        raise NotEnoughData(f"The {which} period has no mapped incidents.")
     surface = await hotspot_surface(session, principal, train, bandwidth_m=bandwidth_m)
     kde_score = resample(surface.density, surface.x0, surface.y0, surface.cell_m,
                          train_bins.x0, train_bins.y0, cell, train_bins.counts.shape)

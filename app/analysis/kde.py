@@ -32,7 +32,7 @@ from app.analysis.hotspot_data import (
 )
 from app.analysis.raster_tiles import CLASS_METHODS, class_breaks, class_colours
 from app.caches import Bounded
-from app.errors import BadRequest
+from app.domain_errors import InvalidValue
 
 CELLS_ACROSS = 150        # Chainey: the shorter side of the study area / 150
 BANDWIDTH_CELLS = 5       # bandwidth as a multiple of the cell size
@@ -61,9 +61,9 @@ def default_cell_and_bandwidth(extent: tuple[float, float, float, float]) -> tup
 
 def check_cell_and_bandwidth(cell_m: float, bandwidth_m: float) -> None:
     if not (math.isfinite(cell_m) and MIN_CELL_M <= cell_m <= MAX_CELL_M):
-        raise BadRequest(f"cell_m must be between {MIN_CELL_M:g} and {MAX_CELL_M:g} metres.")
+        raise InvalidValue(f"cell_m must be between {MIN_CELL_M:g} and {MAX_CELL_M:g} metres.")
     if not (math.isfinite(bandwidth_m) and cell_m <= bandwidth_m <= min(MAX_BANDWIDTH_M, cell_m * MAX_BANDWIDTH_CELLS)):
-        raise BadRequest(f"bandwidth_m must be at least the cell size ({cell_m:g} m) and at most "
+        raise InvalidValue(f"bandwidth_m must be at least the cell size ({cell_m:g} m) and at most "
                          f"{min(MAX_BANDWIDTH_M, cell_m * MAX_BANDWIDTH_CELLS):g} m "
                          f"({MAX_BANDWIDTH_CELLS} cells, {MAX_BANDWIDTH_M / 1000:g} km).")
 
@@ -168,7 +168,7 @@ async def hotspot_surface(session: AsyncSession, principal: HotspotPrincipal, fl
     cached by parameters and data version. Concurrent requests for the same surface (a map asks
     for many tiles at once) wait for one computation instead of each starting their own."""
     if classes not in CLASS_METHODS:
-        raise BadRequest(f"classes must be one of {', '.join(CLASS_METHODS)}.")
+        raise InvalidValue(f"classes must be one of {', '.join(CLASS_METHODS)}.")
     flt = await resolve_period(session, principal, flt)
     extent = await study_extent(session, principal, flt)
     if extent is None:

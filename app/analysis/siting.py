@@ -33,6 +33,7 @@ from app import sharing
 from app.analysis.gaps import VISIBLE, IncidentFilter, ensure_union
 from app.analysis.visibility import visible_area
 from app.auth import Principal
+from app.domain_errors import TooLarge
 
 # The disc bound must hold for the visibility polygon, whose arc is drawn through points on the
 # circle: a hair of slack covers rounding.
@@ -40,7 +41,7 @@ BOUND_SLACK = 1.001
 MAX_CANDIDATES = 200_000
 
 
-class SearchTooLarge(Exception):
+class SearchTooLarge(TooLarge):
     """More candidate points than one request should weigh."""
 
 # Every placed incident position of the partnership (weights = incidents there), in metres, with

@@ -214,7 +214,7 @@ class UserPatch(BaseModel):
     disabled: bool | None = None
 
 
-@api_router.get("", summary="Users of your partnership (at most 1000)")
+@api_router.get("", summary="Users of your partnership (at most 1000)", response_model=list[UserOut])
 async def list_users(session: SessionDep, me: Admin) -> list[UserOut]:
     return [UserOut(**r) for r in await users.list_users(session, me.partnership_id)]
 
@@ -234,7 +234,8 @@ async def add_user(body: UserIn, request: Request, session: SessionDep, me: Admi
     return JSONResponse(out, status_code=201, headers=NO_STORE)
 
 
-@api_router.patch("/{user_id}", summary="Change a user's role or disable/enable them (ends their sessions)")
+@api_router.patch("/{user_id}", status_code=204,
+                  summary="Change a user's role or disable/enable them (ends their sessions)")
 async def patch_user(user_id: int, body: UserPatch, request: Request, session: SessionDep, me: Admin) -> Response:
     if body.role is not None:
         await _change_role(request, session, me, user_id, body.role)

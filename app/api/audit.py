@@ -8,17 +8,18 @@ import csv
 import io
 import json
 from datetime import UTC, datetime, time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from pydantic import Field
 from sqlalchemy import text
 
 from app import audit
-from app.api.deps import Admin, SessionDep, SettingsDep
-from app.errors import BadRequest
+from app.api.deps import Admin, PeriodDep, SessionDep, SettingsDep
+from app.api.schemas import ApiModel
 from app.pages import audit as page
-from app.params import parse_month_or_date
+from app.params import Period
 
 router = APIRouter(tags=["audit"])
 
@@ -39,18 +40,30 @@ EVENTS = """
 """
 COLUMNS = ("id", "at", "principal_id", "principal_name", "action", "target", "detail", "ip")
 
-FromQuery = Annotated[str | None, Query(alias="from", description="YYYY-MM or YYYY-MM-DD (UTC)")]
-ToQuery = Annotated[str | None, Query(description="YYYY-MM or YYYY-MM-DD, inclusive (UTC)")]
 ActionQuery = Annotated[str | None, Query(max_length=100, description="an action, or a prefix such as 'camera.'")]
 WhoQuery = Annotated[str | None, Query(max_length=200, description="part of the person's name")]
 TargetQuery = Annotated[str | None, Query(max_length=200, description="e.g. camera/12")]
 
 
-def _params(principal, date_from, date_to, action, who, target, limit, before=None) -> dict:
-    start = parse_month_or_date(date_from, "from")
-    end = parse_month_or_date(date_to, "to", end=True)
-    if start and end and start > end:
-        raise BadRequest("from must not be after to.")
+class Event(ApiModel):
+    id: int
+    at: str = Field(description="ISO 8601")
+    principal_id: int | None = Field(description="who acted; null for an anonymous attempt (a failed sign-in)")
+    principal_name: str | None
+    action: str
+    target: str
+    detail: dict[str, Any]
+    ip: str | None
+
+
+class EventList(ApiModel):
+    events: list[Event]
+    numberReturned: int
+
+
+def _params(principal, period: Period, action, who, target, limit, before=None) -> dict:
+    """The events' filters; the period's days are UTC days."""
+    start, end = period.start, period.end
     like = lambda s: s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")  # noqa: E731
     return {
         "p": principal.partnership_id,
@@ -68,22 +81,23 @@ def _event(row) -> dict:
             "detail": row.detail, "ip": row.ip}
 
 
-@router.get("/api/audit", summary="The audit trail, newest first")
-async def list_events(session: SessionDep, principal: Admin, date_from: FromQuery = None, date_to: ToQuery = None,
+@router.get("/api/audit", summary="The audit trail, newest first", response_model=EventList)
+async def list_events(session: SessionDep, principal: Admin, period: PeriodDep,
                       action: ActionQuery = None, who: WhoQuery = None, target: TargetQuery = None,
                       before: Annotated[int | None, Query(ge=1, le=2**62, description="events older than this id")] = None,
                       limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"at most {MAX_LIMIT}")] = 100) -> dict:
     """Sign-ins, exact views, exports, imports, camera changes and changes of users, rules and
-    embeds in your partnership. Page with `before` = the last id you got."""
-    params = _params(principal, date_from, date_to, action, who, target, limit, before)
+    embeds in your partnership, `from`..`to` in UTC days. Page with `before` = the last id you got."""
+    params = _params(principal, period, action, who, target, limit, before)
     rows = (await session.execute(text(EVENTS), params)).all()
     return {"events": [_event(r) for r in rows], "numberReturned": len(rows)}
 
 
-@router.get("/api/audit.csv", summary="The audit trail as CSV (at most 100,000 events)")
-async def export_events(session: SessionDep, principal: Admin, date_from: FromQuery = None, date_to: ToQuery = None,
+@router.get("/api/audit.csv", summary="The audit trail as CSV (at most 100,000 events)", response_class=Response,
+            responses={200: {"content": {"text/csv": {}}, "description": "One row an event, with a header row"}})
+async def export_events(session: SessionDep, principal: Admin, period: PeriodDep,
                         action: ActionQuery = None, who: WhoQuery = None, target: TargetQuery = None) -> Response:
-    params = _params(principal, date_from, date_to, action, who, target, MAX_CSV_ROWS)
+    params = _params(principal, period, action, who, target, MAX_CSV_ROWS)
     rows = (await session.execute(text(EVENTS), params)).all()
     out = io.StringIO()
     writer = csv.writer(out)
@@ -101,11 +115,12 @@ async def export_events(session: SessionDep, principal: Admin, date_from: FromQu
 
 @router.get("/admin/audit", summary="The audit trail page", response_class=HTMLResponse)
 async def audit_page(request: Request, session: SessionDep, principal: Admin, settings: SettingsDep,
-                     date_from: FromQuery = None, date_to: ToQuery = None, action: ActionQuery = None,
+                     period: PeriodDep, action: ActionQuery = None,
                      who: WhoQuery = None, target: TargetQuery = None) -> HTMLResponse:
-    params = _params(principal, date_from, date_to, action, who, target, 500)
+    params = _params(principal, period, action, who, target, 500)
     rows = (await session.execute(text(EVENTS), params)).all()
-    filters = {"from": date_from or "", "to": date_to or "", "action": action or "", "who": who or "",
+    query = request.query_params
+    filters = {"from": query.get("from", ""), "to": query.get("to", ""), "action": action or "", "who": who or "",
                "target": target or ""}
     body = page.audit_html(settings.static_dir, events=[_event(r) for r in rows], filters=filters,
                            csv_query=str(request.url.query))

@@ -82,7 +82,8 @@ async def sign_in_page(request: Request, settings: SettingsDep,
     return _page(request, settings, next or "")
 
 
-@router.post("/sign-in", summary="Sign in with email and password (a form post; needs the CSRF token)")
+@router.post("/sign-in", summary="Sign in with email and password (a form post; needs the CSRF token)",
+             status_code=303, response_class=RedirectResponse)
 async def sign_in_post(request: Request, session: SessionDep, settings: SettingsDep,
                        email: Annotated[str, Form(max_length=254)] = "",
                        password: Annotated[str, Form(max_length=1024)] = "",
@@ -118,7 +119,8 @@ async def sign_in_post(request: Request, session: SessionDep, settings: Settings
                              request, principal, settings)
 
 
-@router.post("/sign-out", summary="Sign out: end this user's sessions everywhere (needs the CSRF token)")
+@router.post("/sign-out", summary="Sign out: end this user's sessions everywhere (needs the CSRF token)",
+             status_code=303, response_class=RedirectResponse)
 async def sign_out(request: Request, session: SessionDep, settings: SettingsDep,
                    csrf_token: Annotated[str, Form(max_length=200)] = "") -> Response:
     if not check_csrf(request, csrf_token):
@@ -160,7 +162,8 @@ async def end_session(request: Request, session: SessionDep, settings: SettingsD
     return await _end_session(request, session, settings, Response(status_code=204))
 
 
-@router.get("/auth/link/{code}", summary="Use a one-time sign-in link", include_in_schema=True)
+@router.get("/auth/link/{code}", summary="Use a one-time sign-in link", include_in_schema=True,
+            status_code=303, response_class=RedirectResponse)
 async def sign_in_link(code: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     principal_id = await use_sign_in_link(session, code)
     principal = await principal_by_id(session, principal_id)
@@ -191,18 +194,25 @@ class TokenOut(BaseModel):
     revoked_at: datetime | None
 
 
+class TokenCreated(BaseModel):
+    id: int
+    token: str = Field(description="the secret: shown this once, never again")
+    expires_days: int
+
+
 class TokenIn(BaseModel):
     name: str = Field("", max_length=200)
     expires_days: int | None = Field(None, ge=1, le=3650, description="Default: SAFERMAP_USER_TOKEN_DAYS (90)")
 
 
-@tokens_router.get("", summary="Your API tokens (never their secrets)")
+@tokens_router.get("", summary="Your API tokens (never their secrets)", response_model=list[TokenOut])
 async def list_tokens(session: SessionDep, principal: Viewer) -> list[TokenOut]:
     rows = (await session.execute(OWN_TOKENS, {"p": principal.id})).mappings().all()
     return [TokenOut(**r) for r in rows]
 
 
-@tokens_router.post("", status_code=201, summary="Create an API token for yourself; the secret is shown once")
+@tokens_router.post("", status_code=201, summary="Create an API token for yourself; the secret is shown once",
+                    response_model=TokenCreated)
 async def create_own_token(body: TokenIn, request: Request, session: SessionDep, principal: Viewer,
                            settings: SettingsDep) -> JSONResponse:
     days = body.expires_days or settings.user_token_days

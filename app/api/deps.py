@@ -1,17 +1,22 @@
 """Typed dependencies, so every route reads the same way."""
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.analysis.footage import check_lon_lat, parse_at
+from app.analysis.hotspot_data import HotspotFilter
 from app.auth import SESSION_COOKIE, Principal, principal_from_session, principal_from_token
 from app.catalog import Catalog, Layer
+from app.domain_errors import InvalidValue
 from app.errors import BadRequest, NotFound, Unauthorized
-from app.params import parse_month_or_date
+from app.params import MAX_VALUES, Period, parse_categories, parse_month_or_date, parse_period, parse_values
 from app.settings import Settings
 from app.tiles import grid
 from app.tiles.pipeline import TilePipeline
@@ -145,3 +150,81 @@ def layer_filters(layer: VisibleLayer, date_from: FromQuery = None, date_to: ToQ
 
 
 LayerFilters = Annotated[TileFilters, Depends(layer_filters)]
+
+
+# -- request values several routers read: a period, categories, data sets, a place and a time --------
+# Parsed once here into typed values (app/params.py holds the rules, shared with the CLI), so a bad
+# value is the same 400 problem on every route. Declare these after the caller's principal, so a
+# caller who may not ask is refused before their values are judged.
+
+def get_period(
+    from_: Annotated[str | None, Query(alias="from", description="start: YYYY-MM or YYYY-MM-DD")] = None,
+    to: Annotated[str | None, Query(description="end, inclusive: YYYY-MM (to its last day) or YYYY-MM-DD")] = None,
+) -> Period:
+    return parse_period(from_, to)
+
+
+PeriodDep = Annotated[Period, Depends(get_period)]
+
+
+def get_categories(category: Annotated[list[str] | None, Query(description=(
+        f"repeat or comma-separate; names or police.uk slugs (anti-social-behaviour); at most {MAX_VALUES}"))]
+        = None) -> tuple[str, ...]:
+    return parse_categories(category)
+
+
+CategoriesDep = Annotated[tuple[str, ...], Depends(get_categories)]
+
+
+def get_datasets(dataset: Annotated[list[str] | None, Query(description=(
+        f"data set keys (e.g. police-uk:greater-manchester); repeat or comma-separate; at most {MAX_VALUES}"))]
+        = None) -> tuple[str, ...]:
+    return parse_values(dataset, "dataset")
+
+
+DatasetsDep = Annotated[tuple[str, ...], Depends(get_datasets)]
+
+
+def get_hotspot_filter(period: PeriodDep, categories: CategoriesDep, datasets: DatasetsDep) -> HotspotFilter:
+    return HotspotFilter.of(period, categories, datasets)
+
+
+HotspotFilterDep = Annotated[HotspotFilter, Depends(get_hotspot_filter)]
+
+LonQuery = Annotated[str | None, Query(max_length=40, description="longitude, WGS84 degrees")]
+LatQuery = Annotated[str | None, Query(max_length=40, description="latitude, WGS84 degrees")]
+AtQuery = Annotated[str | None, Query(max_length=40, description="ISO 8601 date-time; no offset means "
+                                                                 "Europe/London; default now")]
+
+
+@dataclass(frozen=True)
+class PointAt:
+    lon: float
+    lat: float
+    at: datetime
+
+
+def parse_coordinate(value: str | None, name: str) -> float:
+    if value is None or not value.strip():
+        raise InvalidValue(f"{name} is missing.")
+    try:
+        number = float(value)
+    except ValueError as e:
+        raise InvalidValue(f"{name} must be a number (WGS84 degrees).") from e
+    if not math.isfinite(number):
+        raise InvalidValue(f"{name} must be a finite number.")
+    return number
+
+
+def parse_point_at(lon: str | None, lat: str | None, at: str | None) -> PointAt:
+    """A place (WGS84) and a time (default now) for a footage lookup."""
+    x, y = parse_coordinate(lon, "lon"), parse_coordinate(lat, "lat")
+    check_lon_lat(x, y)
+    return PointAt(x, y, parse_at(at) if at else datetime.now(UTC))
+
+
+def get_point_at(lon: LonQuery = None, lat: LatQuery = None, at: AtQuery = None) -> PointAt:
+    return parse_point_at(lon, lat, at)
+
+
+PointAtDep = Annotated[PointAt, Depends(get_point_at)]

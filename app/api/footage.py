@@ -7,9 +7,7 @@ Each lookup is audited (counts only, never the place). The logic and SQL are in 
 from __future__ import annotations
 
 import json
-import math
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -18,8 +16,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app import audit
 from app.analysis import footage
-from app.api.deps import SessionDep, SettingsDep, Viewer
+from app.api.deps import (
+    AtQuery,
+    LatQuery,
+    LonQuery,
+    PointAtDep,
+    SessionDep,
+    SettingsDep,
+    Viewer,
+    parse_coordinate,
+    parse_point_at,
+)
 from app.api.maps import page_role
+from app.api.schemas import ApiModel
 from app.auth import Principal
 from app.errors import BadRequest
 from app.pages import footage_request, sign_in
@@ -27,10 +36,6 @@ from app.pages import footage_request, sign_in
 router = APIRouter(tags=["footage"])
 
 CameraId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The camera id")]
-LonQuery = Annotated[str | None, Query(max_length=40, description="longitude, WGS84 degrees")]
-LatQuery = Annotated[str | None, Query(max_length=40, description="latitude, WGS84 degrees")]
-AtQuery = Annotated[str | None, Query(max_length=40, description="ISO 8601 date-time; no offset means "
-                                                                 "Europe/London; default now")]
 PageViewer = Annotated[Principal | None, Depends(page_role("viewer"))]
 
 
@@ -49,6 +54,93 @@ class PathRequest(BaseModel):
     margin_minutes: int = Field(15, ge=0, le=240, description="widens each camera's window on both sides")
 
 
+class FootageCamera(ApiModel):
+    """A camera to ask for footage: whose it is, how to reach them, and by when."""
+    id: int
+    reference: str
+    name: str | None
+    owner_agency: str | None
+    contact: str | None
+    monitored: bool | None
+    camera_type: str | None
+    status_at_time: str = Field(description="its status at the time asked about")
+    status_known: bool = Field(description="false: no history reaches back that far (its first status is assumed)")
+    status_now: str | None
+    distance_m: float
+    band: str | None = Field(description="the best EN 62676-4 band the place or path is in (identify ... detect)")
+    coverage_assumed: bool = Field(description="field of view and range assumed, not surveyed")
+    line_of_sight: bool
+    retention_days: int
+    retention_assumed: bool
+    request_by: str = Field(description="ISO 8601: ask before then, or the footage is likely overwritten")
+    expired: bool
+    lon: float
+    lat: float
+
+
+class Place(ApiModel):
+    lon: float
+    lat: float
+
+
+class CamerasAt(ApiModel):
+    point: Place
+    at: str
+    cameras: list[FootageCamera]
+    not_operational: list[FootageCamera] = Field(description="cameras that were faulty at that time")
+
+
+class PathCamera(FootageCamera):
+    distance_along_m: float = Field(description="where along the path it is first in view")
+    window_start: str
+    window_end: str
+
+
+class Line(ApiModel):
+    type: Literal["LineString"]
+    coordinates: list[list[float]]
+
+
+class LegOut(ApiModel):
+    from_: int = Field(alias="from")
+    to: int
+    length_m: float
+    start: str
+    end: str
+    start_m: float
+    end_m: float
+
+
+class StopOut(ApiModel):
+    lon: float
+    lat: float
+    at: str
+    label: str
+    snapped_m: float = Field(description="how far the incident was from the street vertex it was snapped to")
+
+
+class PathPack(ApiModel):
+    path: Line
+    length_m: float
+    legs: list[LegOut]
+    incidents: list[StopOut]
+    margin_minutes: int
+    cameras: list[PathCamera]
+    not_operational: list[PathCamera]
+
+
+class StatusPeriod(ApiModel):
+    status: str
+    valid_from: str
+    valid_to: str | None = Field(description="null: its status now")
+
+
+class StatusHistory(ApiModel):
+    camera_id: int
+    reference: str
+    history: list[StatusPeriod]
+
+
 def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The model's JSON schema with its $defs put in place, for a body this route reads itself."""
     schema = model.model_json_schema()
@@ -65,25 +157,6 @@ def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
         return node
 
     return resolve(schema)
-
-
-def _coordinate(value: str | None, name: str) -> float:
-    if value is None or not value.strip():
-        raise BadRequest(f"{name} is missing.")
-    try:
-        number = float(value)
-    except ValueError as e:
-        raise BadRequest(f"{name} must be a number (WGS84 degrees).") from e
-    if not math.isfinite(number):
-        raise BadRequest(f"{name} must be a finite number.")
-    return number
-
-
-def _point_query(lon: str | None, lat: str | None, at: str | None) -> tuple[float, float, datetime]:
-    x, y = _coordinate(lon, "lon"), _coordinate(lat, "lat")
-    footage.check_lon_lat(x, y)
-    when = footage.parse_at(at) if at else datetime.now(UTC)
-    return x, y, when
 
 
 def _validated(raw: Any) -> PathRequest:
@@ -116,21 +189,21 @@ def _to_sign_in(request: Request) -> RedirectResponse:
     return RedirectResponse(f"/maps/sign-in?next={quote(sign_in.safe_next(target), safe='/')}", status_code=303)
 
 
-@router.get("/api/coverage/at", summary="Cameras that could have seen a place at a time")
-async def coverage_at(session: SessionDep, principal: Viewer, lon: LonQuery = None, lat: LatQuery = None,
-                      at: AtQuery = None) -> dict:
+@router.get("/api/coverage/at", summary="Cameras that could have seen a place at a time", response_model=CamerasAt)
+async def coverage_at(session: SessionDep, principal: Viewer, where: PointAtDep) -> dict:
     """Cameras of your partnership whose coverage (line of sight where computed) contained the point
     and that were operational at `at`, nearest first, with owner, contact, status then and now, and
     `request_by`: the time plus the camera's retention days (31 when the register gives none, flagged
     `retention_assumed`). Cameras faulty at that time are in `not_operational`."""
-    x, y, when = _point_query(lon, lat, at)
-    result = await footage.cameras_at(session, principal.partnership_id, principal.srid, x, y, when)
+    result = await footage.cameras_at(session, principal.partnership_id, principal.srid, where.lon, where.lat,
+                                      where.at)
     await audit.record(session, "coverage.at", principal=principal, target="coverage",
                        detail={"cameras": len(result["cameras"]), "not_operational": len(result["not_operational"])})
     return result
 
 
 @router.post("/api/coverage/path", summary="A footage-request pack for the walking path between related incidents",
+             response_model=PathPack,
              openapi_extra={"requestBody": {"required": True, "content": {
                  "application/json": {"schema": _inline_schema(PathRequest)}}}})
 async def coverage_path(request: Request, session: SessionDep, principal: Viewer) -> dict:
@@ -148,7 +221,8 @@ async def coverage_path(request: Request, session: SessionDep, principal: Viewer
     return result
 
 
-@router.get("/api/cameras/{camera_id}/status-history", summary="When a camera was operational, faulty, ...")
+@router.get("/api/cameras/{camera_id}/status-history", summary="When a camera was operational, faulty, ...",
+            response_model=StatusHistory)
 async def camera_status_history(camera_id: CameraId, session: SessionDep, principal: Viewer) -> dict:
     """Periods oldest first; the last, with `valid_to` null, is the current status. Cameras that
     existed before the history was kept start with their status at that time, from their creation."""
@@ -162,9 +236,10 @@ async def footage_request_page(request: Request, session: SessionDep, settings: 
                                at: AtQuery = None) -> Response:
     if principal is None:
         return _to_sign_in(request)
-    x, y, when = _point_query(lon, lat, at)
-    result = await footage.cameras_at(session, principal.partnership_id, principal.srid, x, y, when)
-    place = await footage.place_name(session, principal.partnership_id, principal.srid, x, y)
+    where = parse_point_at(lon, lat, at)  # after the sign-in redirect: a browser is sent there first
+    result = await footage.cameras_at(session, principal.partnership_id, principal.srid, where.lon, where.lat,
+                                      where.at)
+    place = await footage.place_name(session, principal.partnership_id, principal.srid, where.lon, where.lat)
     await audit.record(session, "coverage.at", principal=principal, target="coverage",
                        detail={"cameras": len(result["cameras"]), "not_operational": len(result["not_operational"]),
                                "page": True})
@@ -189,7 +264,7 @@ async def footage_pack_page(
         parts = value[:300].split(",", 3)
         if len(parts) < 3:
             raise BadRequest(f"incident must be lon,lat,at[,label]; got {value[:60]!r}.")
-        raw.append({"lon": _coordinate(parts[0], "lon"), "lat": _coordinate(parts[1], "lat"), "at": parts[2],
+        raw.append({"lon": parse_coordinate(parts[0], "lon"), "lat": parse_coordinate(parts[1], "lat"), "at": parts[2],
                     "label": parts[3] if len(parts) > 3 else ""})
     stops = _stops(_validated({"incidents": raw, "margin_minutes": margin_minutes}))
     pack = await footage.path_pack(session, principal.partnership_id, principal.srid, stops, margin_minutes)

@@ -16,10 +16,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit, sharing
-from app.analysis.hotspot_data import HotspotFilter, hotspot_filter, resolve_period
+from app.analysis.hotspot_data import HotspotFilter, resolve_period
 from app.analysis.hotspot_top import top_hotspots
 from app.analysis.kde import hotspot_surface
-from app.api.deps import CatalogDep, SessionDep, SettingsDep, Viewer
+from app.api.deps import CatalogDep, HotspotFilterDep, SessionDep, SettingsDep, Viewer
 from app.api.maps import PAGE_HEADERS, PageViewer
 from app.auth import Principal
 from app.catalog import Catalog
@@ -33,11 +33,6 @@ MEDIA = {"png": "image/png", "pdf": "application/pdf"}
 MAX_TITLE = 120
 TOP_N = 10
 
-FromQuery = Annotated[str | None, Query(
-    alias="from", description="YYYY-MM or YYYY-MM-DD; default: the latest month with data")]
-ToQuery = Annotated[str | None, Query(alias="to", description="YYYY-MM (inclusive) or YYYY-MM-DD")]
-CategoryQuery = Annotated[list[str] | None, Query(description="repeatable or comma-separated")]
-DatasetQuery = Annotated[list[str] | None, Query(description="data set keys; repeatable or comma-separated")]
 ClassesQuery = Annotated[Literal["stddev", "quantile"], Query(description="how the density is classed")]
 CellQuery = Annotated[float | None, Query(gt=0, description="grid cell in metres; default from the study area")]
 BandwidthQuery = Annotated[float | None, Query(
@@ -51,13 +46,11 @@ TitleQuery = Annotated[str | None, Query(
 @router.get("/hotspots", response_class=HTMLResponse,
             summary="The tasking page: hotspot map, legend, period and top hotspots, with print exports")
 async def hotspots_page(request: Request, session: SessionDep, catalog: CatalogDep, settings: SettingsDep,
-                        principal: PageViewer, date_from: FromQuery = None, date_to: ToQuery = None,
-                        category: CategoryQuery = None, dataset: DatasetQuery = None) -> Response:
+                        principal: PageViewer, flt: HotspotFilterDep) -> Response:
     if principal is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/maps/sign-in?next={quote(sign_in.safe_next(target), safe='/')}",
                                 status_code=303)
-    flt = hotspot_filter(date_from, date_to, category, dataset)
     config = await hotspots.page_config(session, principal, catalog, flt)
     body, csp = hotspots.hotspots_html(settings.static_dir, config)
     return HTMLResponse(body, headers={**PAGE_HEADERS, "Content-Security-Policy": csp})
@@ -124,13 +117,11 @@ def sources(catalog: Catalog, datasets: list[hotspots.DatasetAccess],
 
 
 async def print_export(fmt: Literal["png", "pdf"], request: Request, session: AsyncSession,
-                       principal: Principal, catalog: Catalog, date_from: str | None, date_to: str | None,
-                       category: list[str] | None, dataset: list[str] | None, classes: str,
+                       principal: Principal, catalog: Catalog, flt: HotspotFilter, classes: str,
                        cell_m: float | None, bandwidth_m: float | None, compare: str,
                        title: str | None) -> Response:
     if title and any(ord(c) < 32 for c in title):
         raise BadRequest("title must be a single line of text.")
-    flt = hotspot_filter(date_from, date_to, category, dataset)
     sheet = await print_sheet(session, principal, catalog, flt, title, classes, cell_m, bandwidth_m, compare)
     # Drawing takes a second or two of CPU: off the event loop, so other requests carry on.
     body = await anyio.to_thread.run_sync(hotspot_print.render, sheet, fmt)
@@ -152,20 +143,18 @@ async def print_export(fmt: Literal["png", "pdf"], request: Request, session: As
 @router.get("/hotspots/print.png", response_class=Response, responses={200: {"content": {"image/png": {}}}},
             summary="The hotspot map as an A4 landscape sheet, PNG at 300 dpi (3508 x 2480 px)")
 async def print_png(request: Request, session: SessionDep, principal: Viewer, catalog: CatalogDep,
-                    date_from: FromQuery = None, date_to: ToQuery = None, category: CategoryQuery = None,
-                    dataset: DatasetQuery = None, classes: ClassesQuery = "stddev", cell_m: CellQuery = None,
+                    flt: HotspotFilterDep, classes: ClassesQuery = "stddev", cell_m: CellQuery = None,
                     bandwidth_m: BandwidthQuery = None, compare: CompareQuery = "previous",
                     title: TitleQuery = None) -> Response:
-    return await print_export("png", request, session, principal, catalog, date_from, date_to, category,
-                              dataset, classes, cell_m, bandwidth_m, compare, title)
+    return await print_export("png", request, session, principal, catalog, flt, classes, cell_m,
+                              bandwidth_m, compare, title)
 
 
 @router.get("/hotspots/print.pdf", response_class=Response, responses={200: {"content": {"application/pdf": {}}}},
             summary="The hotspot map as a one-page A4 landscape PDF (vector text and lines)")
 async def print_pdf(request: Request, session: SessionDep, principal: Viewer, catalog: CatalogDep,
-                    date_from: FromQuery = None, date_to: ToQuery = None, category: CategoryQuery = None,
-                    dataset: DatasetQuery = None, classes: ClassesQuery = "stddev", cell_m: CellQuery = None,
+                    flt: HotspotFilterDep, classes: ClassesQuery = "stddev", cell_m: CellQuery = None,
                     bandwidth_m: BandwidthQuery = None, compare: CompareQuery = "previous",
                     title: TitleQuery = None) -> Response:
-    return await print_export("pdf", request, session, principal, catalog, date_from, date_to, category,
-                              dataset, classes, cell_m, bandwidth_m, compare, title)
+    return await print_export("pdf", request, session, principal, catalog, flt, classes, cell_m,
+                              bandwidth_m, compare, title)

@@ -9,20 +9,20 @@ gives no day), so a month matches a period when it overlaps it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
 from types import SimpleNamespace
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
+from pydantic import Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit, sharing
-from app.api.deps import Analyst, SessionDep, Viewer
-from app.errors import BadRequest
+from app.api.deps import Analyst, CategoriesDep, PeriodDep, SessionDep, Viewer
+from app.api.schemas import ApiModel
 from app.ingest import run_record
 from app.ingest.police_uk_parse import CATEGORIES, slugify
-from app.params import parse_bbox, parse_month_or_date
+from app.params import parse_bbox
 
 router = APIRouter(tags=["incidents"])
 
@@ -31,7 +31,6 @@ DEFAULT_LIMIT = 1_000
 # numberMatched is counted exactly up to this many; beyond it, only when asked (count=exact).
 COUNT_CAP = 100_000
 MAX_IMPORTS_LIMIT = 500
-CATEGORY_BY_SLUG = {slugify(c): c for c in CATEGORIES}
 
 VISIBLE = f"safermap_visible_incidents{sharing.FUNCTION_ARGS} AS i"
 INCIDENT_SELECT = f"""
@@ -49,32 +48,95 @@ CATEGORY_COUNTS = f"""
     FROM {VISIBLE} WHERE true {{period}}
     GROUP BY i.category ORDER BY count(*) DESC, i.category
 """
+
+
+class IncidentProperties(ApiModel):
+    category: str
+    month: str = Field(description="YYYY-MM: police.uk dates incidents by month")
+    location_text: str | None
+    lsoa_code: str | None
+    lsoa_name: str | None
+    outcome: str | None
+    external_ref: str | None
+    dataset: str = Field(description="the data set's key")
+    level: Literal["exact", "sanitised"] = Field(description="exact, or moved to an anonymous point")
+
+
+class IncidentGeometry(ApiModel):
+    type: Literal["Point"]
+    coordinates: list[float] = Field(min_length=2, max_length=2)
+
+
+class IncidentFeature(ApiModel):
+    type: Literal["Feature"]
+    id: int
+    geometry: IncidentGeometry
+    properties: IncidentProperties
+
+
+class Link(ApiModel):
+    rel: str
+    href: str
+    type: str
+
+
+class IncidentCollection(ApiModel):
+    type: Literal["FeatureCollection"]
+    features: list[IncidentFeature]
+    numberMatched: int | None = Field(None, description="left out when over 100,000 unless count=exact")
+    numberMatchedAtLeast: int | None = Field(None, description="given instead of numberMatched when that is left out")
+    numberReturned: int
+    links: list[Link]
+    next: str | None = Field(None, description="the next page, when there is one")
+
+
+class CategoryCount(ApiModel):
+    name: str
+    slug: str
+    count: int | None = Field(description="null when held back (below suppress_below)")
+    mapped: int | None = Field(description="of these, with a location; null when held back")
+    suppressed: bool
+    police_uk: bool
+
+
+class CategoryName(ApiModel):
+    name: str
+    slug: str
+
+
+class CategoryList(ApiModel):
+    categories: list[CategoryCount]
+    suppress_below: int
+    police_uk_categories: list[CategoryName]
+
+
+class ImportRunOut(ApiModel):
+    id: int
+    kind: str
+    file: str
+    checksum: str | None
+    status: Literal["running", "loaded", "failed", "refused", "cancelled", "interrupted"]
+    rows_total: int
+    rows_loaded: int
+    rows_rejected: int
+    rejects: list[dict[str, Any]] = Field(description="rejected rows with their line numbers (at most 1,000)")
+    message: str
+    started_at: str
+    finished_at: str | None
+
+
+class ImportList(ApiModel):
+    imports: list[ImportRunOut]
+    limit: int
+    offset: int
+
+
 IMPORT_RUNS = """
     SELECT id, kind, file, checksum, status, rows_total, rows_loaded, rows_rejected, rejects, message,
            started_at, finished_at
     FROM import_run WHERE partnership_id = :p
     ORDER BY id DESC LIMIT :limit OFFSET :offset
 """
-
-
-def _categories(values: list[str] | None) -> list[str]:
-    """Repeated and/or comma-separated; police.uk's API slugs ('anti-social-behaviour') work too."""
-    out = []
-    for v in values or []:
-        for part in v.split(","):
-            part = part.strip()
-            if part:
-                out.append(CATEGORY_BY_SLUG.get(part, part))
-    return out
-
-
-def _period(from_: str | None, to: str | None) -> tuple[date | None, date | None]:
-    start = parse_month_or_date(from_, "from")
-    end = parse_month_or_date(to, "to", end=True)
-    if start and end and start > end:
-        raise BadRequest("from must not be after to.")
-    # A month matches when it overlaps the period: months are stored as their first day.
-    return (start.replace(day=1) if start else None), end
 
 
 def _feature(row) -> dict:
@@ -84,13 +146,12 @@ def _feature(row) -> dict:
             "geometry": {"type": "Point", "coordinates": [row.lon, row.lat]}, "properties": props}
 
 
-@router.get("/api/incidents", summary="Mapped incidents as a GeoJSON FeatureCollection")
+@router.get("/api/incidents", summary="Mapped incidents as a GeoJSON FeatureCollection",
+            response_model=IncidentCollection, response_model_exclude_unset=True)
 async def list_incidents(
     request: Request, session: SessionDep, principal: Viewer,
+    period: PeriodDep, categories: CategoriesDep,
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (WGS84)")] = None,
-    from_: Annotated[str | None, Query(alias="from", description="YYYY-MM or YYYY-MM-DD")] = None,
-    to: Annotated[str | None, Query(description="YYYY-MM (inclusive) or YYYY-MM-DD")] = None,
-    category: Annotated[list[str] | None, Query(description="repeat or comma-separate; names or slugs")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"at most {MAX_LIMIT}")] = DEFAULT_LIMIT,
     offset: Annotated[int, Query(ge=0)] = 0,
     after: Annotated[int | None, Query(description="keyset paging: incidents with id above this "
@@ -112,17 +173,15 @@ async def list_incidents(
     if box:
         where.append("i.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)")
         params.update(x0=box.minlon, y0=box.minlat, x1=box.maxlon, y1=box.maxlat)
-    start, end = _period(from_, to)
-    if start:
+    if period.start:
         where.append("i.month >= :start")
-        params["start"] = start
-    if end:
+        params["start"] = period.first_month
+    if period.end:
         where.append("i.month <= :end")
-        params["end"] = end
-    categories = _categories(category)
+        params["end"] = period.end
     if categories:
         where.append("i.category = ANY(:categories)")
-        params["categories"] = categories
+        params["categories"] = list(categories)
     filters = " AND ".join(where)
     page_where = filters + (" AND i.id > :after" if after is not None else "")
     rows = (await session.execute(
@@ -168,26 +227,23 @@ async def _count(session, filters: str, params: dict, mode: str) -> int | None:
     return n if n <= COUNT_CAP else None
 
 
-@router.get("/api/categories", summary="Incident categories present, with counts")
+@router.get("/api/categories", summary="Incident categories present, with counts", response_model=CategoryList)
 async def list_categories(
-    session: SessionDep, principal: Viewer,
-    from_: Annotated[str | None, Query(alias="from", description="YYYY-MM or YYYY-MM-DD")] = None,
-    to: Annotated[str | None, Query(description="YYYY-MM (inclusive) or YYYY-MM-DD")] = None,
+    session: SessionDep, principal: Viewer, period: PeriodDep,
 ) -> dict:
     """The categories of the incidents you may see with their counts (`mapped`: those with a
     location), most frequent first, and the 14 police.uk crime types with their slugs.
 
     A count that includes incidents you do not see exactly is held back when it is below the
     suppression threshold (`suppress_below`, 5 by default): it is null, with `suppressed: true`."""
-    start, end = _period(from_, to)
-    period, params = "", sharing.access_params(principal)
-    if start:
-        period += " AND i.month >= :start"
-        params["start"] = start
-    if end:
-        period += " AND i.month <= :end"
-        params["end"] = end
-    rows = (await session.execute(text(CATEGORY_COUNTS.format(period=period)), params)).all()
+    within, params = "", sharing.access_params(principal)
+    if period.start:
+        within += " AND i.month >= :start"
+        params["start"] = period.first_month
+    if period.end:
+        within += " AND i.month <= :end"
+        params["end"] = period.end
+    rows = (await session.execute(text(CATEGORY_COUNTS.format(period=within)), params)).all()
     k = sharing.suppress_below()
     categories = []
     for r in rows:
@@ -230,7 +286,7 @@ async def _judge_running(session: AsyncSession, rows: Sequence[Any]) -> Sequence
     return out
 
 
-@router.get("/api/imports", summary="Import runs, newest first")
+@router.get("/api/imports", summary="Import runs, newest first", response_model=ImportList)
 async def list_imports(
     session: SessionDep, principal: Analyst,
     limit: Annotated[int, Query(ge=1, le=MAX_IMPORTS_LIMIT, description=f"at most {MAX_IMPORTS_LIMIT}")] = 50,

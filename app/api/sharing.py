@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from app import audit
 from app.api.deps import Admin, SessionDep
+from app.api.schemas import ApiModel
 from app.auth import Principal
 from app.errors import BadRequest, NotFound
 
@@ -103,6 +104,41 @@ class SensitiveList(BaseModel):
     categories: list[Sensitive] = Field(max_length=MAX_SENSITIVE)
 
 
+class RuleOut(ApiModel):
+    """A grant as stored: to an agency (with its name and partnership) or to a role."""
+    level: Level
+    grantee_agency: int | None = None
+    agency: str | None = None
+    agency_partnership: str | None = Field(None, description="the grantee agency's partnership (its slug)")
+    grantee_role: RoleName | None = None
+
+
+class DatasetOut(ApiModel):
+    id: int
+    source_key: str
+    name: str
+    kind: str | None
+    owner_agency: int | None
+    owner_agency_name: str | None
+    sharing_level: Level = Field(description="the default for everyone in the partnership with no rule of their own")
+    rules: list[RuleOut]
+
+
+class DatasetList(ApiModel):
+    datasets: list[DatasetOut]
+    levels: list[Level]
+
+
+class SensitiveOut(ApiModel):
+    categories: list[Sensitive]
+
+
+class AnonymousPoints(ApiModel):
+    anonymous_points: int
+    incidents_on_grid_cells: int = Field(description="incidents more than 500 m from a street: at their 100 m "
+                                                     "grid cell's centre")
+
+
 def _rule(row) -> dict:
     out: dict = {"level": row.level}
     if row.grantee_agency_id is not None:
@@ -137,7 +173,8 @@ def _ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-@router.get("/api/datasets", summary="Your partnership's data sets with their sharing rules")
+@router.get("/api/datasets", summary="Your partnership's data sets with their sharing rules",
+            response_model=DatasetList, response_model_exclude_unset=True)
 async def list_datasets(session: SessionDep, principal: Admin) -> dict:
     rows = (await session.execute(DATASETS, {"p": principal.partnership_id})).all()
     rules: dict[int, list[dict]] = {}
@@ -147,7 +184,8 @@ async def list_datasets(session: SessionDep, principal: Admin) -> dict:
             "levels": ["none", "aggregate", "sanitised", "exact"]}
 
 
-@router.patch("/api/datasets/{dataset_id}", summary="Set a data set's default sharing level")
+@router.patch("/api/datasets/{dataset_id}", summary="Set a data set's default sharing level",
+              response_model=DatasetOut, response_model_exclude_unset=True)
 async def patch_dataset(dataset_id: DatasetId, body: DatasetPatch, request: Request, session: SessionDep,
                         principal: Admin) -> dict:
     """The default is the level for everyone in the partnership with no rule of their own."""
@@ -162,13 +200,15 @@ async def patch_dataset(dataset_id: DatasetId, body: DatasetPatch, request: Requ
     return _dataset(row, await _rules(session, principal, dataset_id))
 
 
-@router.get("/api/datasets/{dataset_id}/sharing", summary="A data set's sharing rules")
+@router.get("/api/datasets/{dataset_id}/sharing", summary="A data set's sharing rules",
+            response_model=DatasetOut, response_model_exclude_unset=True)
 async def get_rules(dataset_id: DatasetId, session: SessionDep, principal: Admin) -> dict:
     row = await _owned_dataset(session, principal, dataset_id)
     return _dataset(row, await _rules(session, principal, dataset_id))
 
 
-@router.put("/api/datasets/{dataset_id}/sharing", summary="Replace a data set's sharing rules")
+@router.put("/api/datasets/{dataset_id}/sharing", summary="Replace a data set's sharing rules",
+            response_model=DatasetOut, response_model_exclude_unset=True)
 async def put_rules(dataset_id: DatasetId, body: Rules, request: Request, session: SessionDep,
                     principal: Admin) -> dict:
     """The whole list of grants: each to an agency (`grantee_agency`, an agency id of this or
@@ -197,7 +237,8 @@ async def put_rules(dataset_id: DatasetId, body: Rules, request: Request, sessio
     return _dataset(row, after)
 
 
-@router.delete("/api/datasets/{dataset_id}/sharing", summary="Remove a data set's sharing rules")
+@router.delete("/api/datasets/{dataset_id}/sharing", summary="Remove a data set's sharing rules",
+               response_model=DatasetOut, response_model_exclude_unset=True)
 async def delete_rules(dataset_id: DatasetId, request: Request, session: SessionDep, principal: Admin) -> dict:
     """Everyone falls back to the data set's default level (other partnerships: nothing)."""
     row = await _owned_dataset(session, principal, dataset_id)
@@ -209,13 +250,15 @@ async def delete_rules(dataset_id: DatasetId, request: Request, session: Session
     return _dataset(row, [])
 
 
-@router.get("/api/sharing/sensitive-categories", summary="Categories held back from lower roles")
+@router.get("/api/sharing/sensitive-categories", summary="Categories held back from lower roles",
+            response_model=SensitiveOut)
 async def get_sensitive(session: SessionDep, principal: Admin) -> dict:
     rows = (await session.execute(SENSITIVE, {"p": principal.partnership_id})).all()
     return {"categories": [{"category": r.category, "least_role": r.least_role} for r in rows]}
 
 
-@router.put("/api/sharing/sensitive-categories", summary="Replace the sensitive categories")
+@router.put("/api/sharing/sensitive-categories", summary="Replace the sensitive categories",
+            response_model=SensitiveOut)
 async def put_sensitive(body: SensitiveList, request: Request, session: SessionDep, principal: Admin) -> dict:
     """Incidents of each category are hidden entirely (from lists, tiles, counts and category
     lists) from roles below `least_role`, whatever the data set's sharing rules say."""
@@ -234,7 +277,8 @@ async def put_sensitive(body: SensitiveList, request: Request, session: SessionD
     return {"categories": after}
 
 
-@router.post("/api/sharing/refresh-anonymous-points", summary="Rebuild the anonymous points from the streets")
+@router.post("/api/sharing/refresh-anonymous-points", summary="Rebuild the anonymous points from the streets",
+             response_model=AnonymousPoints)
 async def refresh_anonymous_points(request: Request, session: SessionDep, principal: Admin) -> dict:
     """Run after loading or changing streets: rebuilds the street-based anonymous points and moves
     each incident to its nearest one (within 500 m; else the centre of its 100 m grid cell)."""

@@ -23,6 +23,7 @@ from rich.console import Console
 from app import audit
 from app.analysis.coverage import refresh_coverage
 from app.db import raw_connection
+from app.domain_errors import ImportRefused
 from app.ingest.camera_values import parse_bool, parse_camera_type, parse_direction, parse_number, parse_status
 from app.ingest.run_record import cancel_reason, commit_through_cancel, run_recorder
 from app.settings import Settings
@@ -125,10 +126,6 @@ UPSERT_CAMERAS = """
 """
 
 _BNG_TO_WGS84 = Transformer.from_crs(27700, 4326, always_xy=True)
-
-
-class ImportRefused(Exception):
-    """The file is not a camera register at all; nothing was loaded."""
 
 
 @dataclass

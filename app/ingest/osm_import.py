@@ -21,16 +21,13 @@ from rich.console import Console
 
 from app.analysis.coverage import refresh_coverage
 from app.db import raw_connection
+from app.domain_errors import ImportRefused
 from app.ingest.camera_values import parse_direction
 from app.ingest.osm_extract import OsmCamera, OsmExtract, camera_type, read_extract, tag_number
 from app.ingest.pg_copy import BUILDING_COLUMNS, STREET_COLUMNS, copy_rows, ewkb, geometry_as_bytes, values
 from app.settings import Settings
 
 OWN_CAMERA_RADIUS_M = 2.0
-
-
-class ImportRefused(Exception):
-    """The import cannot start (no such partnership, unreadable file)."""
 
 
 @dataclass

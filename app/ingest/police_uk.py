@@ -29,6 +29,7 @@ from rich.text import Text
 
 from app import audit
 from app.db import raw_connection
+from app.domain_errors import ImportRefused
 from app.ingest.police_uk_parse import NotPoliceUk, ParseStats, Record, parse, read_header, slugify
 from app.ingest.run_record import RunRecorder, cancel_reason, commit_through_cancel, run_recorder
 from app.settings import Settings
@@ -99,10 +100,6 @@ INSERT_INCIDENTS = f"""
     JOIN unnest($3::text[], $4::int[]) AS f(force, dataset_id) ON f.force = s.force
     LEFT JOIN anon a ON a.lon = s.lon AND a.lat = s.lat
 """
-
-
-class ImportRefused(Exception):
-    """Nothing was imported: an unknown partnership, a missing path, or a file that is not police.uk's."""
 
 
 @dataclass
