@@ -74,10 +74,10 @@ demo: db-up
 serve: db-up
 	$(SAFERMAP) serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
-# Gates that run before pytest: lint (ruff: errors, import order, old syntax) over app/,
+# Gates that run before pytest: lint (ruff: errors, import order, old syntax) over app/, tests/ and bench/,
 # and types (mypy over app/, configured in pyproject.toml). Either failing stops `make test`.
 lint: python-deps
-	$(BIN)/ruff check app
+	$(BIN)/ruff check app tests bench
 	$(BIN)/mypy
 
 typecheck: python-deps

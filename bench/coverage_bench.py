@@ -21,7 +21,7 @@ import shapely
 from shapely.geometry import LineString, Point
 
 from app.analysis.coverage import BUILDINGS_SQL, SOME_CAMERAS_SQL, _polygons, refresh_coverage
-from app.analysis.visibility import visible_area, viewpoint
+from app.analysis.visibility import viewpoint, visible_area
 from bench.import_bench import default_database_url
 
 SLUG = "bench-coverage"

@@ -195,7 +195,8 @@ async def measure_http(pid: int, tiles: list[tuple[int, int, int]]) -> list[dict
     query = f"from={PERIOD[0]}&to={PERIOD[1]}"
     results = []
     with tiles_bench.safermap_server(1) as srv:
-        url = lambda t, b=srv.base: f"{b}/tiles/hotspots/{t[0]}/{t[1]}/{t[2]}.png?{query}"
+        def url(t, b=srv.base):
+            return f"{b}/tiles/hotspots/{t[0]}/{t[1]}/{t[2]}.png?{query}"
         etags: dict = {}
         results.append(await tiles_bench.http_pass(
             "hotspot PNG 1w: cold", url, tiles, auth, etags,

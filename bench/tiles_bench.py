@@ -22,7 +22,6 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -302,7 +301,7 @@ class Server:
         self.env, self.ready_path, self.headers = env, ready_path, headers or {}
         self.base = f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         self.proc = subprocess.Popen(self.argv, cwd=ROOT, env={**os.environ, **self.env})
         deadline = time.time() + 90
         while time.time() < deadline:
@@ -366,7 +365,8 @@ async def measure(tiles, token: str, tipg_version: str) -> list[Result]:
     for workers in (1, 2):
         log(f"(b) SaferMap, {workers} worker(s) ...")
         with safermap_server(workers) as srv:
-            url = lambda t, b=srv.base: f"{b}/tiles/incidents/{t[0]}/{t[1]}/{t[2]}.mvt"
+            def url(t, b=srv.base):
+                return f"{b}/tiles/incidents/{t[0]}/{t[1]}/{t[2]}.mvt"
             etags: dict = {}
             results.append(await http_pass(f"SaferMap {workers}w: cold cache", url, tiles, auth, etags,
                                            note="cells to z15, each incident at z16"))
@@ -380,8 +380,9 @@ async def measure(tiles, token: str, tipg_version: str) -> list[Result]:
     for cap, label in ((10_000_000, "every point"), (10_000, "default cap 10k")):
         log(f"(c) tipg {tipg_version}, 1 worker, {label} ...")
         with tipg_server(cap) as srv:
-            url = lambda t, b=srv.base: (f"{b}/collections/public.layer_incidents/tiles/WebMercatorQuad/"
-                                         f"{t[0]}/{t[1]}/{t[2]}?properties={props}")
+            def url(t, b=srv.base):
+                return (f"{b}/collections/public.layer_incidents/tiles/WebMercatorQuad/"
+                                                     f"{t[0]}/{t[1]}/{t[2]}?properties={props}")
             results.append(await http_pass(f"tipg {tipg_version} 1w: {label}", url, tiles, {},
                                            note=f"TIPG_MAX_FEATURES_PER_TILE={cap}"))
     return results

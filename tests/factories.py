@@ -250,6 +250,16 @@ def config_of(html: str) -> dict:
     return json.loads(m.group(1))
 
 
+XSS_NAME = "<img src=x onerror=alert(1)>"  # a name that must show as text, never run
+
+
+async def add_incidents(db: AsyncSession, partnership_id: int, name: str, source_key: str,
+                        points: list[tuple[float, float, str, str]]) -> None:
+    """A police.uk data set of these (lon, lat, category, month) incidents."""
+    ds = await dataset(db, partnership_id, source_key, name=name, kind="police_uk")
+    await incidents(db, partnership_id, ds, points, location_text="On or near High Street")
+
+
 # -- Chromium ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def chromium_path() -> str:

@@ -45,8 +45,9 @@ async def test_revoked_token_ends_its_session(client, make_caller, db):
 
 async def test_one_time_sign_in_link_works_once(client, make_caller, db):
     from sqlalchemy import text
+
     from app.auth import create_sign_in_link
-    caller = await make_caller(role="admin")
+    await make_caller(role="admin")
     principal_id = (await db.execute(text("SELECT id FROM principal"))).scalar_one()
     code = await create_sign_in_link(db, principal_id)
     await db.commit()

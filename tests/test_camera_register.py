@@ -3,7 +3,6 @@ reference, refusal of files that are no register, and the `safermap import camer
 from __future__ import annotations
 
 import io
-import shutil
 from pathlib import Path
 
 import psycopg

@@ -315,7 +315,7 @@ async def test_gap_and_union_tiles_decode_and_follow_the_cameras(client, db, mak
     cells = decode(r.content)["gaps"]["features"]
     assert sum(c["properties"]["count"] for c in cells) == uncovered
     # high zoom: one feature per uncovered incident, none inside working coverage
-    total, tag = 0, None
+    total = 0
     z = 17
     seen_tiles = set()
     for mx, my in ((-100, 0), (100, 0), (-100, 120), (100, 120)):
@@ -342,7 +342,7 @@ async def test_gap_and_union_tiles_decode_and_follow_the_cameras(client, db, mak
     assert kinds == {"working", "planned"}
     tj = (await client.get("/tiles/coverage_union.json", headers=admin.headers)).json()
     west, south, east, north = tj["bounds"]
-    (w0, s0), (e0, n0) = ll(-40, -40), ll(80, 140)
+    (w0, _s0), (_e0, n0) = ll(-40, -40), ll(80, 140)
     assert west == pytest.approx(w0, abs=1e-4) and north == pytest.approx(n0, abs=1e-4)
     assert (await client.get("/tiles/gaps.json", headers=admin.headers)).status_code == 200
 
@@ -353,9 +353,9 @@ async def test_gap_and_union_tiles_decode_and_follow_the_cameras(client, db, mak
     r = await client.post("/api/cameras", json=scene_camera("F", -100, 120, "dome", None, 360, 60, "operational"),
                           headers=admin.headers)
     assert r.status_code == 201
-    gap_after = await client.get("/tiles/gaps/%d/%d/%d.mvt" % key,
+    gap_after = await client.get("/tiles/gaps/{}/{}/{}.mvt".format(*key),
                                  headers={**admin.headers, "If-None-Match": gap_tile.headers["etag"]})
-    union_after = await client.get("/tiles/coverage_union/%d/%d/%d.mvt" % ukey,
+    union_after = await client.get("/tiles/coverage_union/{}/{}/{}.mvt".format(*ukey),
                                    headers={**admin.headers, "If-None-Match": union_tile.headers["etag"]})
     assert union_after.status_code == 200 and union_after.headers["etag"] != union_tile.headers["etag"]
     assert gap_after.status_code in (200, 204) and gap_after.headers["etag"] != gap_tile.headers["etag"]

@@ -20,12 +20,11 @@ from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import httpx
-import pytest
 from shapely.geometry import box
 from sqlalchemy import text
 
-from tests.test_footage_requests import E0, N0, LONG_AGO, add_streets, ll
-from tests.test_overview_page import CHROMIUM_ARGS, XSS_NAME, add_incidents, chromium_path, config_of  # noqa: F401
+from tests.factories import CHROMIUM_ARGS, XSS_NAME, add_incidents, config_of
+from tests.scenes import E0, LONG_AGO, N0, add_streets, ll
 
 UK = ZoneInfo("Europe/London")
 STREETS = {"Quay": [(0, 0), (200, 0)], "Quay East": [(200, 0), (400, 0)], "Dock": [(400, 0), (400, 200)]}
@@ -158,7 +157,7 @@ async def open_page(browser, base: str, caller, *, width: int = 1600, height: in
     return context, page, seen
 
 
-async def test_control_room_in_chromium(live_server, make_caller, db, chromium_path, tmp_path):  # noqa: F811
+async def test_control_room_in_chromium(live_server, make_caller, db, chromium_path, tmp_path):
     from playwright.async_api import async_playwright
 
     caller = await make_caller("coverage-room", "operator")
@@ -289,7 +288,7 @@ async def test_control_room_in_chromium(live_server, make_caller, db, chromium_p
 
 
 async def test_only_operators_site_cameras_and_a_planned_site_shows_in_the_figures(
-        live_server, make_caller, db, chromium_path):  # noqa: F811
+        live_server, make_caller, db, chromium_path):
     from playwright.async_api import async_playwright
 
     viewer = await make_caller("coverage-siting", "viewer")

@@ -23,7 +23,8 @@ import pytest
 from sqlalchemy import text
 
 from app.tiles.sql import lonlat_to_tile
-from tests.test_overview_page import CHROMIUM, CHROMIUM_ARGS, camera, config_of
+from tests.factories import CHROMIUM, CHROMIUM_ARGS, config_of
+from tests.factories import camera_feature as camera
 
 FRAMED = {"Sec-Fetch-Dest": "iframe", "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}
 TILE_FETCH = {"Sec-Fetch-Dest": "empty", "Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors"}

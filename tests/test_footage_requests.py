@@ -116,7 +116,7 @@ async def test_path_pack_lists_the_cameras_beside_the_path_in_order_with_windows
     # The request was audited with counts, not the places.
     event = (await db.execute(text("SELECT action, detail FROM audit_event WHERE action = 'coverage.path'"))).one()
     assert event.detail["cameras"] == 4 and event.detail["incidents"] == 3
-    assert "lon" not in json.dumps(event.detail) and "%.4f" % ll(0, 0)[0] not in json.dumps(event.detail)
+    assert "lon" not in json.dumps(event.detail) and f"{ll(0, 0)[0]:.4f}" not in json.dumps(event.detail)
 
     # The other partnership, over its own streets on the same spot, sees only its own camera.
     r = await client.post("/api/coverage/path", headers=other.headers,

@@ -13,7 +13,8 @@ from sqlalchemy import text
 
 from app.tiles import grid
 from app.tiles.sql import lonlat_to_tile
-from tests.test_kde import LAT, LON, add, dataset, scattered
+from tests.factories import LAT, LON, dataset, scattered
+from tests.factories import incidents as add
 
 PNG = "image/png"
 

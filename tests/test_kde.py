@@ -18,8 +18,6 @@ from app.domain_errors import InvalidPeriod, InvalidValue, TooLarge
 from tests.factories import LAT, LON, dataset, incidents, partnership, scattered
 
 TO_BNG = Transformer.from_crs(4326, 27700, always_xy=True)
-# tests/test_hotspot_tiles.py still imports `add` from here until it takes the factories itself.
-add = incidents
 
 
 # -- filters and periods (pure) ------------------------------------------------------------------------

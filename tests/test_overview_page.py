@@ -17,28 +17,17 @@ from urllib.parse import urlsplit
 import httpx
 
 from tests.factories import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
+    XSS_NAME,
+    add_incidents,
     browser_page,
     camera_feature,
-    chromium_path,
     config_of,
-    dataset,
-    incidents,
 )
 
-XSS_NAME = "<img src=x onerror=alert(1)>"
 # Three cameras about 150 m apart in Rochdale town centre, pointing east, south and all round.
 CAM_EAST = (-2.1561, 53.6158)
 CAM_SOUTH = (-2.1540, 53.6150)
 CAM_DOME = (-2.1575, 53.6140)
-
-
-async def add_incidents(db, partnership_id: int, name: str, source_key: str,
-                        points: list[tuple[float, float, str, str]]) -> None:
-    """A police.uk data set of these (lon, lat, category, month) incidents."""
-    ds = await dataset(db, partnership_id, source_key, name=name, kind="police_uk")
-    await incidents(db, partnership_id, ds, points, location_text="On or near High Street")
 
 
 # -- the page as HTML -----------------------------------------------------------------------------
@@ -268,5 +257,3 @@ async def test_overview_in_chromium(live_server, make_caller, db, chromium_path,
 
 # tests/test_embeds.py and tests/test_coverage_page.py still import these from here; they go once
 # those modules take them from tests/factories.py.
-camera = camera_feature
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "XSS_NAME", "add_incidents", "camera", "chromium_path", "config_of"]
