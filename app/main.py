@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, auth, cameras, incidents, tiles, maps, embeds, admin_users, sharing, audit,
                    footage):
         app.include_router(module.router)
+    app.include_router(maps.capture_router)
     app.include_router(hotspot_stats.router)
     app.include_router(hotspot_pages.router)
     app.include_router(coverage_gaps.router)
