@@ -255,6 +255,23 @@ async def test_tablet_adds_turns_works_offline_and_never_duplicates(live_server,
         assert len(await cameras_on_server(api)) == 3
         assert await events(db, pcso.partnership_id, "camera.create") == 3
         assert await events(db, pcso.partnership_id, "camera.survey") == 1
+
+        # 6. The first camera moved a few metres and turned to face south, by dragging.
+        await page.locator("#cap-tab-nearby-button").click()
+        await page.locator(f'#cap-nearby li[data-camera="{first["id"]}"] .cap-item-title').click()
+        await page.get_by_role("button", name="Move or turn").click()
+        m = await page.evaluate("saferCapture.survey.moving")
+        start = await screen(page, m["lat"], m["lon"])
+        await drag(page, start, (start[0] + 20, start[1]))
+        await drag_handle(page, (0, 120))
+        await page.get_by_role("button", name="Save move and turn").click()
+        await wait_sent(page, 7)
+        moved = (await api.get(f"/api/cameras/{first['id']}")).json()
+        assert moved["properties"]["version"] == 3  # created, verified, moved and turned
+        assert abs(moved["properties"]["bearing"] + grid["gamma"] - 180) < 2
+        east_m = (moved["geometry"]["coordinates"][0] - first["geometry"]["coordinates"][0]) * 111_320 * 0.595
+        assert 4 < east_m < 10 and abs(moved["geometry"]["coordinates"][1] - first["geometry"]["coordinates"][1]) < 2e-5
+        assert await events(db, pcso.partnership_id, "camera.update") == 1
         # The one failed request is the test's own check that the network was gone.
         assert [p for p in seen["problems"] if "ERR_INTERNET_DISCONNECTED" not in p] == [], seen["problems"]
         assert {urlsplit(u).hostname for u in seen["requests"]} == {"127.0.0.1"}
@@ -300,15 +317,43 @@ async def test_phone_conflict_photo_refusal_and_a_poor_fix(live_server, make_cal
         assert await page.evaluate("saferCapture.form.draft.accuracy") < 10  # a fingertip at this zoom
         await page.locator("#cap-clear").click()
 
+        # Standing under a camera the page keeps (4 m away): offered as the same camera before it is
+        # saved, with no signal needed; chosen, that camera is verified instead of a second one added.
+        under = ll(114, 100)
+        await context.set_geolocation({"longitude": under[0], "latitude": under[1], "accuracy": 5})
+        await page.wait_for_function("() => saferCapture.fix.accuracy === 5")
+        await page.locator("#cap-use-gps").click()
+        await page.locator("#cap-save").click()
+        same = page.locator("#cap-duplicates")
+        assert "BUS-STOP" in await same.inner_text() and "Is it this one?" in await same.inner_text()
+        await same.get_by_role("button", name="This is the same camera").click()
+        await wait_sent(page, 1)
+        now = (await api.get(f"/api/cameras/{cam['id']}", headers=pcso.headers)).json()["properties"]
+        assert now["verified_by"] == "pcso of capture-phone" and now["version"] == 2
+
+        # One the page did not know (added since it looked): the server's 409 shows it, the same choice.
+        r = await api.post("/api/cameras", headers=colleague.headers, json=camera("SHOP", ll(160, 100)))
+        assert r.status_code == 201
+        shop = r.json()
+        await page.mouse.click(*await screen(page, *reversed(ll(163, 100))))
+        await page.locator("#cap-save").click()
+        dialog = page.locator("#cap-dialog")
+        await dialog.get_by_text("This camera may already be recorded").wait_for(timeout=15000)
+        assert "SHOP" in await dialog.inner_text()
+        await dialog.get_by_role("button", name="This is the same camera").click()
+        await wait_sent(page, 2)
+        assert [c["properties"]["reference"] for c in (await api.get("/api/cameras", headers=pcso.headers)).json()["features"]] \
+            == ["BUS-STOP", "SHOP"]
+        assert (await api.get(f"/api/cameras/{shop['id']}", headers=pcso.headers)).json()["properties"]["verified_at"]
+
         # A stale edit: a colleague changed the notes since the page read the camera.
         await page.locator("#cap-tab-nearby-button").click()
         await page.locator(f'#cap-nearby li[data-camera="{cam["id"]}"] .cap-item-title').click()
         r = await api.patch(f"/api/cameras/{cam['id']}", headers=colleague.headers, json={
-            "type": "Feature", "properties": {"version": 1, "notes": "Pole by the bus stop; camera replaced"}})
+            "type": "Feature", "properties": {"version": 2, "notes": "Pole by the bus stop; camera replaced"}})
         assert r.status_code == 200, r.text
         await page.locator("#cap-selected-notes").fill("Pole by the bus stop; lens cracked")
         await page.get_by_role("button", name="Save notes").click()
-        dialog = page.locator("#cap-dialog")
         await dialog.get_by_text("Someone else changed this camera").wait_for(timeout=15000)
         shown = await dialog.inner_text()
         assert "Yours: Pole by the bus stop; lens cracked" in shown
@@ -316,9 +361,9 @@ async def test_phone_conflict_photo_refusal_and_a_poor_fix(live_server, make_cal
         assert "Before both changes: Pole by the bus stop" in shown
         await page.screenshot(path=str(tmp_path / "conflict.png"))
         await dialog.get_by_role("button", name="Send with these choices").click()
-        await wait_sent(page, 1)
+        await wait_sent(page, 3)
         now = (await api.get(f"/api/cameras/{cam['id']}", headers=pcso.headers)).json()["properties"]
-        assert now["notes"] == "Pole by the bus stop; lens cracked" and now["version"] == 3
+        assert now["notes"] == "Pole by the bus stop; lens cracked" and now["version"] == 4
 
         # The session ends (signed out elsewhere): the outbox waits and asks to sign in again,
         # dropping nothing; signed in again, "Send now" sends it.
@@ -333,7 +378,7 @@ async def test_phone_conflict_photo_refusal_and_a_poor_fix(live_server, make_cal
         assert await outbox_count(page) == 1
         assert (await context.request.post(f"{live_server}/auth/session", headers=pcso.headers)).status == 204
         await page.locator("#cap-send").click()
-        await wait_sent(page, 2)
+        await wait_sent(page, 4)
         assert (await api.get(f"/api/cameras/{cam['id']}", headers=pcso.headers)).json()["properties"]["verified_at"]
 
         # A photo from the device's camera: its GPS position is gone when it is downloaded.
@@ -341,7 +386,7 @@ async def test_phone_conflict_photo_refusal_and_a_poor_fix(live_server, make_cal
         original.write_bytes(photo_with_gps())
         await page.locator("#cap-tab-nearby-button").click()
         await page.locator("#cap-selected-photo").set_input_files(str(original))
-        await wait_sent(page, 3)
+        await wait_sent(page, 5)
         photos = (await api.get(f"/api/cameras/{cam['id']}/photos", headers=pcso.headers)).json()["photos"]
         assert len(photos) == 1
         got = await api.get(photos[0]["url"], headers=pcso.headers)
