@@ -73,7 +73,15 @@ async def test_page_is_for_pcsos_and_above_with_no_inline_script(client, make_ca
     assert manifest.status_code == 200 and manifest.headers["content-type"].startswith("application/manifest+json")
     m = manifest.json()
     assert (m["start_url"], m["scope"], m["display"]) == ("/capture", "/capture", "standalone")
-    assert m["icons"] and (await client.get(m["icons"][0]["src"])).status_code == 200
+    sizes = set()
+    for icon in m["icons"]:
+        got = await client.get(icon["src"])
+        assert got.status_code == 200 and got.headers["content-type"] == icon["type"]
+        if icon["type"] == "image/png":
+            assert Image.open(io.BytesIO(got.content)).size == tuple(map(int, icon["sizes"].split("x")))
+            sizes.add(icon["sizes"])
+    assert sizes == {"192x192", "512x512"}  # what Chrome wants to install an app
+    assert (await client.get("/capture/icon-64.png")).status_code == 404
     sw = await client.get("/capture/sw.js")
     assert sw.status_code == 200 and sw.headers["content-type"].startswith("text/javascript")
     assert sw.headers["service-worker-allowed"] == "/capture"
@@ -181,6 +189,10 @@ async def test_tablet_adds_turns_works_offline_and_never_duplicates(live_server,
         browser = await pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         context, page, seen = await open_capture(browser, live_server, pcso, TABLET)
         await page.wait_for_function("() => saferCapture.shellKept && navigator.serviceWorker.controller", timeout=20000)
+        cdp = await context.new_cdp_session(page)
+        # An installable app: nothing in the way but the test browser's private (incognito) profile.
+        errors = (await cdp.send("Page.getInstallabilityErrors"))["installabilityErrors"]
+        assert [e["errorId"] for e in errors if e["errorId"] != "in-incognito"] == []
 
         # 1. A camera at the device's position, turned east by dragging its handle: the wedge follows.
         await page.locator("#cap-use-gps").click()
@@ -208,7 +220,7 @@ async def test_tablet_adds_turns_works_offline_and_never_duplicates(live_server,
         await page.reload(wait_until="load")
         await ready(page)
         assert await page.evaluate("fetch('/health', {cache: 'no-store'}).then(() => 'reached', () => 'offline')") == "offline"
-        assert await page.locator("#cap-net").inner_text() == "No signal"
+        await page.locator("#cap-net", has_text="No signal").wait_for(timeout=5000)
         assert await page.evaluate("saferCapture.rule && saferCapture.rule.range_m_per_height_m") == 7
         assert await page.evaluate("saferCapture.options.retention_days.length") > 0
 

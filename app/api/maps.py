@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.api.deps import CatalogDep, SessionDep, SettingsDep, get_principal
@@ -108,6 +108,13 @@ async def capture_service_worker(settings: SettingsDep) -> Response:
     return Response(body, media_type="text/javascript", headers={
         "Service-Worker-Allowed": capture.SCOPE, "Cache-Control": "no-cache",
         "Content-Security-Policy": capture.SW_CSP})
+
+
+@capture_router.get("/icon-{size}.png", summary="The capture app's icon (public)")
+async def capture_icon(size: Annotated[int, Path(description="192 or 512 pixels")]) -> Response:
+    if size not in capture.ICON_SIZES:
+        raise NotFound("The icon comes in 192 and 512 pixels.")
+    return Response(capture.icon_png(size), media_type="image/png", headers={"Cache-Control": "public, max-age=86400"})
 
 
 @capture_router.get("/manifest.webmanifest", summary="The capture page's web app manifest (public)")

@@ -14,6 +14,7 @@ trigger will store.
 from __future__ import annotations
 
 import html
+import io
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -102,6 +103,28 @@ async def page_config(session: AsyncSession, principal: Principal, catalog: Cata
     }
 
 
+ICON_SIZES = (192, 512)   # what browsers want to install an app (Chrome: both)
+
+
+@lru_cache(maxsize=len(ICON_SIZES))
+def icon_png(size: int) -> bytes:
+    """The app icon as a PNG, drawn here rather than kept as a binary file: the SVG icon's shapes
+    (a camera under its amber wedge on the page's blue)."""
+    from PIL import Image, ImageDraw
+
+    s = size / 512
+    img = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    d = ImageDraw.Draw(img)
+    d.rounded_rectangle((0, 0, size - 1, size - 1), radius=round(96 * s), fill="#0b3d91")
+    d.pieslice((256 * s - 190 * s, 300 * s - 190 * s, 256 * s + 190 * s, 300 * s + 190 * s), 228, 312, fill="#f59e0b")
+    d.rounded_rectangle((176 * s, 270 * s, 336 * s, 350 * s), radius=round(18 * s), fill="#ffffff")
+    d.ellipse((278 * s, 288 * s, 322 * s, 332 * s), fill="#0b3d91")
+    d.rectangle((236 * s, 350 * s, 276 * s, 420 * s), fill="#ffffff")
+    out = io.BytesIO()
+    img.save(out, "PNG", optimize=True)
+    return out.getvalue()
+
+
 def manifest(static_dir: Path) -> dict[str, Any]:
     """The web app manifest: installable, opening on the capture page like an app."""
     return {
@@ -115,8 +138,9 @@ def manifest(static_dir: Path) -> dict[str, Any]:
         "orientation": "any",
         "background_color": "#ffffff",
         "theme_color": "#0b3d91",
-        "icons": [{"src": asset_url(static_dir, ICON), "sizes": "any", "type": "image/svg+xml",
-                   "purpose": "any"}],
+        "icons": [*({"src": f"{SCOPE}/icon-{n}.png", "sizes": f"{n}x{n}", "type": "image/png", "purpose": "any"}
+                    for n in ICON_SIZES),
+                  {"src": asset_url(static_dir, ICON), "sizes": "any", "type": "image/svg+xml", "purpose": "any"}],
     }
 
 

@@ -35,7 +35,8 @@
       });
       this.outbox = new C.Outbox(this.store, config.links, {
         onChange: () => this.panel && this.panel.render(),
-        onSent: (entry, body) => this.sent(entry, body),
+        onSent: (entry, body) => { this.network(true); return this.sent(entry, body); },
+        onNoConnection: () => this.network(false),
         onSignIn: () => this.signInAgain(),
         onAttention: (entry) => { this.showTab("outbox"); this.dialogs.attend(entry); },
       });
@@ -47,7 +48,7 @@
       TABS.forEach((t) => $("cap-tab-" + t + "-button").addEventListener("click", () => this.showTab(t)));
       this.showTab("add");
       $("cap-locate").addEventListener("click", () => { if (this.fix) this.view.showFix(this.fix, true); });
-      window.addEventListener("online", () => { this.network(); this.outbox.flush(); this.survey.fetchNear(true); });
+      window.addEventListener("online", () => { this.network(true); this.outbox.flush(false, true); this.survey.fetchNear(true); });
       window.addEventListener("offline", () => this.network());
       this.network();
 
@@ -75,10 +76,15 @@
       });
     }
 
-    network() {
+    // Online when the browser says so and the last request got through (a browser can think it
+    // is online behind a dead signal).
+    network(reached) {
+      if (reached !== undefined) this.reached = reached;
+      if (!navigator.onLine) this.reached = false;
+      const up = navigator.onLine && this.reached !== false;
       const pill = $("cap-net");
-      pill.textContent = navigator.onLine ? "Online" : "No signal";
-      pill.classList.toggle("cap-pill-bad", !navigator.onLine);
+      pill.textContent = up ? "Online" : "No signal";
+      pill.classList.toggle("cap-pill-bad", !up);
     }
 
     watchPosition() {

@@ -37,10 +37,13 @@
       const u = new URL(req.url);
       if (u.pathname.startsWith("/static/") && !wanted.has(u.href)) await cache.delete(req);
     }
-    try {
-      const page = await fetch(config.links.page, { credentials: "same-origin", redirect: "manual" });
-      if (page.ok && page.type === "basic" && !page.redirected) await cache.put(config.links.page, page);
-    } catch (e) { /* offline: the cached copy stays */ }
+    // The page, and the rule and lists it reads first (the worker keeps later copies itself).
+    for (const url of [config.links.page, config.links.rule, config.links.options]) {
+      try {
+        const r = await fetch(url, { credentials: "same-origin", redirect: "manual", cache: "no-store" });
+        if (r.ok && r.type === "basic" && !r.redirected) await cache.put(new URL(url, location.href).href, r);
+      } catch (e) { /* offline: the kept copy stays */ }
+    }
   }
 
   function tileXY(lat, lon, z) {

@@ -91,19 +91,22 @@
       await this.store.setMeta("ids", this.ids);
     }
 
-    // Sends what is waiting, oldest first. `force` (Send now) ignores the pauses between retries
-    // and a pause for signing in.
-    async flush(force) {
+    // Sends what is waiting, oldest first. `now` ignores the pauses between retries (the signal is
+    // back, or the PCSO pressed Send now); `force` (Send now) also ends a pause for signing in.
+    async flush(force, now) {
       if (force) this.paused = false;
-      if (this.running) { this.again = true; return; }
+      now = now || force;
+      if (this.running) { this.again = true; this.againNow = this.againNow || now; return; }
       this.running = true;
       try {
         do {
           this.again = false;
+          now = now || this.againNow;
+          this.againNow = false;
           if (this.paused) break;
           const stuck = new Set();   // local cameras whose create has not gone through
           for (const e of await this.list()) {
-            const waiting = e.state === "waiting" && (force || !e.nextTry || e.nextTry <= Date.now());
+            const waiting = e.state === "waiting" && (now || !e.nextTry || e.nextTry <= Date.now());
             const id = e.kind === "create" ? null : e.cameraId || this.ids[e.local];
             if (!waiting || (e.kind !== "create" && !id) || (e.local && stuck.has(e.local) && !id)) {
               if (e.kind === "create") stuck.add(e.local);
@@ -118,6 +121,15 @@
         this.running = false;
         this.hooks.onChange();
       }
+      await this.schedule();
+    }
+
+    // The next try when the soonest waiting entry is due (the retry pauses grow: 2, 4, 8... 60 s).
+    async schedule() {
+      clearTimeout(this.timer);
+      if (this.paused) return;
+      const due = (await this.list()).filter((e) => e.state === "waiting" && e.nextTry).map((e) => e.nextTry);
+      if (due.length) this.timer = setTimeout(() => this.flush(), Math.max(250, Math.min(...due) - Date.now()));
     }
 
     request(e, id) {
@@ -142,6 +154,7 @@
           error: err.message + " It will be sent when the signal returns." });
         e.nextTry = Date.now() + backoff(e.attempts);
         await this.store.put("outbox", e);
+        this.hooks.onNoConnection();
         return "stop";
       }
       const s = answer.status, body = answer.body || {};

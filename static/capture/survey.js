@@ -47,7 +47,8 @@
       const url = this.app.config.links.cameras + "?near=" + util.round(c.lon, 6) + "," + util.round(c.lat, 6) +
         "&radius_m=" + radius;
       let answer;
-      try { answer = await C.api.request(url, { timeout: 15000 }); } catch (e) { return; }
+      try { answer = await C.api.request(url, { timeout: 15000 }); } catch (e) { this.app.network(false); return; }
+      this.app.network(true);
       if (answer.status === 401) { this.app.signInAgain(); return; }
       if (answer.status !== 200 || !Array.isArray(answer.body.features)) {
         $("cap-nearby-note").textContent = "The nearby cameras could not be fetched: " + C.api.problemText(answer);
