@@ -51,6 +51,18 @@ class Conflict(AppError):
     status, title = 409, "Conflict"
 
 
+class Gone(AppError):
+    status, title = 410, "Gone"
+
+
+class PayloadTooLarge(AppError):
+    status, title = 413, "Request too large"
+
+
+class UnsupportedMediaType(AppError):
+    status, title = 415, "Unsupported media type"
+
+
 class Unprocessable(AppError):
     status, title = 422, "Invalid input"
 

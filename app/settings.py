@@ -5,7 +5,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,12 +51,31 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = 1200          # /api per token, session or IP (per worker)
     tile_rate_limit_per_minute: int = 12000    # /tiles: a map page asks for dozens at once
 
+    # Camera photos (app/photos.py): files under photo_dir (default var_dir/photos), never in the
+    # web root. A photo is refused (413) past max_photo_bytes, counted while it streams in.
+    photo_dir: Path | None = None
+    max_photo_bytes: int = Field(default=15 * 1024 * 1024, ge=1024, le=200 * 1024 * 1024)
+    # Idempotency-Key answers are kept at least this long, per partnership (app/idempotency.py).
+    idempotency_days: int = Field(default=7, ge=1, le=365)
+
     layers_dir: Path = ROOT / "layers"
     static_dir: Path = ROOT / "static"
 
     max_features_limit: int = 10_000  # the documented maximum `limit` on list endpoints
     tile_cache_entries: int = 2_000
     tile_cache_bytes: int = 256 * 1024 * 1024
+
+    @model_validator(mode="after")
+    def _photos_outside_the_web_root(self) -> Settings:
+        # Photos are served only through their API routes, which check the caller's partnership.
+        if self.photos_path.resolve().is_relative_to(self.static_dir.resolve()):
+            raise ValueError("photo_dir must not be inside static_dir (the web root)")
+        return self
+
+    @property
+    def photos_path(self) -> Path:
+        """photo_dir, resolved (it defaults to var_dir/photos)."""
+        return self.photo_dir or self.var_dir / "photos"
 
     @property
     def cors_origin_list(self) -> list[str]:
