@@ -87,6 +87,12 @@ async def test_page_is_for_pcsos_and_above_with_no_inline_script(client, make_ca
     assert sw.headers["service-worker-allowed"] == "/capture"
     assert sw.headers["content-security-policy"] == "default-src 'self'"
 
+    # The overview links to it for those who may open it.
+    links = [p["href"] for p in config_of((await client.get("/maps/overview", headers=pcso.headers)).text)["pages"]]
+    assert "/capture" in links
+    links = [p["href"] for p in config_of((await client.get("/maps/overview", headers=viewer.headers)).text)["pages"]]
+    assert "/capture" not in links
+
     # Signing in again from the page comes back to it; nothing else new is followed.
     r = await client.get("/sign-in", params={"next": "/capture"})
     assert 'name="next" value="/capture"' in r.text
