@@ -441,11 +441,19 @@ WEDGES = [  # reference, properties: every way the rule picks an angle and a ran
     ("RESOLVED", dict(camera_type="fixed", bearing=120, fov=70, resolution_px=1920, purpose="recognise")),
     ("FISHEYE", dict(camera_type="ptz", bearing=10, fov=200, resolution_px=2560)),
 ]
+# The preview against what camera_coverage holds (the trigger's wedge redrawn by the line-of-sight
+# pass, with no building in the way) and against the trigger's own plain wedge for the camera.
 COMPARE = text("""
-    SELECT ST_Area(ST_Transform(cc.geom, p.srid)) AS stored,
-           ST_Area(ST_Transform(ST_GeomFromGeoJSON(:preview), p.srid)) AS preview,
-           ST_Area(ST_SymDifference(ST_Transform(cc.geom, p.srid), ST_Transform(ST_GeomFromGeoJSON(:preview), p.srid))) AS apart
-    FROM camera_coverage cc JOIN partnership p ON p.id = cc.partnership_id WHERE cc.camera_id = :id
+    SELECT ST_Area(s.geom) AS stored, ST_Area(v.geom) AS preview, ST_Area(ST_SymDifference(s.geom, v.geom)) AS apart,
+           ST_Area(ST_SymDifference(pl.geom, v.geom)) / ST_Area(pl.geom) AS apart_from_plain
+    FROM camera c
+    JOIN partnership p ON p.id = c.partnership_id
+    JOIN camera_coverage cc ON cc.camera_id = c.id
+    CROSS JOIN LATERAL (SELECT ST_Transform(cc.geom, p.srid) AS geom) AS s
+    CROSS JOIN LATERAL (SELECT ST_Transform(ST_GeomFromGeoJSON(:preview), p.srid) AS geom) AS v
+    CROSS JOIN LATERAL (SELECT ST_Transform(pc.geom, p.srid) AS geom FROM safermap_plain_coverage(
+        c.geom, p.srid, c.camera_type, c.bearing, c.fov, c.range_m, c.height_m, c.resolution_px, c.purpose) AS pc) AS pl
+    WHERE c.id = :id
 """)
 
 
@@ -475,4 +483,5 @@ async def test_preview_is_the_wedge_the_database_stores(live_server, make_caller
             await db.commit()
             assert abs(row.preview / row.stored - 1) < 0.01, (ref, row.preview, row.stored)
             assert row.apart / row.stored < 0.01, (ref, row.apart / row.stored)  # the same place, not only the same size
+            assert row.apart_from_plain < 0.001, (ref, row.apart_from_plain)  # the trigger's construction, vertex for vertex
         await browser.close()
