@@ -619,3 +619,14 @@ async def test_every_edit_is_audited_with_who_when_device_position_and_before_af
     for bad in ("1,2,3,4", "abc", "200,10,5", "1,2,-3"):
         r = await client.post("/api/cameras", headers={**pcso.headers, "X-Device-Position": bad}, json=camera("BAD"))
         assert r.status_code == 400, bad
+
+
+def test_photos_may_not_be_kept_in_the_web_root(tmp_path):
+    from pydantic import ValidationError
+
+    from app.settings import Settings
+    assert Settings(var_dir=tmp_path).photos_path == tmp_path / "photos"
+    with pytest.raises(ValidationError, match="web root"):
+        Settings(var_dir=tmp_path, static_dir=tmp_path / "static", photo_dir=tmp_path / "static" / "photos")
+    with pytest.raises(ValidationError):
+        Settings(var_dir=tmp_path, max_photo_bytes=0)
