@@ -159,6 +159,21 @@ def _facing_street(points_m: np.ndarray, streets_m: np.ndarray) -> tuple[np.ndar
     return nearest, np.degrees(np.arctan2(dx, dy)) % 360
 
 
+def _nearest_named(points_m: np.ndarray, streets_m: np.ndarray, names: list) -> list[str | None]:
+    """For each camera, the name of the nearest street that has one (None when no street has a
+    name): the nearest street is often an unnamed footway or service road, and "Near <footway>"
+    tells a control room nothing."""
+    named = np.array([bool(n) for n in names], dtype=bool)
+    if not named.any():
+        return [None] * len(points_m)
+    named_idx = np.flatnonzero(named)
+    cam_idx, street_idx = shapely.STRtree(streets_m[named_idx]).query_nearest(points_m, all_matches=False)
+    out: list[str | None] = [None] * len(points_m)
+    for c, s in zip(cam_idx, street_idx):
+        out[c] = names[named_idx[s]]
+    return out
+
+
 def demo_cameras(extract: OsmExtract, rng: np.random.Generator) -> list[dict]:
     """The extract's surveillance nodes as register entries, owned and maintained plausibly."""
     cams: list[OsmCamera] = sorted(extract.cameras, key=lambda c: c.osm_id)
@@ -170,8 +185,8 @@ def demo_cameras(extract: OsmExtract, rng: np.random.Generator) -> list[dict]:
     streets = extract.streets
     streets_m = shapely.transform(streets.geometry.to_numpy(),
                                   lambda xy: np.column_stack(to_m.transform(xy[:, 0], xy[:, 1])))
-    nearest, facing = _facing_street(points_m, streets_m)
-    street_names = values(streets["name"])
+    _, facing = _facing_street(points_m, streets_m)
+    named_street = _nearest_named(points_m, streets_m, values(streets["name"]))
     station = Transformer.from_crs(4326, extract.srid, always_xy=True).transform(HOTSPOTS[0].lon, HOTSPOTS[0].lat)
     now = datetime.now(UTC).replace(microsecond=0)
 
@@ -212,12 +227,12 @@ def demo_cameras(extract: OsmExtract, rng: np.random.Generator) -> list[dict]:
 
         status_roll = rng.random()
         status = "faulty" if status_roll < 0.07 else "planned" if status_roll < 0.10 else "operational"
-        street_name = street_names[nearest[i]]
+        street_name = named_street[i]
         verified = rng.random() < 0.4 and status != "planned"
         out.append({
             "owner": owner,
             "reference": f"OSM-{cam.osm_id}",
-            "name": (tags.get("name") or (f"Near {street_name}" if street_name else "Unnamed street"))[:200],
+            "name": (tags.get("name") or (f"Near {street_name}" if street_name else f"OSM camera {cam.osm_id}"))[:200],
             "geom": shapely.Point(cam.lon, cam.lat),
             "bearing": bearing, "fov": fov, "range_m": None, "height_m": height,
             "camera_type": cam_type, "status": status,

@@ -66,6 +66,18 @@ class Conflict(AppError):
     pass
 
 
+class Gone(AppError):
+    status, title = 410, "Gone"
+
+
+class PayloadTooLarge(AppError):
+    status, title = 413, "Request too large"
+
+
+class UnsupportedMediaType(AppError):
+    status, title = 415, "Unsupported media type"
+
+
 class Unprocessable(AppError):
     pass
 

@@ -18,6 +18,7 @@ from app.api import (
     admin_users,
     audit,
     auth,
+    camera_photos,
     cameras,
     coverage_gaps,
     embeds,
@@ -86,9 +87,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sign_in_limiter = RateLimiter(settings.sign_in_per_ip_per_minute)
     errors.install(app)
     app.include_router(hotspots.router)  # before tiles: /tiles/{layer_id}/... would take /tiles/hotspot-cells/...
-    for module in (health, auth, cameras, incidents, tiles, maps, embeds, admin_users, sharing, audit,
+    for module in (health, auth, cameras, camera_photos, incidents, tiles, maps, embeds, admin_users, sharing, audit,
                    footage):
         app.include_router(module.router)
+    app.include_router(maps.capture_router)
     app.include_router(hotspot_stats.router)
     app.include_router(hotspot_pages.router)
     app.include_router(coverage_gaps.router)
@@ -99,8 +101,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.cors_origin_list:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list, allow_credentials=False,
                            allow_methods=["GET", "POST", "PATCH", "DELETE"],
-                           allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match"],
-                           expose_headers=["ETag", "Location", "Retry-After"], max_age=600)
+                           allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match",
+                                          "Idempotency-Key", "X-Device-Position"],
+                           expose_headers=["ETag", "Location", "Retry-After", "Idempotent-Replayed"], max_age=600)
     app.add_middleware(SecurityMiddleware, settings=settings, secret=settings.resolved_secret_key())
     app.mount("/static", VersionedStaticFiles(directory=settings.static_dir, check_dir=False), name="static")
 

@@ -1,4 +1,4 @@
-"""The tables, as the migrations leave them (head: 0013). The migrations make the schema, never the
+"""The tables, as the migrations leave them (head: 0015). The migrations make the schema, never the
 app; these models describe it so that CRUD code can say select(Camera) and Alembic can diff it.
 
 tests/test_models_match_schema.py keeps the two in step: Alembic's compare_metadata must find no
@@ -9,8 +9,9 @@ Not expressible here, and kept in the migrations (and migrations/env.py skips th
   - views: layer_cameras, layer_coverage, layer_coverage_bands, layer_coverage_union,
     layer_incidents, layer_streets, layer_buildings (what the catalog serves);
   - functions and triggers: the coverage wedge (camera_coverage_sync), data versions
-    (*_version_insert/update/delete), anonymous locations, status history, the coverage-union
-    cells and its deferred constraint triggers, the append-only audit trail;
+    (*_version_insert/update/delete), anonymous locations, status history, camera revisions
+    (camera_revision_write), the coverage-union cells and its deferred constraint triggers, the
+    append-only audit trail;
   - the role safermap_app and its grants;
   - the PostGIS/pgRouting tables (spatial_ref_sys, ...).
 Nothing is partitioned.
@@ -21,6 +22,7 @@ each GiST index is declared once, by name, with Index(..., postgresql_using="gis
 """
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime
 from typing import Any
 
@@ -47,7 +49,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql.elements import conv
 
@@ -79,6 +81,7 @@ class Base(DeclarativeBase):
         dict[str, Any]: JSONB,
         list[Any]: JSONB,
         list[str]: ARRAY(Text),
+        uuid.UUID: UUID(as_uuid=True),
     }
 
 
@@ -229,6 +232,8 @@ class Camera(Base):
         CheckConstraint("length(notes) <= 4000", name="notes"),
         CheckConstraint("resolution_px BETWEEN 160 AND 20000", name="resolution_px"),
         _one_of("purpose", BANDS),
+        CheckConstraint("location_accuracy_m >= 0", name="location_accuracy_m"),
+        CheckConstraint("length(owner_contact) <= 500", name="owner_contact"),
         _gist("camera_geom_idx", "geom"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -255,6 +260,66 @@ class Camera(Base):
     updated_at: Mapped[datetime] = mapped_column(server_default=NOW)
     resolution_px: Mapped[int | None]
     purpose: Mapped[str | None]
+    location_accuracy_m: Mapped[float | None]  # the device's GPS accuracy when it was placed (metres)
+    owner_contact: Mapped[str] = mapped_column(server_default="")  # how to reach a private owner
+
+
+class CameraRevision(Base):
+    """Every version of every camera, kept by the camera_revision_write trigger (never the ORM).
+    No foreign key to camera: a deleted camera's history stays, ending in a `deleted` row."""
+    __tablename__ = "camera_revision"
+    camera_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    partnership_id: Mapped[int] = mapped_column(_to("partnership.id"))
+    properties: Mapped[dict[str, Any]]  # the camera's columns but id, partnership, geom and bookkeeping
+    geom: Mapped[WKBElement] = mapped_column(_geom("POINT"))
+    deleted: Mapped[bool] = mapped_column(server_default=text("false"))
+    changed_by: Mapped[str | None]  # the transaction's safermap.actor
+    changed_at: Mapped[datetime] = mapped_column(server_default=NOW)
+
+
+class CameraPhoto(Base):
+    """A photo of a camera; the image and its thumbnail are files under settings.photo_dir."""
+    __tablename__ = "camera_photo"
+    __table_args__ = (
+        _one_of("format", ("jpeg", "png", "webp")),
+        CheckConstraint("width > 0", name="width"),
+        CheckConstraint("height > 0", name="height"),
+        CheckConstraint("bytes > 0", name="bytes"),
+        CheckConstraint("thumbnail_bytes > 0", name="thumbnail_bytes"),
+        Index("camera_photo_camera_idx", "camera_id", "created_at"),
+    )
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    camera_id: Mapped[int] = mapped_column(_to("camera.id"))
+    partnership_id: Mapped[int] = mapped_column(_to("partnership.id"))
+    format: Mapped[str]
+    width: Mapped[int]
+    height: Mapped[int]
+    bytes: Mapped[int]
+    thumbnail_bytes: Mapped[int]
+    sha256: Mapped[str]  # of the stored (re-encoded) image
+    created_at: Mapped[datetime] = mapped_column(server_default=NOW)
+    created_by: Mapped[int | None] = mapped_column(_to("principal.id", "SET NULL"))
+    created_by_name: Mapped[str | None]
+
+
+class IdempotencyKey(Base):
+    """The answer given to an Idempotency-Key, stored with the change it answers (app/idempotency.py)."""
+    __tablename__ = "idempotency_key"
+    __table_args__ = (
+        CheckConstraint("status >= 200 AND status <= 299", name="status"),
+        Index("idempotency_key_created_idx", "partnership_id", "created_at"),
+    )
+    partnership_id: Mapped[int] = mapped_column(_to("partnership.id"), primary_key=True)
+    key: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    principal_id: Mapped[int] = mapped_column(_to("principal.id"))
+    method: Mapped[str]
+    path: Mapped[str]
+    body_sha256: Mapped[str]
+    status: Mapped[int]
+    response: Mapped[dict[str, Any] | None]
+    headers: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    created_at: Mapped[datetime] = mapped_column(server_default=NOW)
 
 
 class CameraCoverage(Base):

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, ValidationError
+from pydantic import AliasChoices, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=1200, ge=1, le=10_000_000)        # /api per token, session or IP
     tile_rate_limit_per_minute: int = Field(default=12000, ge=1, le=10_000_000)  # /tiles: a page asks for dozens
 
+    # Camera photos (app/photos.py): files under photo_dir (default var_dir/photos), never in the
+    # web root. A photo is refused (413) past max_photo_bytes, counted while it streams in.
+    photo_dir: Path | None = None
+    max_photo_bytes: int = Field(default=15 * MIB, ge=KIB, le=200 * MIB)
+    # Idempotency-Key answers are kept at least this long, per partnership (app/idempotency.py).
+    idempotency_days: int = Field(default=7, ge=1, le=365)
+
     layers_dir: Path = ROOT / "layers"
     static_dir: Path = ROOT / "static"
 
@@ -68,6 +75,18 @@ class Settings(BaseSettings):
     # Counts shown to anyone without exact access to every counted incident hide groups smaller
     # than this (cells, categories, areas): app/sharing.py.
     suppress_below: int = Field(default=5, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _photos_outside_the_web_root(self) -> Settings:
+        # Photos are served only through their API routes, which check the caller's partnership.
+        if self.photos_path.resolve().is_relative_to(self.static_dir.resolve()):
+            raise ValueError("photo_dir must not be inside static_dir (the web root)")
+        return self
+
+    @property
+    def photos_path(self) -> Path:
+        """photo_dir, resolved (it defaults to var_dir/photos)."""
+        return self.photo_dir or self.var_dir / "photos"
 
     @property
     def cors_origin_list(self) -> list[str]:

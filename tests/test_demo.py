@@ -76,6 +76,15 @@ async def test_demo_loads_real_geography_and_incidents_idempotently(settings, db
         "WHERE c.camera_type = 'fixed' LIMIT 1"))).one()
     assert (wedge.fov, wedge.assumed) == (57, True)
 
+    # A camera OSM gives no name is named after the nearest street that has one (the control room's
+    # fault list said "Unnamed street" for most of them: the nearest way is often a footway).
+    named = (await db.execute(text(
+        "SELECT count(*) FILTER (WHERE c.name LIKE 'Near %' AND EXISTS (SELECT 1 FROM street s "
+        "  WHERE s.partnership_id = c.partnership_id AND s.name = substr(c.name, 6))) AS near_street, "
+        "count(*) FILTER (WHERE c.name = '' OR c.name ILIKE '%unnamed%') AS unnamed, count(*) AS cameras "
+        "FROM camera c WHERE c.source = 'osm'"))).one()
+    assert named.unnamed == 0 and named.near_street > 0.8 * named.cameras
+
     # Re-running replaces the demo: the same counts, nothing twice; the old link no longer works.
     second_code = await load_demo(settings, Console(file=io.StringIO()))
     await db.rollback()  # a fresh snapshot

@@ -182,9 +182,9 @@ async def test_overview_in_chromium(live_server, make_caller, db, chromium_path,
         for title in ("CCTV cameras", "Camera coverage", "Incidents"):
             assert title in overlays
         assert "Legend" in await page.locator(".sm-legend").inner_text()
-        # The other map pages are a click away.
+        # The other map pages are a click away (an operator may also use the PCSO's capture page).
         assert await page.locator(".sm-brand-page").evaluate_all("links => links.map(a => a.pathname)") == [
-            "/maps/coverage", "/maps/hotspots"]
+            "/maps/coverage", "/maps/hotspots", "/capture"]
         note = page.locator("#sm-synthetic-note")
         assert await note.is_visible() and "synthetic" in (await note.inner_text()).lower()
 

@@ -25,6 +25,8 @@ PUBLIC = {
     ("GET", "/maps/sign-in"), ("GET", "/sign-in"), ("POST", "/sign-in"), ("POST", "/sign-out"),
     ("DELETE", "/auth/session"), ("GET", "/auth/link/{code}"),
     ("GET", "/embed/{public_id}"), ("GET", "/embed/{public_id}/tiles/{layer_id}/{z}/{x}/{y}.mvt"),
+    ("GET", "/capture/sw.js"), ("GET", "/capture/manifest.webmanifest"),  # code and a description, no data
+    ("GET", "/capture/icon-{size}.png"),
 }
 PATH_VALUES = {"layer_id": "cameras", "z": "14", "x": "8093", "y": "5301", "code": "not-a-code",
                "public_id": "AAAAAAAAAAAA"}

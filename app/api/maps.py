@@ -6,15 +6,17 @@ from collections.abc import Callable
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.api.deps import CatalogDep, SessionDep, SettingsDep, get_principal
 from app.auth import Principal
-from app.errors import Unauthorized
-from app.pages import coverage, overview, sign_in
+from app.errors import NotFound, Unauthorized
+from app.pages import capture, coverage, overview, sign_in
 
 router = APIRouter(prefix="/maps", tags=["maps"])
+# The PCSO capture page lives at /capture, so that its service worker's scope is the page alone.
+capture_router = APIRouter(prefix="/capture", tags=["maps"])
 
 PAGE_HEADERS = {
     "Cache-Control": "no-store",  # the page carries this caller's data
@@ -41,6 +43,7 @@ def page_role(role: str) -> Callable[..., object]:
 
 
 PageViewer = Annotated[Principal | None, Depends(page_role("viewer"))]
+PagePcso = Annotated[Principal | None, Depends(page_role("pcso"))]
 
 
 def _to_sign_in(request: Request) -> RedirectResponse:
@@ -83,3 +86,38 @@ async def coverage_page(request: Request, session: SessionDep, catalog: CatalogD
 async def sign_in_page(settings: SettingsDep,
                        next: Annotated[str | None, Query(max_length=500)] = None) -> Response:
     return _html(sign_in.sign_in_html(settings.static_dir, sign_in.safe_next(next)), sign_in.CSP)
+
+
+@capture_router.get("", response_class=HTMLResponse,
+                    summary="The PCSO capture page: add and survey cameras on a tablet or phone, offline too")
+async def capture_page(request: Request, session: SessionDep, catalog: CatalogDep,
+                       settings: SettingsDep, principal: PagePcso) -> Response:
+    if principal is None:
+        return _to_sign_in(request)
+    config = await capture.page_config(session, principal, catalog, settings.static_dir)
+    return _html(capture.capture_html(settings.static_dir, config), capture.CSP)
+
+
+@capture_router.get("/sw.js", summary="The capture page's service worker (public: code, no data)")
+async def capture_service_worker(settings: SettingsDep) -> Response:
+    try:
+        body = (settings.static_dir / "capture" / "sw.js").read_bytes()
+    except OSError as e:
+        raise NotFound("The service worker is not installed.") from e
+    # Served here, not under /static, so that its scope may be /capture; the header allows exactly that.
+    return Response(body, media_type="text/javascript", headers={
+        "Service-Worker-Allowed": capture.SCOPE, "Cache-Control": "no-cache",
+        "Content-Security-Policy": capture.SW_CSP})
+
+
+@capture_router.get("/icon-{size}.png", summary="The capture app's icon (public)")
+async def capture_icon(size: Annotated[int, Path(description="192 or 512 pixels")]) -> Response:
+    if size not in capture.ICON_SIZES:
+        raise NotFound("The icon comes in 192 and 512 pixels.")
+    return Response(capture.icon_png(size), media_type="image/png", headers={"Cache-Control": "public, max-age=86400"})
+
+
+@capture_router.get("/manifest.webmanifest", summary="The capture page's web app manifest (public)")
+async def capture_manifest(settings: SettingsDep) -> Response:
+    return Response(capture.manifest_json(settings.static_dir), media_type="application/manifest+json",
+                    headers={"Cache-Control": "no-cache"})

@@ -20,6 +20,7 @@ from app import sharing
 from app.auth import Principal
 from app.catalog import Catalog, Layer
 from app.pages.base import full_map_page
+from app.roles import at_least
 from app.tiles.cache import current_versions
 
 # How popups and the legend name the catalog's fields; others are shown as "Field name".
@@ -180,9 +181,10 @@ def overview_config(principal: Principal, partnership: str, layers: list[Layer],
         "synthetic": summary.synthetic,
         "layers": [layer_config(l, summary.layers.get(l.id, LayerSummary())) for l in ordered],
         "links": {"session": "/auth/session", "signIn": "/maps/sign-in?next=/maps/overview"},
-        # The other map pages, for everyone who may see this one (both are viewer pages).
+        # The other map pages this caller may open (the capture page is for PCSOs and above).
         "pages": [{"title": "CCTV control room", "href": "/maps/coverage"},
-                  {"title": "Hotspots for tasking", "href": "/maps/hotspots"}],
+                  {"title": "Hotspots for tasking", "href": "/maps/hotspots"},
+                  *([{"title": "Camera capture (PCSO)", "href": "/capture"}] if at_least(principal.role, "pcso") else [])],
     }
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from app.pages.base import page_head
 
 DEFAULT_NEXT = "/maps/overview"
-# Only our own map and admin pages: never an absolute URL or //host (an open redirect).
-SAFE_NEXT = re.compile(r"^/(maps|admin)/[a-z0-9/_-]*(\?[A-Za-z0-9=&%._-]*)?$")
+# Only our own map, admin and capture pages: never an absolute URL or //host (an open redirect).
+SAFE_NEXT = re.compile(r"^/((maps|admin)/[a-z0-9/_-]*|capture)(\?[A-Za-z0-9=&%._-]*)?$")
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")

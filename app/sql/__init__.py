@@ -42,6 +42,7 @@ ORDER = (
     "routing",               # the walkable street network
     "coverage",              # a camera's plain coverage: defaults, range, wedge, bands
     "camera_status",         # a camera's status history
+    "camera_revision",       # every version of a camera: merges, and deleted cameras known as such
     "coverage_union",        # the union of coverage per grid cell, and incidents outside it
 )
 
