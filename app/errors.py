@@ -67,15 +67,15 @@ class Conflict(AppError):
 
 
 class Gone(AppError):
-    status, title = 410, "Gone"
+    pass
 
 
 class PayloadTooLarge(AppError):
-    status, title = 413, "Request too large"
+    pass
 
 
 class UnsupportedMediaType(AppError):
-    status, title = 415, "Unsupported media type"
+    pass
 
 
 class Unprocessable(AppError):
@@ -102,6 +102,9 @@ STATUS_CODES: dict[type[Exception], tuple[int, str]] = {
     Forbidden: (403, "Not allowed"),
     NotFound: (404, "Not found"),
     Conflict: (409, "Conflict"),
+    Gone: (410, "Gone"),
+    PayloadTooLarge: (413, "Request too large"),
+    UnsupportedMediaType: (415, "Unsupported media type"),
     Unprocessable: (422, "Invalid input"),
     PreconditionRequired: (428, "Precondition required"),
 }

@@ -26,8 +26,8 @@ import pytest
 from PIL import Image
 from sqlalchemy import text
 
-from tests.test_footage_requests import add_streets, ll
-from tests.test_overview_page import CHROMIUM_ARGS, chromium_path  # noqa: F401
+from tests.factories import CHROMIUM_ARGS
+from tests.scenes import add_streets, ll
 
 TABLET, PHONE = (768, 1024), (390, 844)
 HERE = ll(100, 100)            # Manchester, British National Grid metres from the scene origin

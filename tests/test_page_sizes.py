@@ -16,8 +16,8 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from tests.test_hotspot_print import HOT, X0, Y0, build_world, lonlat
-from tests.test_overview_page import CHROMIUM_ARGS, chromium_path  # noqa: F401
+from tests.factories import CHROMIUM_ARGS
+from tests.scenes import HOT, X0, Y0, build_world, lonlat
 
 PHONE, TABLET, DESK = (390, 844), (768, 1024), (1440, 900)
 LONG_NAME = "Alexandra Montgomery-Whitworth"

@@ -34,7 +34,7 @@ from app.api.camera_edits import CameraEdit, EditDep
 from app.api.deps import Operator, Pcso, SessionDep, SettingsDep, Viewer
 from app.auth import Principal
 from app.camera_merge import merge
-from app.errors import AppError, BadRequest, Conflict, Gone, NotFound
+from app.errors import AppError, BadRequest, Conflict, Gone, NotFound, PreconditionRequired
 from app.idempotency import digest
 from app.models import Agency, Camera, CameraCoverage, CameraPhoto, CameraRevision
 from app.params import parse_bbox
@@ -71,10 +71,6 @@ CAMERA_ROW = (
     .outerjoin(Agency, Agency.id == Camera.owner_agency_id)
     .outerjoin(CameraCoverage, CameraCoverage.camera_id == Camera.id)
 )
-
-
-class PreconditionRequired(AppError):
-    status, title = 428, "Precondition required"
 
 
 class PointGeometry(BaseModel):

@@ -8,11 +8,11 @@ is opened.
 """
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cachetools import LRUCache
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -75,8 +75,8 @@ class Summary:
                 [max(b[3] for b in boxes), max(b[2] for b in boxes)]]
 
 
-_cache: OrderedDict[tuple, Summary] = OrderedDict()
 CACHE_SIZE = 256
+_cache: LRUCache[tuple, Summary] = LRUCache(maxsize=CACHE_SIZE)  # keyed by data versions: never stale
 
 
 async def summarise(session: AsyncSession, principal: Principal, catalog: Catalog,
@@ -94,17 +94,14 @@ async def summarise(session: AsyncSession, principal: Principal, catalog: Catalo
     key = (sharing.access_key(principal), catalog.fingerprint, tuple(
         (l.id, shared.get(l.id) or tuple(versions.get(s) for s in l.versioned_by)) for l in layers),
         versions.get("dataset"))
-    if key in _cache:
-        _cache.move_to_end(key)
-        return _cache[key]
+    if (cached := _cache.get(key)) is not None:
+        return cached
     synthetic = list((await session.execute(text(
         "SELECT name FROM dataset WHERE partnership_id = :p AND (name ILIKE :s OR source_key ILIKE :s) "
         "ORDER BY name"), {"p": pid, "s": SYNTHETIC})).scalars())
     summary = Summary({l.id: await _summarise_layer(session, principal, l) for l in layers}, synthetic)
 
     _cache[key] = summary
-    if len(_cache) > CACHE_SIZE:
-        _cache.popitem(last=False)
     return summary
 
 
