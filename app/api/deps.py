@@ -5,32 +5,39 @@ import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, cast
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import BackgroundTasks, Depends, Path, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.analysis.footage import check_lon_lat, parse_at
 from app.analysis.hotspot_data import HotspotFilter
-from app.auth import SESSION_COOKIE, Principal, principal_from_session, principal_from_token
+from app.auth import SESSION_COOKIE, Principal
 from app.catalog import Catalog, Layer
+from app.db import LazySession
 from app.domain_errors import InvalidValue
 from app.errors import BadRequest, NotFound, Unauthorized
+from app.live_state import LiveState
 from app.params import MAX_VALUES, Period, parse_categories, parse_month_or_date, parse_period, parse_values
 from app.settings import Settings
 from app.tiles import grid
 from app.tiles.pipeline import TilePipeline
 from app.tiles.sql import TileFilters
+from app.writer import settled
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """A session for the request: autocommit for safe methods (no transaction round trips),
-    a transaction for writes (committed by the handler, rolled back otherwise)."""
-    maker = request.app.state.read_sessionmaker if request.method in SAFE_METHODS else request.app.state.sessionmaker
-    async with maker() as session:
-        yield session
+    a transaction for writes (committed by the handler, rolled back otherwise). Made on first use
+    (LazySession), so a request answered from memory (a cached tile, a 304) never makes one."""
+    state = request.app.state
+    session = LazySession(state.read_sessionmaker if request.method in SAFE_METHODS else state.sessionmaker)
+    try:
+        yield cast(AsyncSession, session)
+    finally:
+        await session.aclose()
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
@@ -50,17 +57,22 @@ def get_catalog(request: Request) -> Catalog:
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 
 
-async def get_principal(request: Request, session: SessionDep) -> Principal:
-    """The caller: a bearer token, else the signed session cookie. Nothing anonymous."""
+async def get_principal(request: Request, session: SessionDep, background: BackgroundTasks) -> Principal:
+    """The caller: a bearer token, else the signed session cookie. Nothing anonymous. Known callers
+    come from the process's memory (app/live_state.py: exact, or else the database is asked)."""
+    live: LiveState = request.app.state.live
     header = request.headers.get("authorization", "")
     if header:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("Use 'Authorization: Bearer <token>'.")
-        return await principal_from_token(session, token.strip())
+        principal = await live.principal_for_token(session, token.strip())
+        if (touched := live.touch(principal)) is not None:
+            background.add_task(settled, touched)  # "last used", after the answer
+        return principal
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
-        return await principal_from_session(session, request.app.state.sessions.decode(cookie))
+        return await live.principal_for_session(session, request.app.state.sessions.decode(cookie))
     raise Unauthorized("Sign in, or send 'Authorization: Bearer <token>'.")
 
 

@@ -43,6 +43,7 @@ ORDER = (
     "coverage",              # a camera's plain coverage: defaults, range, wedge, bands
     "camera_status",         # a camera's status history
     "coverage_union",        # the union of coverage per grid cell, and incidents outside it
+    "notify",                # LISTEN/NOTIFY for each process's live memory of callers and versions
 )
 
 
