@@ -161,6 +161,20 @@ class LiveState:
             self._sessions.keep(key, found)
         return found.principal
 
+    def known_token(self, token: str) -> Principal | None:
+        """The caller behind a token if memory alone can say (no database, no waiting), else None."""
+        if not self.ready or db.writes() > self._synced:
+            return None
+        hit = self._tokens.get(digest(token))
+        return None if hit is None or hit.expired(time.time()) else hit.principal
+
+    def known_session(self, data: dict) -> Principal | None:
+        """The same for a decoded session cookie."""
+        if not self.ready or db.writes() > self._synced:
+            return None
+        hit = self._sessions.get((data["p"], data.get("t"), data.get("e", 0)))
+        return None if hit is None or hit.expired(time.time()) else hit.principal
+
     def touch(self, principal: Principal) -> asyncio.Future[bool] | None:
         """Queue "last used" for the caller's token, at most once a minute (per process; the
         statement itself skips tokens another process touched within the minute)."""

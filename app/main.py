@@ -32,6 +32,7 @@ from app.api import (
     sharing,
     tiles,
 )
+from app.api.hot_tiles import HotTiles
 from app.audit import ExactViews
 from app.auth import Sessions
 from app.catalog import Catalog
@@ -116,6 +117,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(coverage_gaps.router)
     app.include_router(auth.tokens_router)
     app.include_router(admin_users.api_router)
+    # Innermost: cached tiles and 304s answered from memory without FastAPI's dependency solving
+    # (app/api/hot_tiles.py); everything else goes on to the routes.
+    app.add_middleware(HotTiles, state=app.state)
     # CORS only for configured origins; the security middleware is outermost, so its headers and
     # limits apply to everything (add_middleware puts the last added outside).
     if settings.cors_origin_list:

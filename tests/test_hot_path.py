@@ -344,6 +344,50 @@ async def test_an_exact_view_is_audited_after_the_answer_once_a_minute(client, d
     assert views[0].detail["tile"].startswith("17/")
 
 
+async def test_the_hot_path_answers_exactly_as_the_route_does(app, client, db, make_caller, monkeypatch):
+    """app/api/hot_tiles.py answers cached tiles and 304s from memory without FastAPI's dependency
+    solving; with the caller unknown to memory the route answers the same request. Same bytes, same
+    headers, for a plain tile, a filtered one and a 304; refusals and other routes are the route's."""
+    from app.tiles.pipeline import TilePipeline
+    caller = await make_caller("hot-ten", "viewer")
+    ds = await factories.dataset(db, caller.partnership_id)
+    await factories.incidents(db, caller.partnership_id, ds, [(LON, LAT, "Burglary", "2024-01", 3),
+                                                               (LON + 0.001, LAT, "Robbery", "2024-02", 2)])
+    drawn = []
+    real = TilePipeline.layer_tile
+
+    async def counted(self, *args, **kwargs):
+        drawn.append(args[2].tile)
+        return await real(self, *args, **kwargs)
+    monkeypatch.setattr(TilePipeline, "layer_tile", counted)
+    x, y = lonlat_to_tile(LON, LAT, 16)
+    for url in (f"/tiles/incidents/16/{x}/{y}.mvt", f"/tiles/incidents/16/{x}/{y}.mvt?category=Burglary&from=2024-01"):
+        first = await client.get(url, headers=caller.headers)  # drawn by the route
+        assert first.status_code == 200 and len(drawn) == 1
+        hot = await client.get(url, headers=caller.headers)
+        hot_304 = await client.get(url, headers={**caller.headers, "If-None-Match": hot.headers["etag"]})
+        assert len(drawn) == 1, "the hot path answered both"
+        with monkeypatch.context() as m:  # memory says nothing of the caller: the route answers
+            m.setattr(app.state.live, "known_token", lambda token: None)
+            routed = await client.get(url, headers=caller.headers)
+            routed_304 = await client.get(url, headers={**caller.headers, "If-None-Match": hot.headers["etag"]})
+        assert len(drawn) == 3
+        assert (hot.status_code, hot.content, dict(hot.headers)) == (routed.status_code, routed.content,
+                                                                     dict(routed.headers))
+        assert hot.content == first.content and dict(hot.headers) == dict(first.headers)
+        assert (hot_304.status_code, dict(hot_304.headers)) == (304, dict(routed_304.headers))
+        drawn.clear()
+
+    # What memory cannot answer is the route's, with its problems.
+    missing = await client.get(f"/tiles/nowhere/16/{x}/{y}.mvt", headers=caller.headers)
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith("application/problem+json")
+    bad = await client.get("/tiles/incidents/3/99/0.mvt", headers=caller.headers)
+    assert bad.status_code == 400 and "x and y run from 0 to 7" in bad.json()["detail"]
+    assert (await client.get(f"/tiles/incidents/16/{x}/{y}.mvt")).status_code == 401
+    cells = await client.get(f"/tiles/hotspot-cells/12/{x >> 4}/{y >> 4}.mvt", headers=caller.headers)
+    assert cells.status_code in (200, 204) and "problem" not in cells.headers.get("content-type", "")
+
+
 async def test_last_used_is_written_once_a_minute_not_per_request(client, db, make_caller):
     caller = await make_caller("hot-eight", "viewer")
     for _ in range(5):

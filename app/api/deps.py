@@ -1,4 +1,7 @@
-"""Typed dependencies, so every route reads the same way."""
+"""Typed dependencies, so every route reads the same way.
+
+Every dependency is `async def`, also those that only parse: FastAPI runs a plain `def` dependency
+in a worker thread, a thread hop that cost more than a whole cached tile."""
 from __future__ import annotations
 
 import math
@@ -43,14 +46,14 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
-def get_catalog(request: Request) -> Catalog:
+async def get_catalog(request: Request) -> Catalog:
     return request.app.state.catalog
 
 
@@ -99,14 +102,14 @@ Admin = Annotated[Principal, Depends(least_role("admin"))]
 
 # -- tiles: which tile, of which layer, filtered how; and the pipeline that draws it ----------------
 
-def get_tiles(request: Request) -> TilePipeline:
+async def get_tiles(request: Request) -> TilePipeline:
     return request.app.state.tiles
 
 
 TilesDep = Annotated[TilePipeline, Depends(get_tiles)]
 
 
-def tile_params(z: Annotated[int, Path(description=f"zoom, 0..{grid.MAX_ZOOM}")],
+async def tile_params(z: Annotated[int, Path(description=f"zoom, 0..{grid.MAX_ZOOM}")],
                 x: Annotated[int, Path(description="column, 0..2^z - 1 from the west")],
                 y: Annotated[int, Path(description="row, 0..2^z - 1 from the north")]) -> grid.Tile:
     """A tile of the Web Mercator grid (WebMercatorQuad), or a 400 that says what exists."""
@@ -141,7 +144,7 @@ CategoryQuery = Annotated[list[str] | None, Query(
     description=f"repeatable or comma-separated; at most {MAX_CATEGORIES}")]
 
 
-def layer_filters(layer: VisibleLayer, date_from: FromQuery = None, date_to: ToQuery = None,
+async def layer_filters(layer: VisibleLayer, date_from: FromQuery = None, date_to: ToQuery = None,
                   category: CategoryQuery = None) -> TileFilters:
     """The filters this layer honours; others are ignored (and so not part of the ETag)."""
     start = parse_month_or_date(date_from, "from")
@@ -169,7 +172,7 @@ LayerFilters = Annotated[TileFilters, Depends(layer_filters)]
 # value is the same 400 problem on every route. Declare these after the caller's principal, so a
 # caller who may not ask is refused before their values are judged.
 
-def get_period(
+async def get_period(
     from_: Annotated[str | None, Query(alias="from", description="start: YYYY-MM or YYYY-MM-DD")] = None,
     to: Annotated[str | None, Query(description="end, inclusive: YYYY-MM (to its last day) or YYYY-MM-DD")] = None,
 ) -> Period:
@@ -179,7 +182,7 @@ def get_period(
 PeriodDep = Annotated[Period, Depends(get_period)]
 
 
-def get_categories(category: Annotated[list[str] | None, Query(description=(
+async def get_categories(category: Annotated[list[str] | None, Query(description=(
         f"repeat or comma-separate; names or police.uk slugs (anti-social-behaviour); at most {MAX_VALUES}"))]
         = None) -> tuple[str, ...]:
     return parse_categories(category)
@@ -188,7 +191,7 @@ def get_categories(category: Annotated[list[str] | None, Query(description=(
 CategoriesDep = Annotated[tuple[str, ...], Depends(get_categories)]
 
 
-def get_datasets(dataset: Annotated[list[str] | None, Query(description=(
+async def get_datasets(dataset: Annotated[list[str] | None, Query(description=(
         f"data set keys (e.g. police-uk:greater-manchester); repeat or comma-separate; at most {MAX_VALUES}"))]
         = None) -> tuple[str, ...]:
     return parse_values(dataset, "dataset")
@@ -197,7 +200,7 @@ def get_datasets(dataset: Annotated[list[str] | None, Query(description=(
 DatasetsDep = Annotated[tuple[str, ...], Depends(get_datasets)]
 
 
-def get_hotspot_filter(period: PeriodDep, categories: CategoriesDep, datasets: DatasetsDep) -> HotspotFilter:
+async def get_hotspot_filter(period: PeriodDep, categories: CategoriesDep, datasets: DatasetsDep) -> HotspotFilter:
     return HotspotFilter.of(period, categories, datasets)
 
 
@@ -235,7 +238,7 @@ def parse_point_at(lon: str | None, lat: str | None, at: str | None) -> PointAt:
     return PointAt(x, y, parse_at(at) if at else datetime.now(UTC))
 
 
-def get_point_at(lon: LonQuery = None, lat: LatQuery = None, at: AtQuery = None) -> PointAt:
+async def get_point_at(lon: LonQuery = None, lat: LatQuery = None, at: AtQuery = None) -> PointAt:
     return parse_point_at(lon, lat, at)
 
 

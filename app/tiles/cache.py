@@ -103,6 +103,13 @@ class TileCache:
             self.hits += 1
         return tile
 
+    def peek(self, tag: str) -> Body | None:
+        """Like get, but a miss is not counted (the caller will ask `get` again on its way to drawing)."""
+        tile = self._lru.get(tag)
+        if tile is not None:
+            self.hits += 1
+        return tile
+
     def put(self, tile: Body) -> None:
         if len(tile.data) <= self.max_bytes // 4:
             self._lru.put(tile.etag, tile)

@@ -154,16 +154,45 @@ class TilePipeline:
         """A vector tile of a catalog layer for a signed-in caller. Tiles holding exact incident
         locations are audited (from the cache too): queued to the background writer, and `after`
         (a route's BackgroundTasks.add_task) waits for it once the answer has gone."""
-        answer = await self.serve(session, LayerJob(req, principal, self.suppress_below, self.fingerprint,
-                                                    self.live), if_none_match)
+        answer = await self.serve(session, self._layer_job(principal, req), if_none_match)
         if isinstance(answer, Body) and answer.exact:
             if self.exact_views is not None and self.exact_views.running:
-                done = self.exact_views.seen(principal, *exact_view(req), ip)
-                if done is not None and after is not None:
-                    after(settled, done)
+                self._exact_view_seen(principal, req, ip, after)
             else:  # no background writer (an app run without its lifespan): before the answer, as before
                 await audit_exact_view(session, principal, req, ip)
         return answer
+
+    async def layer_tile_from_memory(self, principal: Principal, req: TileRequest, if_none_match: str | None = None,
+                                     ip: str | None = None, after: Callable[..., Any] | None = None) -> Answer | None:
+        """`layer_tile` when memory alone has the answer (versions held, then a 304 or a cached tile),
+        else None (and nothing done): the caller then asks `layer_tile`. For app/api/hot_tiles.py."""
+        if self.exact_views is None or not self.exact_views.running or self.live is None:
+            return None
+        job = self._layer_job(principal, req)
+        if job.known_empty():
+            tag = etag(*job.key(), "known-empty", versions=())
+            return await conditional(if_none_match, tag, lambda: _empty(tag, job.media_type))
+        held = await self.live.versions(principal.partnership_id, req.layer.versioned_by, principal.agency_id,
+                                        shared=req.layer.shared)
+        if held is None:
+            return None
+        tag = etag(*job.key(), versions=fill_versions(held, req.layer.versioned_by))
+        if matches(if_none_match, tag):
+            return NotModified(tag)
+        body = self.cache.peek(tag)
+        if body is not None and body.exact:
+            self._exact_view_seen(principal, req, ip, after)
+        return body
+
+    def _layer_job(self, principal: Principal, req: TileRequest) -> LayerJob:
+        return LayerJob(req, principal, self.suppress_below, self.fingerprint, self.live)
+
+    def _exact_view_seen(self, principal: Principal, req: TileRequest, ip: str | None,
+                         after: Callable[..., Any] | None) -> None:
+        assert self.exact_views is not None
+        done = self.exact_views.seen(principal, *exact_view(req), ip)
+        if done is not None and after is not None:
+            after(settled, done)
 
     async def embed_tile(self, session: AsyncSession, embed: EmbedView, layer: Layer, tile: grid.Tile,
                          if_none_match: str | None = None) -> Answer:
