@@ -42,7 +42,7 @@ from app.pages.base import csp
 from app.security import Csrf, RateLimiter, SecurityMiddleware
 from app.settings import Settings, SettingsError, get_settings
 from app.tiles.pipeline import TilePipeline
-from app.writer import Writer
+from app.writer import SettleWrites, Writer
 
 log = logging.getLogger("safermap")
 
@@ -120,6 +120,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Innermost: cached tiles and 304s answered from memory without FastAPI's dependency solving
     # (app/api/hot_tiles.py); everything else goes on to the routes.
     app.add_middleware(HotTiles, state=app.state)
+    # Around every route: a request's background writes (audit of exact views, "last used") are
+    # waited for once it has been answered, whatever the answer (app/writer.py).
+    app.add_middleware(SettleWrites)
     # CORS only for configured origins; the security middleware is outermost, so its headers and
     # limits apply to everything (add_middleware puts the last added outside).
     if settings.cors_origin_list:

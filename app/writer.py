@@ -4,15 +4,18 @@ One task per process drains a queue: whatever is queued when it wakes is written
 (on one pooled connection), so a burst of tiles costs one round trip, not one each. A job that fails
 is tried once more on its own (one bad job must not lose the others) and then logged; `submit` hands
 back a future that says whether it was written. `close` (the app's shutdown) writes what is queued.
+A request that queued writes waits for them after its answer has gone (`after_answer`, SettleWrites).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger("safermap.writer")
 
@@ -96,6 +99,33 @@ def _settle(done: asyncio.Future[bool], ok: bool) -> None:
 
 
 async def settled(done: asyncio.Future[bool]) -> None:
-    """Wait for a submitted job (a background task after the answer has gone: in-process clients
-    such as the tests' then see the write, and a browser's next request never waits for it)."""
     await asyncio.shield(done)
+
+
+# -- a request's writes, waited for once it has been answered --------------------------------------
+PENDING = "safermap.pending_writes"
+
+
+def after_answer(scope: MutableMapping[str, Any], done: asyncio.Future[bool]) -> None:
+    """Have the request (its ASGI scope) wait for `done` once its answer has gone (SettleWrites)."""
+    scope.setdefault("state", {}).setdefault(PENDING, []).append(done)
+
+
+class SettleWrites:
+    """ASGI middleware: after the app has answered a request (whatever the answer, an error too),
+    wait for the background writes the request queued. The client has its answer already; the
+    request's own task ends only when they are written, so an in-process client (the tests') sees
+    them, and nothing of a finished request is left in flight holding a lock. Over HTTP the next
+    request on the same connection waits for it: at most once a minute per caller (see ExactViews
+    and LiveState.touch)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = scope.setdefault("state", {})
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            for done in state.pop(PENDING, ()):
+                await settled(done)

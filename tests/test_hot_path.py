@@ -383,6 +383,8 @@ async def test_the_hot_path_answers_exactly_as_the_route_does(app, client, db, m
     assert missing.status_code == 404 and missing.headers["content-type"].startswith("application/problem+json")
     bad = await client.get("/tiles/incidents/3/99/0.mvt", headers=caller.headers)
     assert bad.status_code == 400 and "x and y run from 0 to 7" in bad.json()["detail"]
+    bad = await client.get(f"/tiles/incidents/16/{x}/{y}.mvt?from=yesterday", headers=caller.headers)
+    assert bad.status_code == 400 and bad.json()["detail"].startswith("from must be")
     assert (await client.get(f"/tiles/incidents/16/{x}/{y}.mvt")).status_code == 401
     cells = await client.get(f"/tiles/hotspot-cells/12/{x >> 4}/{y >> 4}.mvt", headers=caller.headers)
     assert cells.status_code in (200, 204) and "problem" not in cells.headers.get("content-type", "")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Annotated, cast
 
-from fastapi import BackgroundTasks, Depends, Path, Query, Request
+from fastapi import Depends, Path, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.analysis.footage import check_lon_lat, parse_at
@@ -26,7 +26,7 @@ from app.settings import Settings
 from app.tiles import grid
 from app.tiles.pipeline import TilePipeline
 from app.tiles.sql import TileFilters
-from app.writer import settled
+from app.writer import after_answer
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -60,7 +60,7 @@ async def get_catalog(request: Request) -> Catalog:
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 
 
-async def get_principal(request: Request, session: SessionDep, background: BackgroundTasks) -> Principal:
+async def get_principal(request: Request, session: SessionDep) -> Principal:
     """The caller: a bearer token, else the signed session cookie. Nothing anonymous. Known callers
     come from the process's memory (app/live_state.py: exact, or else the database is asked)."""
     live: LiveState = request.app.state.live
@@ -71,7 +71,7 @@ async def get_principal(request: Request, session: SessionDep, background: Backg
             raise Unauthorized("Use 'Authorization: Bearer <token>'.")
         principal = await live.principal_for_token(session, token.strip())
         if (touched := live.touch(principal)) is not None:
-            background.add_task(settled, touched)  # "last used", after the answer
+            after_answer(request.scope, touched)  # "last used", written after the answer
         return principal
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:

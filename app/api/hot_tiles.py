@@ -7,7 +7,8 @@ middleware, inside the security middleware (rate limits and headers still apply)
 requests itself: a caller known to the process's memory (app/live_state.py), a layer their role may
 see, the data versions held in memory, then a 304 or a cached tile. It calls the same functions
 the route's dependencies are (app/api/deps.py) and the same pipeline step (TilePipeline), and writes
-the same answer (app/tiles/http.py respond), audit and "last used" included.
+the same answer (app/tiles/http.py respond), audit and "last used" included (waited for after the
+answer by app.writer.SettleWrites, outside this).
 
 Anything else goes on to the route, untouched: an unknown, expired or refused caller, a bad value,
 a tile to draw, memory that cannot be trusted right now. The route stays the one definition of
@@ -16,8 +17,8 @@ the answer is already known. tests/test_hot_path.py checks the two give the same
 """
 from __future__ import annotations
 
-import asyncio
 import re
+from functools import partial
 from typing import Any
 
 from starlette.requests import Request
@@ -25,11 +26,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.deps import layer_filters, tile_params, visible_layer
 from app.auth import SESSION_COOKIE, Principal
-from app.errors import AppError
+from app.domain_errors import DomainError
 from app.live_state import LiveState
 from app.tiles.http import respond
 from app.tiles.pipeline import TilePipeline, TileRequest
-from app.writer import settled
+from app.writer import after_answer
 
 # The route's path; anything odd (a sign, a leading '+', a long number) is left to the route.
 TILE_PATH = re.compile(r"/tiles/([A-Za-z0-9_.-]{1,100})/(\d{1,2})/(\d{1,9})/(\d{1,9})\.mvt")
@@ -44,12 +45,9 @@ class HotTiles:
         if scope["type"] == "http" and scope["method"] == "GET":
             found = TILE_PATH.fullmatch(scope["path"])
             if found is not None:
-                written: list[asyncio.Future[bool]] = []
-                answer = await self._from_memory(Request(scope), found, written)
+                answer = await self._from_memory(Request(scope), found)
                 if answer is not None:
                     await answer(scope, receive, send)
-                    for done in written:  # after the answer has gone, as the route's background tasks
-                        await settled(done)
                     return
         await self.app(scope, receive, send)
 
@@ -64,11 +62,10 @@ class HotTiles:
             return None
         try:
             return live.known_session(self.state.sessions.decode(cookie))
-        except AppError:
+        except DomainError:
             return None
 
-    async def _from_memory(self, request: Request, found: re.Match[str],
-                           written: list[asyncio.Future[bool]]) -> Any:
+    async def _from_memory(self, request: Request, found: re.Match[str]) -> Any:
         live: LiveState = self.state.live
         principal = self._caller(request, live)
         if principal is None:
@@ -80,15 +77,15 @@ class HotTiles:
             layer = await visible_layer(layer_id, principal, self.state.catalog)
             tile = await tile_params(int(z), int(x), int(y))
             filters = await layer_filters(layer, query.get("from"), query.get("to"), query.getlist("category") or None)
-        except AppError:
+        except DomainError:  # a refusal or a bad value: the route answers it, as a problem
             return None
         tiles: TilePipeline = self.state.tiles
         ip = request.client.host if request.client else None
         answer = await tiles.layer_tile_from_memory(principal, TileRequest(layer, tile, filters),
                                                     request.headers.get("if-none-match"), ip,
-                                                    after=lambda _settle, done: written.append(done))
+                                                    after=partial(after_answer, request.scope))
         if answer is None:
             return None
         if request.headers.get("authorization") and (touched := live.touch(principal)) is not None:
-            written.append(touched)
+            after_answer(request.scope, touched)
         return respond(answer)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.api.deps import CatalogDep, SessionDep, SettingsDep, get_principal
@@ -26,9 +26,9 @@ PAGE_HEADERS = {
 def page_role(role: str) -> Callable[..., object]:
     """Like deps.least_role, but a missing or dead session yields None (the page redirects)."""
 
-    async def dep(request: Request, session: SessionDep, background: BackgroundTasks) -> Principal | None:
+    async def dep(request: Request, session: SessionDep) -> Principal | None:
         try:
-            principal = await get_principal(request, session, background)
+            principal = await get_principal(request, session)
         except Unauthorized:
             if "text/html" not in request.headers.get("accept", ""):
                 raise

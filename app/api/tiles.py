@@ -9,14 +9,16 @@ belong to one partnership and are only served behind its authentication.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Header, Request, Response
+from fastapi import APIRouter, Header, Request, Response
 
 from app.api.deps import CatalogDep, LayerFilters, SessionDep, TileDep, TilesDep, Viewer, VisibleLayer
 from app.tiles.http import respond
 from app.tiles.pipeline import MVT, TileRequest
 from app.tiles.tilejson import tile_url
+from app.writer import after_answer
 
 router = APIRouter(prefix="/tiles", tags=["tiles"])
 
@@ -49,8 +51,7 @@ async def tilejson(layer: VisibleLayer, filters: LayerFilters, request: Request,
             response_class=Response, responses={200: {"content": {MVT: {}}}, 204: {"description": "empty tile"},
                                                 304: {"description": "not modified"}})
 async def tile(layer: VisibleLayer, xyz: TileDep, filters: LayerFilters, request: Request, session: SessionDep,
-               principal: Viewer, tiles: TilesDep, background: BackgroundTasks,
-               if_none_match: IfNoneMatch = None) -> Response:
+               principal: Viewer, tiles: TilesDep, if_none_match: IfNoneMatch = None) -> Response:
     ip = request.client.host if request.client else None
     return respond(await tiles.layer_tile(session, principal, TileRequest(layer, xyz, filters), if_none_match, ip,
-                                          after=background.add_task))
+                                          after=partial(after_answer, request.scope)))

@@ -16,6 +16,7 @@ ExactViews), not before the answer.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -33,7 +34,6 @@ from app.tiles import grid
 from app.tiles.cache import Body, TileCache, VersionSource, current_versions, etag, fill_versions, matches
 from app.tiles.sql import VERSIONS, Plan, TileFilters, area_params, extent_sql, tile_params, tile_sql
 from app.tiles.tilejson import tilejson_body
-from app.writer import settled
 
 MVT = "application/vnd.mapbox-vector-tile"
 
@@ -150,10 +150,10 @@ class TilePipeline:
 
     async def layer_tile(self, session: AsyncSession, principal: Principal, req: TileRequest,
                          if_none_match: str | None = None, ip: str | None = None,
-                         after: Callable[..., Any] | None = None) -> Answer:
+                         after: Callable[[asyncio.Future[bool]], None] | None = None) -> Answer:
         """A vector tile of a catalog layer for a signed-in caller. Tiles holding exact incident
-        locations are audited (from the cache too): queued to the background writer, and `after`
-        (a route's BackgroundTasks.add_task) waits for it once the answer has gone."""
+        locations are audited (from the cache too): queued to the background writer, and handed to
+        `after` (app.writer.after_answer: the request waits for it once the answer has gone)."""
         answer = await self.serve(session, self._layer_job(principal, req), if_none_match)
         if isinstance(answer, Body) and answer.exact:
             if self.exact_views is not None and self.exact_views.running:
@@ -163,7 +163,8 @@ class TilePipeline:
         return answer
 
     async def layer_tile_from_memory(self, principal: Principal, req: TileRequest, if_none_match: str | None = None,
-                                     ip: str | None = None, after: Callable[..., Any] | None = None) -> Answer | None:
+                                     ip: str | None = None,
+                                     after: Callable[[asyncio.Future[bool]], None] | None = None) -> Answer | None:
         """`layer_tile` when memory alone has the answer (versions held, then a 304 or a cached tile),
         else None (and nothing done): the caller then asks `layer_tile`. For app/api/hot_tiles.py."""
         if self.exact_views is None or not self.exact_views.running or self.live is None:
@@ -188,11 +189,11 @@ class TilePipeline:
         return LayerJob(req, principal, self.suppress_below, self.fingerprint, self.live)
 
     def _exact_view_seen(self, principal: Principal, req: TileRequest, ip: str | None,
-                         after: Callable[..., Any] | None) -> None:
+                         after: Callable[[asyncio.Future[bool]], None] | None) -> None:
         assert self.exact_views is not None
         done = self.exact_views.seen(principal, *exact_view(req), ip)
         if done is not None and after is not None:
-            after(settled, done)
+            after(done)
 
     async def embed_tile(self, session: AsyncSession, embed: EmbedView, layer: Layer, tile: grid.Tile,
                          if_none_match: str | None = None) -> Answer:
