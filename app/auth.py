@@ -2,7 +2,8 @@
 
 Tokens are random and shown once; the database keeps only their SHA-256 digest. The session
 cookie is signed with the shared secret and names the token it came from, so revoking the token
-ends the session in every worker at once.
+ends the session in every worker at once. The lookups here read the database; each worker keeps
+what they found in memory, kept exact by notifications (app/live_state.py).
 """
 from __future__ import annotations
 
