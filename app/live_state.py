@@ -307,9 +307,9 @@ class LiveState:
 
     def _lose(self, conn: asyncpg.Connection, why: str) -> None:
         if conn is self._conn:
-            if self.ready:
+            if self.ready:  # (not ready: already dropped; dropping again would only move the generation)
                 log.warning("live state: %s; answering from the database until listening again", why)
-            self._drop()
+                self._drop()
             self._wake.set()
         if not conn.is_closed():
             conn.terminate()
@@ -380,7 +380,8 @@ class LiveState:
             conn.remove_termination_listener(terminated)
             if conn is self._conn:
                 self._conn = None
-                self._drop()
+                if self.ready:
+                    self._drop()
             self._buffer = None
             if not conn.is_closed():
                 conn.terminate()

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 log = logging.getLogger("safermap.writer")
 
 Job = Callable[[AsyncConnection], Awaitable[None]]
+CLOSE_WAIT_S = 30.0
 
 
 class Writer:
@@ -49,7 +50,11 @@ class Writer:
         """Write what is queued, then stop."""
         if self._queue is None or self._task is None:
             return
-        await self._queue.join()
+        if self.running:
+            try:  # a database that does not answer must not hold the shutdown for ever
+                await asyncio.wait_for(self._queue.join(), CLOSE_WAIT_S)
+            except TimeoutError:
+                log.error("shutting down with %d background writes unwritten", self._queue.qsize())
         self._task.cancel()
         try:
             await self._task

@@ -296,6 +296,7 @@ async def test_a_cached_tile_and_a_304_need_no_database_while_others_get_503(tin
         statements.append(statement)
 
     engine = tiny.state.engine
+    assert engine.pool.size() == 1 and tiny.state.pool_plan.overflow == 0
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=tiny), base_url="http://t") as client:
         first = await client.get(url, headers=admin.headers)  # drawn (and the caller read): the database
         assert first.status_code == 200 and first.content
@@ -441,5 +442,5 @@ def test_serve_runs_one_worker_per_core_by_default(monkeypatch):
     result = CliRunner().invoke(cli.app, ["serve"])
     cli.get_settings.cache_clear()
     assert result.exit_code == 0, result.output
-    assert seen["workers"] == (os.cpu_count() or 1)
+    assert seen["workers"] == (os.cpu_count() or 1) and seen["loop"] == "asyncio"
     assert os.environ["SAFERMAP_WORKERS"] == str(os.cpu_count() or 1)
