@@ -2,8 +2,10 @@
 # Migrations are a separate step before the app starts:
 #   docker run --rm -e DATABASE_URL=... safermap safermap db migrate
 #   docker run -p 8000:8000 -e DATABASE_URL=... -e SAFERMAP_SECRET_KEY=... safermap
-# Run several containers (or raise WORKERS) behind a load balancer: the app keeps no state of
-# its own. Keep pool size x workers x containers under PostgreSQL's max_connections.
+# Run several containers behind a load balancer: what each process keeps in memory (callers, data
+# versions, tiles) is kept exact by LISTEN/NOTIFY. Each worker sizes its pool from max_connections
+# and the workers of its own container; with several containers, lower SAFERMAP_POOL_SIZE (or raise
+# SAFERMAP_WORKERS to the total) so that all of them fit.
 
 FROM node:20-bookworm-slim AS vendor
 WORKDIR /build
@@ -13,7 +15,7 @@ COPY Makefile ./
 RUN apt-get update -qq && apt-get install -y -qq make && mkdir -p static && make vendor-copy
 
 FROM python:3.11-slim-bookworm
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 WORKERS=2
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /srv/safermap
 COPY pyproject.toml README.md ./
 COPY app ./app
@@ -27,4 +29,6 @@ USER safermap
 EXPOSE 8000
 # The app refuses nothing here: DATABASE_URL must be set (without it the app would look for its
 # embedded cluster, which does not exist in the image).
-CMD ["sh", "-c", "exec uvicorn app.main:create_app --factory --host 0.0.0.0 --port 8000 --workers ${WORKERS} --proxy-headers --forwarded-allow-ips='*'"]
+# WORKERS: one per core unless set; each worker sizes its pool to its share of max_connections
+# (SAFERMAP_WORKERS). The asyncio loop, as `safermap serve` uses: uvloop let some of 200 clients wait.
+CMD ["sh", "-c", "W=${WORKERS:-$(nproc)}; export SAFERMAP_WORKERS=$W; exec uvicorn app.main:create_app --factory --host 0.0.0.0 --port 8000 --workers $W --loop asyncio --proxy-headers --forwarded-allow-ips='*'"]

@@ -9,14 +9,15 @@ BIN := $(VENV)/bin
 SAFERMAP := $(BIN)/safermap
 HOST ?= 127.0.0.1
 PORT ?= 8000
-WORKERS ?= 1
+# One uvicorn worker per core (each sizes its database pool to its share of max_connections).
+WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 # Debian packages: the database server with PostGIS and pgRouting, Chromium for page tests and
 # print exports. npm (for the front-end libraries) is installed from Debian only when no npm is on
 # the PATH: a Node.js from elsewhere brings its own, and Debian's would conflict with it.
 APT_PACKAGES := postgresql-$(PG_MAJOR) postgresql-$(PG_MAJOR)-postgis-3 postgresql-$(PG_MAJOR)-pgrouting \
 	chromium fonts-dejavu-core
 
-.PHONY: help install system-deps python-deps vendor vendor-copy db-up db-down demo serve lint typecheck test bench clean
+.PHONY: help install system-deps python-deps vendor vendor-copy db-up db-down demo serve lint typecheck test bench bench-deps clean
 
 help:
 	@echo "make demo   - install, start the database, load the demo data and serve http://$(HOST):$(PORT)"
@@ -86,7 +87,15 @@ typecheck: python-deps
 test: install lint
 	$(BIN)/pytest -q
 
-bench: db-up
+# wrk (Debian) drives the HTTP lines of the tile bench; only the bench needs it.
+bench-deps:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing Debian package: wrk"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk; \
+	  else echo "The bench needs wrk (Debian: apt-get install wrk)"; exit 1; fi; }
+
+bench: db-up bench-deps
 	$(BIN)/python -m bench
 
 clean:

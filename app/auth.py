@@ -2,7 +2,8 @@
 
 Tokens are random and shown once; the database keeps only their SHA-256 digest. The session
 cookie is signed with the shared secret and names the token it came from, so revoking the token
-ends the session in every worker at once.
+ends the session in every worker at once. The lookups here read the database; each worker keeps
+what they found in memory, kept exact by notifications (app/live_state.py).
 """
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def digest(token: str) -> bytes:
 
 PRINCIPAL_BY_TOKEN = text("""
     SELECT p.id, p.name, p.role, p.partnership_id, pa.slug, pa.srid, t.id AS token_id, p.agency_id,
-           p.session_epoch, t.last_used_at < now() - interval '5 minutes' OR t.last_used_at IS NULL AS stale
+           p.session_epoch, t.expires_at
     FROM api_token t
     JOIN principal p ON p.id = t.principal_id
     JOIN partnership pa ON pa.id = p.partnership_id
@@ -62,7 +63,7 @@ PRINCIPAL_BY_TOKEN = text("""
 
 PRINCIPAL_BY_SESSION = text("""
     SELECT p.id, p.name, p.role, p.partnership_id, pa.slug, pa.srid, t.id AS token_id, p.agency_id,
-           p.session_epoch
+           p.session_epoch, t.expires_at
     FROM principal p
     JOIN partnership pa ON pa.id = p.partnership_id
     LEFT JOIN api_token t ON t.id = :token_id
@@ -72,6 +73,9 @@ PRINCIPAL_BY_SESSION = text("""
                AND (t.expires_at IS NULL OR t.expires_at > now())))
 """)
 
+TOKEN_REFUSED = "The bearer token is unknown, expired or revoked."
+SESSION_ENDED = "Your session has ended; sign in again."
+
 
 def _principal(row) -> Principal:
     return Principal(id=row.id, name=row.name, role=row.role, partnership_id=row.partnership_id,
@@ -79,17 +83,39 @@ def _principal(row) -> Principal:
                      agency_id=row.agency_id, session_epoch=row.session_epoch)
 
 
-# "Last used" to within five minutes: a write only when stale, not one per tile request.
-TOUCH_TOKEN = text("UPDATE api_token SET last_used_at = now() WHERE id = :id")
+@dataclass(frozen=True)
+class Verified:
+    """A principal as the database vouched for it, and until when (its token's expiry, as seconds
+    since the epoch; None: never), so a copy kept in memory can expire by the clock."""
+    principal: Principal
+    expires_at: float | None
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+
+def _verified(row) -> Verified:
+    return Verified(_principal(row), row.expires_at.timestamp() if row.expires_at is not None else None)
+
+
+async def verify_token(session: AsyncSession, token_hash: bytes) -> Verified:
+    """The principal behind a token's digest, read from the database (app/live_state.py keeps it)."""
+    row = (await session.execute(PRINCIPAL_BY_TOKEN, {"hash": token_hash})).first()
+    if row is None:
+        raise Unauthorized(TOKEN_REFUSED)
+    return _verified(row)
 
 
 async def principal_from_token(session: AsyncSession, token: str) -> Principal:
-    row = (await session.execute(PRINCIPAL_BY_TOKEN, {"hash": digest(token)})).first()
-    if row is None:
-        raise Unauthorized("The bearer token is unknown, expired or revoked.")
-    if row.stale:
-        await session.execute(TOUCH_TOKEN, {"id": row.token_id})
-    return _principal(row)
+    return (await verify_token(session, digest(token))).principal
+
+
+# "Last used" to within a minute, written off the request's path (app/live_state.py batches the ids),
+# and only where it is older than that: one write a minute per token, not one per tile.
+TOUCH_TOKENS = text("""
+    UPDATE api_token SET last_used_at = now()
+    WHERE id = ANY(:ids) AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
+""")
 
 
 class Sessions:
@@ -115,13 +141,18 @@ class Sessions:
         return data
 
 
-async def principal_from_session(session: AsyncSession, data: dict) -> Principal:
+async def verify_session(session: AsyncSession, data: dict) -> Verified:
+    """The principal behind a decoded session cookie, read from the database."""
     row = (await session.execute(
         PRINCIPAL_BY_SESSION,
         {"principal_id": data["p"], "token_id": data.get("t"), "epoch": data.get("e", 0)})).first()
     if row is None:
-        raise Unauthorized("Your session has ended; sign in again.")
-    return _principal(row)
+        raise Unauthorized(SESSION_ENDED)
+    return _verified(row)
+
+
+async def principal_from_session(session: AsyncSession, data: dict) -> Principal:
+    return (await verify_session(session, data)).principal
 
 
 INSERT_TOKEN = text("INSERT INTO api_token (principal_id, name, token_hash, expires_at) "

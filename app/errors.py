@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import domain_errors as domain
@@ -135,6 +136,12 @@ def problem(request: Request, status: int, title: str, detail: str, **extra: obj
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
+def busy(response: JSONResponse) -> JSONResponse:
+    """A moment's overload (503): say when to come back rather than leave the client guessing."""
+    response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response
+
+
 def _describe(errors: Sequence[Any]) -> tuple[str, list[dict]]:
     items = []
     for e in errors:
@@ -155,13 +162,17 @@ def sqlstate(exc: BaseException) -> str:
     return ""
 
 
-# Database errors a request can cause by its own values, and what the client is told. The rest
-# are our fault: logged, and answered 500 without detail.
+# Database errors a request can cause by its own values (or a moment's overload), and what the
+# client is told. The rest are our fault: logged, and answered 500 without detail.
 SQLSTATE_CLASSES = {
     "22": (400, "Bad request", "A value in the request is out of range or is not valid text."),
     "23": (409, "Conflict", "The change conflicts with data that already exists."),
+    "53300": (503, "Busy", "The database has no connection free right now; try again in a moment."),
     "57014": (503, "Too slow", "The request took too long and was stopped; narrow it and try again."),
 }
+# Seconds a client is asked to wait after a 503.
+RETRY_AFTER_S = 1
+BUSY = "Every database connection is in use; try again in a moment."
 
 
 def document_problems(app: FastAPI) -> None:
@@ -217,8 +228,15 @@ def install(app: FastAPI) -> None:
         known = SQLSTATE_CLASSES.get(code) or SQLSTATE_CLASSES.get(code[:2])
         if known:
             log.info("request refused by the database (%s): %s %s", code, request.method, request.url.path)
-            return problem(request, *known)
+            answer = problem(request, *known)
+            return busy(answer) if code == "53300" else answer
         return await unexpected(request, exc)
+
+    @app.exception_handler(PoolTimeout)
+    async def pool_exhausted(request: Request, exc: PoolTimeout) -> JSONResponse:
+        # No connection within SAFERMAP_POOL_TIMEOUT_S: answer at once rather than let the client time out.
+        log.warning("no database connection free: %s %s answered 503", request.method, request.url.path)
+        return busy(problem(request, 503, "Busy", BUSY))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -1,4 +1,5 @@
-"""create_app(): routers, middleware, static files. The engine lives in the lifespan, on app.state."""
+"""create_app(): routers, middleware, static files. The engine lives in the lifespan, on app.state,
+with the process's live state (app/live_state.py: its listening connection) and background writer."""
 from __future__ import annotations
 
 import logging
@@ -32,13 +33,19 @@ from app.api import (
     sharing,
     tiles,
 )
+from app.api.hot_tiles import HotTiles
+from app.audit import ExactViews
 from app.auth import Sessions
 from app.catalog import Catalog
-from app.db import make_engine, make_read_sessionmaker, make_sessionmaker
+from app.db import make_engine, make_read_sessionmaker, make_sessionmaker, plan_pool, server_limits
+from app.live_state import LiveState
 from app.pages.base import csp
 from app.security import Csrf, RateLimiter, SecurityMiddleware
 from app.settings import Settings, SettingsError, get_settings
 from app.tiles.pipeline import TilePipeline
+from app.writer import SettleWrites, Writer
+
+log = logging.getLogger("safermap")
 
 API_DESCRIPTION = """
 SaferMap serves CCTV cameras, their coverage and partner incidents for a community safety
@@ -65,15 +72,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     except SettingsError as exc:  # uvicorn --factory would print a traceback; say what to fix instead
         raise SystemExit(f"SaferMap cannot start: {exc}") from None
 
+    writer = Writer()
+    live = LiveState(settings, writer)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings)
+        # The pool is sized from the server's max_connections, shared by every worker (app/db.py).
+        limits = await server_limits(settings)
+        plan = plan_pool(settings, *limits) if limits else plan_pool(settings, None)
+        if plan.why:
+            log.warning("database pool shrunk to fit: %s", plan.why)
+        engine = make_engine(settings, plan)
         app.state.engine = engine
+        app.state.pool_plan = plan
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.read_sessionmaker = make_read_sessionmaker(engine)
+        writer.start(engine)
+        await live.start()
         try:
             yield
         finally:
+            await live.stop()
+            await writer.close()  # the queued audit of exact views and "last used" are written first
             await engine.dispose()
 
     # /docs is served below from static/vendor: FastAPI's default page loads Swagger UI from a CDN.
@@ -81,7 +101,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.catalog = Catalog.load(settings.layers_dir)
-    app.state.tiles = TilePipeline.from_settings(settings, lambda: app.state.catalog.fingerprint)
+    app.state.writer = writer
+    app.state.live = live
+    app.state.tiles = TilePipeline.from_settings(settings, lambda: app.state.catalog.fingerprint, live,
+                                                 ExactViews(writer, lambda: live.generation))
     app.state.sessions = Sessions(settings.resolved_secret_key(), settings.session_max_age_s)
     app.state.csrf = Csrf(settings.resolved_secret_key())
     app.state.sign_in_limiter = RateLimiter(settings.sign_in_per_ip_per_minute)
@@ -96,6 +119,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(coverage_gaps.router)
     app.include_router(auth.tokens_router)
     app.include_router(admin_users.api_router)
+    # Innermost: cached tiles and 304s answered from memory without FastAPI's dependency solving
+    # (app/api/hot_tiles.py); everything else goes on to the routes.
+    app.add_middleware(HotTiles, state=app.state)
+    # Around every route: a request's background writes (audit of exact views, "last used") are
+    # waited for once it has been answered, whatever the answer (app/writer.py).
+    app.add_middleware(SettleWrites)
     # CORS only for configured origins; the security middleware is outermost, so its headers and
     # limits apply to everything (add_middleware puts the last added outside).
     if settings.cors_origin_list:

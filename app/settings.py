@@ -5,6 +5,7 @@ names the variable (`SettingsError`), never a traceback or a misbehaving server.
 """
 from __future__ import annotations
 
+import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -34,9 +35,20 @@ class Settings(BaseSettings):
     # Empty means the connecting user's own role.
     db_role: str = "safermap_app"
 
-    # Pool size x workers must stay under the server's max_connections.
+    # Each worker's pool, shrunk at start-up when workers x (pool + overflow + 1 listener) would not
+    # fit under the server's max_connections less the superuser's reserve and `db_headroom` (left
+    # for the CLI, migrations and imports): app/db.py plan_pool. `workers` is how many processes
+    # share the server (`safermap serve` sets it; unset: one per core, serve's default).
     pool_size: int = Field(default=5, ge=1, le=1000)
     max_overflow: int = Field(default=5, ge=0, le=1000)
+    workers: int | None = Field(default=None, ge=1, le=1024)
+    db_headroom: int = Field(default=10, ge=0, le=10_000)
+    # A request that waits longer than this for a connection is answered 503 with Retry-After.
+    pool_timeout_s: float = Field(default=2.0, ge=0.05, le=60)
+    # The live state's listening connection (app/live_state.py): after losing it, wait this long
+    # before connecting again (answering from the database meanwhile); check it is alive this often.
+    live_retry_s: float = Field(default=1.0, ge=0.01, le=300)
+    live_check_s: float = Field(default=10.0, ge=0.1, le=3600)
 
     secret_key: str | None = None  # signs session cookies; shared by every worker
     session_max_age_s: int = Field(default=12 * 3600, ge=60, le=90 * 24 * 3600)
@@ -91,6 +103,9 @@ class Settings(BaseSettings):
     @property
     def cors_origin_list(self) -> list[str]:
         return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
+
+    def resolved_workers(self) -> int:
+        return self.workers or os.cpu_count() or 1
 
     @property
     def embedded(self) -> bool:

@@ -1,5 +1,9 @@
 """`make bench`: the police.uk import beside a bare COPY, then tiles beside tipg and the bare
-ST_AsMVT query. Prints each table and writes the whole report to bench/out/report.json."""
+ST_AsMVT query, then the hot path (a cached tile, a 304, 200 clients) beside a bare FastAPI route.
+Prints each table and writes the whole report to bench/out/report.json.
+
+    python -m bench [import] [tiles] [hot] [coverage] [hotspots]
+"""
 from __future__ import annotations
 
 import json
@@ -7,13 +11,13 @@ import sys
 import time
 from pathlib import Path
 
-from bench import coverage_bench, hotspots_bench, import_bench, tiles_bench
+from bench import coverage_bench, hot_bench, hotspots_bench, import_bench, tiles_bench
 
 OUT = Path(__file__).resolve().parent / "out"
 
 
 def main() -> None:
-    which = set(sys.argv[1:]) or {"import", "tiles", "coverage", "hotspots"}
+    which = set(sys.argv[1:]) or {"import", "tiles", "hot", "coverage", "hotspots"}
     report: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if "import" in which:
         print("== police.uk import: 1,000,000 rows ==", flush=True)
@@ -23,6 +27,9 @@ def main() -> None:
     if "tiles" in which:
         print("\n== tiles: 1,000,000 incidents, 500 tiles z12-16 ==", flush=True)
         tiles_bench.run(report)
+    if "hot" in which:
+        print("\n== the hot path: a cached tile and a 304 beside a bare FastAPI route; 200 clients ==", flush=True)
+        hot_bench.run(report)
     if "coverage" in which:
         print("\n== line-of-sight coverage: 5,000 cameras among 100,000 buildings ==", flush=True)
         for key, value in coverage_bench.run(report).items():

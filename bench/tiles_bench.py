@@ -340,9 +340,11 @@ def ensure_tipg() -> str:
 
 def safermap_server(workers: int) -> Server:
     env = {"DATABASE_URL": DB_URL, "SAFERMAP_SECRET_KEY": secrets.token_urlsafe(16),
-           "SAFERMAP_VAR_DIR": tempfile.mkdtemp(prefix="safermap-bench-")}
+           "SAFERMAP_VAR_DIR": tempfile.mkdtemp(prefix="safermap-bench-"), "SAFERMAP_WORKERS": str(workers),
+           # one token asks for every tile: no rate limit in the way
+           "SAFERMAP_RATE_LIMIT_PER_MINUTE": "10000000", "SAFERMAP_TILE_RATE_LIMIT_PER_MINUTE": "10000000"}
     return Server([sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--workers", str(workers),
-                   "--no-access-log"], env, "/health")
+                   "--loop", "asyncio", "--no-access-log"], env, "/health")  # as `safermap serve` runs it
 
 
 def tipg_server(max_features: int) -> Server:

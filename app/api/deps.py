@@ -1,49 +1,59 @@
-"""Typed dependencies, so every route reads the same way."""
+"""Typed dependencies, so every route reads the same way.
+
+Every dependency is `async def`, also those that only parse: FastAPI runs a plain `def` dependency
+in a worker thread, a thread hop that cost more than a whole cached tile."""
 from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import Depends, Path, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.analysis.footage import check_lon_lat, parse_at
 from app.analysis.hotspot_data import HotspotFilter
-from app.auth import SESSION_COOKIE, Principal, principal_from_session, principal_from_token
+from app.auth import SESSION_COOKIE, Principal
 from app.catalog import Catalog, Layer
+from app.db import LazySession
 from app.domain_errors import InvalidValue
 from app.errors import BadRequest, NotFound, Unauthorized
+from app.live_state import LiveState
 from app.params import MAX_VALUES, Period, parse_categories, parse_month_or_date, parse_period, parse_values
 from app.settings import Settings
 from app.tiles import grid
 from app.tiles.pipeline import TilePipeline
 from app.tiles.sql import TileFilters
+from app.writer import after_answer
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """A session for the request: autocommit for safe methods (no transaction round trips),
-    a transaction for writes (committed by the handler, rolled back otherwise)."""
-    maker = request.app.state.read_sessionmaker if request.method in SAFE_METHODS else request.app.state.sessionmaker
-    async with maker() as session:
-        yield session
+    a transaction for writes (committed by the handler, rolled back otherwise). Made on first use
+    (LazySession), so a request answered from memory (a cached tile, a 304) never makes one."""
+    state = request.app.state
+    session = LazySession(state.read_sessionmaker if request.method in SAFE_METHODS else state.sessionmaker)
+    try:
+        yield cast(AsyncSession, session)
+    finally:
+        await session.aclose()
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
-def get_catalog(request: Request) -> Catalog:
+async def get_catalog(request: Request) -> Catalog:
     return request.app.state.catalog
 
 
@@ -51,16 +61,21 @@ CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 
 
 async def get_principal(request: Request, session: SessionDep) -> Principal:
-    """The caller: a bearer token, else the signed session cookie. Nothing anonymous."""
+    """The caller: a bearer token, else the signed session cookie. Nothing anonymous. Known callers
+    come from the process's memory (app/live_state.py: exact, or else the database is asked)."""
+    live: LiveState = request.app.state.live
     header = request.headers.get("authorization", "")
     if header:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("Use 'Authorization: Bearer <token>'.")
-        return await principal_from_token(session, token.strip())
+        principal = await live.principal_for_token(session, token.strip())
+        if (touched := live.touch(principal)) is not None:
+            after_answer(request.scope, touched)  # "last used", written after the answer
+        return principal
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
-        return await principal_from_session(session, request.app.state.sessions.decode(cookie))
+        return await live.principal_for_session(session, request.app.state.sessions.decode(cookie))
     raise Unauthorized("Sign in, or send 'Authorization: Bearer <token>'.")
 
 
@@ -87,14 +102,14 @@ Admin = Annotated[Principal, Depends(least_role("admin"))]
 
 # -- tiles: which tile, of which layer, filtered how; and the pipeline that draws it ----------------
 
-def get_tiles(request: Request) -> TilePipeline:
+async def get_tiles(request: Request) -> TilePipeline:
     return request.app.state.tiles
 
 
 TilesDep = Annotated[TilePipeline, Depends(get_tiles)]
 
 
-def tile_params(z: Annotated[int, Path(description=f"zoom, 0..{grid.MAX_ZOOM}")],
+async def tile_params(z: Annotated[int, Path(description=f"zoom, 0..{grid.MAX_ZOOM}")],
                 x: Annotated[int, Path(description="column, 0..2^z - 1 from the west")],
                 y: Annotated[int, Path(description="row, 0..2^z - 1 from the north")]) -> grid.Tile:
     """A tile of the Web Mercator grid (WebMercatorQuad), or a 400 that says what exists."""
@@ -129,7 +144,7 @@ CategoryQuery = Annotated[list[str] | None, Query(
     description=f"repeatable or comma-separated; at most {MAX_CATEGORIES}")]
 
 
-def layer_filters(layer: VisibleLayer, date_from: FromQuery = None, date_to: ToQuery = None,
+async def layer_filters(layer: VisibleLayer, date_from: FromQuery = None, date_to: ToQuery = None,
                   category: CategoryQuery = None) -> TileFilters:
     """The filters this layer honours; others are ignored (and so not part of the ETag)."""
     start = parse_month_or_date(date_from, "from")
@@ -157,7 +172,7 @@ LayerFilters = Annotated[TileFilters, Depends(layer_filters)]
 # value is the same 400 problem on every route. Declare these after the caller's principal, so a
 # caller who may not ask is refused before their values are judged.
 
-def get_period(
+async def get_period(
     from_: Annotated[str | None, Query(alias="from", description="start: YYYY-MM or YYYY-MM-DD")] = None,
     to: Annotated[str | None, Query(description="end, inclusive: YYYY-MM (to its last day) or YYYY-MM-DD")] = None,
 ) -> Period:
@@ -167,7 +182,7 @@ def get_period(
 PeriodDep = Annotated[Period, Depends(get_period)]
 
 
-def get_categories(category: Annotated[list[str] | None, Query(description=(
+async def get_categories(category: Annotated[list[str] | None, Query(description=(
         f"repeat or comma-separate; names or police.uk slugs (anti-social-behaviour); at most {MAX_VALUES}"))]
         = None) -> tuple[str, ...]:
     return parse_categories(category)
@@ -176,7 +191,7 @@ def get_categories(category: Annotated[list[str] | None, Query(description=(
 CategoriesDep = Annotated[tuple[str, ...], Depends(get_categories)]
 
 
-def get_datasets(dataset: Annotated[list[str] | None, Query(description=(
+async def get_datasets(dataset: Annotated[list[str] | None, Query(description=(
         f"data set keys (e.g. police-uk:greater-manchester); repeat or comma-separate; at most {MAX_VALUES}"))]
         = None) -> tuple[str, ...]:
     return parse_values(dataset, "dataset")
@@ -185,7 +200,7 @@ def get_datasets(dataset: Annotated[list[str] | None, Query(description=(
 DatasetsDep = Annotated[tuple[str, ...], Depends(get_datasets)]
 
 
-def get_hotspot_filter(period: PeriodDep, categories: CategoriesDep, datasets: DatasetsDep) -> HotspotFilter:
+async def get_hotspot_filter(period: PeriodDep, categories: CategoriesDep, datasets: DatasetsDep) -> HotspotFilter:
     return HotspotFilter.of(period, categories, datasets)
 
 
@@ -223,7 +238,7 @@ def parse_point_at(lon: str | None, lat: str | None, at: str | None) -> PointAt:
     return PointAt(x, y, parse_at(at) if at else datetime.now(UTC))
 
 
-def get_point_at(lon: LonQuery = None, lat: LatQuery = None, at: AtQuery = None) -> PointAt:
+async def get_point_at(lon: LonQuery = None, lat: LatQuery = None, at: AtQuery = None) -> PointAt:
     return parse_point_at(lon, lat, at)
 
 

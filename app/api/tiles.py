@@ -9,6 +9,7 @@ belong to one partnership and are only served behind its authentication.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
@@ -17,6 +18,7 @@ from app.api.deps import CatalogDep, LayerFilters, SessionDep, TileDep, TilesDep
 from app.tiles.http import respond
 from app.tiles.pipeline import MVT, TileRequest
 from app.tiles.tilejson import tile_url
+from app.writer import after_answer
 
 router = APIRouter(prefix="/tiles", tags=["tiles"])
 
@@ -51,4 +53,5 @@ async def tilejson(layer: VisibleLayer, filters: LayerFilters, request: Request,
 async def tile(layer: VisibleLayer, xyz: TileDep, filters: LayerFilters, request: Request, session: SessionDep,
                principal: Viewer, tiles: TilesDep, if_none_match: IfNoneMatch = None) -> Response:
     ip = request.client.host if request.client else None
-    return respond(await tiles.layer_tile(session, principal, TileRequest(layer, xyz, filters), if_none_match, ip))
+    return respond(await tiles.layer_tile(session, principal, TileRequest(layer, xyz, filters), if_none_match, ip,
+                                          after=partial(after_answer, request.scope)))

@@ -5,13 +5,17 @@ the caller's sharing access (partnership, role, agency, level cap) and the data 
 tables it is drawn from. Because the data version is in the key, every worker's cache is right
 without any shared state: a change in the database changes the key, and stale entries simply age
 out of the LRU.
+
+The versions themselves come from each process's memory (app/live_state.py, kept exact by
+LISTEN/NOTIFY), so a cached tile or a 304 reads nothing from the database; the SQL here is the
+fallback while that memory cannot be trusted.
 """
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,8 +50,23 @@ def fill_versions(found: Iterable[str], tables: Iterable[str]) -> list[str]:
     return [seen.get(t, f"{t}=0") for t in tables] + others
 
 
-async def current_versions(session: AsyncSession, layer: Layer, principal: Any) -> list[str]:
-    """The data versions a layer's tiles depend on for this caller (one cheap lookup)."""
+class VersionSource(Protocol):
+    """Data versions held in memory (app.live_state.LiveState): the same strings the versions SQL
+    returns, or None when the memory cannot be trusted right now (then the database is asked)."""
+
+    async def versions(self, partnership_id: int, tables: Iterable[str], agency_id: int | None,
+                       shared: bool) -> list[str] | None: ...
+
+
+async def current_versions(session: AsyncSession, layer: Layer, principal: Any,
+                           live: VersionSource | None = None) -> list[str]:
+    """The data versions a layer's tiles depend on for this caller: from memory when it is exact,
+    else one cheap lookup."""
+    if live is not None:
+        held = await live.versions(principal.partnership_id, layer.versioned_by, principal.agency_id,
+                                   shared=layer.shared)
+        if held is not None:
+            return fill_versions(held, layer.versioned_by)
     found = (await session.execute(text(versions_sql(layer)), {
         "p": principal.partnership_id, "agency": principal.agency_id,
         "tables": list(layer.versioned_by)})).scalar_one()
@@ -81,6 +100,13 @@ class TileCache:
         if tile is None:
             self.misses += 1
         else:
+            self.hits += 1
+        return tile
+
+    def peek(self, tag: str) -> Body | None:
+        """Like get, but a miss is not counted (the caller will ask `get` again on its way to drawing)."""
+        tile = self._lru.get(tag)
+        if tile is not None:
             self.hits += 1
         return tile
 

@@ -7,7 +7,8 @@ from starlette.responses import Response
 from app.tiles.pipeline import Answer, NotModified
 
 # Tiles always revalidate: a control room must never look at a stale camera, and a revalidation
-# costs one data_version lookup (304, no tile drawn). They belong to one caller's access.
+# costs no database round trip (304 from the data versions held in memory, app/live_state.py; no
+# tile drawn). They belong to one caller's access.
 CACHE_CONTROL = "private, max-age=0, must-revalidate"
 VARY = "Authorization, Cookie"
 

@@ -8,11 +8,15 @@ A job is one kind of tile for one caller: what names it, where its data versions
 how it is drawn. Routes only resolve their dependencies into a request and call an entry point
 (`layer_tile`, `embed_tile`, ...), as tipg's tile routes call `PgCollection.get_tile`.
 
-The data versions are the only database read before a 304 or a cache hit; `Job.versions` is the
-seam where an in-memory copy of them can come in.
+The data versions come from each process's memory (app/live_state.py, `Job.versions`), so a 304
+or a cache hit reads nothing from the database and the request's session is never made (it is
+lazy: app/db.py LazySession); while that memory cannot be trusted the versions are read from the
+database, as one lookup. Exact views are audited by the background writer (app/audit.py
+ExactViews), not before the answer.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -22,11 +26,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit, sharing
+from app.audit import ExactViews
 from app.auth import Principal
 from app.catalog import Layer
 from app.settings import Settings
 from app.tiles import grid
-from app.tiles.cache import Body, TileCache, current_versions, etag, fill_versions, matches
+from app.tiles.cache import Body, TileCache, VersionSource, current_versions, etag, fill_versions, matches
 from app.tiles.sql import VERSIONS, Plan, TileFilters, area_params, extent_sql, tile_params, tile_sql
 from app.tiles.tilejson import tilejson_body
 
@@ -106,16 +111,20 @@ class TileRequest:
 class TilePipeline:
     """One per app (app.state.tiles): the tile cache and the rules every kind of tile shares."""
 
-    def __init__(self, cache: TileCache, suppress_below: int, catalog_fingerprint: Callable[[], str]) -> None:
+    def __init__(self, cache: TileCache, suppress_below: int, catalog_fingerprint: Callable[[], str],
+                 live: VersionSource | None = None, exact_views: ExactViews | None = None) -> None:
         self.cache = cache
         self.suppress_below = suppress_below
         # The catalog's fingerprint is part of every key, so a changed catalog redraws everything.
         self._fingerprint = catalog_fingerprint
+        self.live = live                # data versions in memory (None: always from the database)
+        self.exact_views = exact_views  # the audit of exact views, off the answer's path
 
     @classmethod
-    def from_settings(cls, settings: Settings, catalog_fingerprint: Callable[[], str]) -> TilePipeline:
+    def from_settings(cls, settings: Settings, catalog_fingerprint: Callable[[], str],
+                      live: VersionSource | None = None, exact_views: ExactViews | None = None) -> TilePipeline:
         return cls(TileCache(settings.tile_cache_entries, settings.tile_cache_bytes), settings.suppress_below,
-                   catalog_fingerprint)
+                   catalog_fingerprint, live, exact_views)
 
     @property
     def fingerprint(self) -> str:
@@ -140,26 +149,63 @@ class TilePipeline:
     # -- entry points ----------------------------------------------------------------------------
 
     async def layer_tile(self, session: AsyncSession, principal: Principal, req: TileRequest,
-                         if_none_match: str | None = None, ip: str | None = None) -> Answer:
+                         if_none_match: str | None = None, ip: str | None = None,
+                         after: Callable[[asyncio.Future[bool]], None] | None = None) -> Answer:
         """A vector tile of a catalog layer for a signed-in caller. Tiles holding exact incident
-        locations are audited (from the cache too)."""
-        answer = await self.serve(session, LayerJob(req, principal, self.suppress_below, self.fingerprint),
-                                  if_none_match)
+        locations are audited (from the cache too): queued to the background writer, and handed to
+        `after` (app.writer.after_answer: the request waits for it once the answer has gone)."""
+        answer = await self.serve(session, self._layer_job(principal, req), if_none_match)
         if isinstance(answer, Body) and answer.exact:
-            await audit_exact_view(session, principal, req, ip)
+            if self.exact_views is not None and self.exact_views.running:
+                self._exact_view_seen(principal, req, ip, after)
+            else:  # no background writer (an app run without its lifespan): before the answer, as before
+                await audit_exact_view(session, principal, req, ip)
         return answer
+
+    async def layer_tile_from_memory(self, principal: Principal, req: TileRequest, if_none_match: str | None = None,
+                                     ip: str | None = None,
+                                     after: Callable[[asyncio.Future[bool]], None] | None = None) -> Answer | None:
+        """`layer_tile` when memory alone has the answer (versions held, then a 304 or a cached tile),
+        else None (and nothing done): the caller then asks `layer_tile`. For app/api/hot_tiles.py."""
+        if self.exact_views is None or not self.exact_views.running or self.live is None:
+            return None
+        job = self._layer_job(principal, req)
+        if job.known_empty():
+            tag = etag(*job.key(), "known-empty", versions=())
+            return await conditional(if_none_match, tag, lambda: _empty(tag, job.media_type))
+        held = await self.live.versions(principal.partnership_id, req.layer.versioned_by, principal.agency_id,
+                                        shared=req.layer.shared)
+        if held is None:
+            return None
+        tag = etag(*job.key(), versions=fill_versions(held, req.layer.versioned_by))
+        if matches(if_none_match, tag):
+            return NotModified(tag)
+        body = self.cache.peek(tag)
+        if body is not None and body.exact:
+            self._exact_view_seen(principal, req, ip, after)
+        return body
+
+    def _layer_job(self, principal: Principal, req: TileRequest) -> LayerJob:
+        return LayerJob(req, principal, self.suppress_below, self.fingerprint, self.live)
+
+    def _exact_view_seen(self, principal: Principal, req: TileRequest, ip: str | None,
+                         after: Callable[[asyncio.Future[bool]], None] | None) -> None:
+        assert self.exact_views is not None
+        done = self.exact_views.seen(principal, *exact_view(req), ip)
+        if done is not None and after is not None:
+            after(done)
 
     async def embed_tile(self, session: AsyncSession, embed: EmbedView, layer: Layer, tile: grid.Tile,
                          if_none_match: str | None = None) -> Answer:
         """A vector tile of an embed's layer: incidents only as cells of at least `suppress_below`."""
-        return await self.serve(session, EmbedJob(embed, layer, tile, self.suppress_below, self.fingerprint),
-                                if_none_match)
+        return await self.serve(session, EmbedJob(embed, layer, tile, self.suppress_below, self.fingerprint,
+                                                  self.live), if_none_match)
 
     async def tilejson(self, session: AsyncSession, principal: Principal, layer: Layer, filters: TileFilters,
                        base_url: str, if_none_match: str | None = None) -> Answer:
         """TileJSON 3.0.0 for a layer, with the bounds of the caller's data (filtered)."""
-        return await self.serve(session, TileJsonJob(layer, filters, principal, base_url, self.fingerprint),
-                                if_none_match)
+        return await self.serve(session, TileJsonJob(layer, filters, principal, base_url, self.fingerprint,
+                                                     self.live), if_none_match)
 
 
 async def _empty(tag: str, media_type: str) -> Body:
@@ -171,8 +217,9 @@ async def _empty(tag: str, media_type: str) -> Body:
 class LayerJob:
     media_type = MVT
 
-    def __init__(self, req: TileRequest, principal: Principal, k: int, fingerprint: str) -> None:
-        self.req, self.principal, self.k, self.fingerprint = req, principal, k, fingerprint
+    def __init__(self, req: TileRequest, principal: Principal, k: int, fingerprint: str,
+                 live: VersionSource | None = None) -> None:
+        self.req, self.principal, self.k, self.fingerprint, self.live = req, principal, k, fingerprint, live
 
     def key(self) -> tuple:
         # Two callers of one role but different agencies may see different tiles: the sharing
@@ -185,7 +232,7 @@ class LayerJob:
         return not self.req.layer.minzoom <= self.req.tile.z <= self.req.layer.maxzoom
 
     async def versions(self, session: AsyncSession) -> Sequence[str]:
-        return await current_versions(session, self.req.layer, self.principal)
+        return await current_versions(session, self.req.layer, self.principal, self.live)
 
     async def draw(self, session: AsyncSession) -> Drawn:
         layer, tile, filters = self.req.layer, self.req.tile, self.req.filters
@@ -196,6 +243,13 @@ class LayerJob:
             tile_params(layer, tile, sharing.access_params(self.principal), filters=filters, k=self.k,
                         cells=cells))).one()
         return Drawn(bytes(row.tile or b""), fill_versions(row.versions, layer.versioned_by), bool(row.exact))
+
+
+def exact_view(req: TileRequest) -> tuple[str, dict[str, Any]]:
+    """What an exact view of a tile is recorded as: the layer, and the tile that started it."""
+    t = req.tile
+    return f"tiles/{req.layer.id}", {"layer": req.layer.id, "tile": f"{t.z}/{t.x}/{t.y}",
+                                     "bbox": grid.lonlat_bounds(t)}
 
 
 # One 'view.exact' per caller and layer per minute: a map pans through many tiles.
@@ -209,13 +263,10 @@ async def audit_exact_view(session: AsyncSession, principal: Principal, req: Til
     """Record who looked at exact incident locations and where (the tile that started it), at
     most once a minute per caller and layer, so the trail stays readable. Checked in the database,
     so every worker agrees."""
-    target = f"tiles/{req.layer.id}"
+    target, detail = exact_view(req)
     if (await session.execute(RECENT_EXACT_VIEW, {"pid": principal.id, "target": target})).scalar_one():
         return
-    t = req.tile
-    await audit.record(session, "view.exact", principal=principal, target=target,
-                       detail={"layer": req.layer.id, "tile": f"{t.z}/{t.x}/{t.y}",
-                               "bbox": grid.lonlat_bounds(t)}, ip=ip)
+    await audit.record(session, "view.exact", principal=principal, target=target, detail=detail, ip=ip)
     await session.commit()
 
 
@@ -224,9 +275,10 @@ async def audit_exact_view(session: AsyncSession, principal: Principal, req: Til
 class TileJsonJob:
     media_type = "application/json"
 
-    def __init__(self, layer: Layer, filters: TileFilters, principal: Principal, base_url: str, fingerprint: str) -> None:
+    def __init__(self, layer: Layer, filters: TileFilters, principal: Principal, base_url: str, fingerprint: str,
+                 live: VersionSource | None = None) -> None:
         self.layer, self.filters, self.principal = layer, filters, principal
-        self.base_url, self.fingerprint = base_url, fingerprint
+        self.base_url, self.fingerprint, self.live = base_url, fingerprint, live
 
     def key(self) -> tuple:
         return ("tilejson", self.layer.id, self.filters.key(), *sharing.access_key(self.principal),
@@ -236,7 +288,7 @@ class TileJsonJob:
         return False
 
     async def versions(self, session: AsyncSession) -> Sequence[str]:
-        return await current_versions(session, self.layer, self.principal)
+        return await current_versions(session, self.layer, self.principal, self.live)
 
     async def draw(self, session: AsyncSession) -> Drawn:
         layer, filters = self.layer, self.filters
@@ -264,8 +316,10 @@ def aggregated(layer: Layer) -> bool:
 class EmbedJob:
     media_type = MVT
 
-    def __init__(self, embed: EmbedView, layer: Layer, tile: grid.Tile, k: int, fingerprint: str) -> None:
+    def __init__(self, embed: EmbedView, layer: Layer, tile: grid.Tile, k: int, fingerprint: str,
+                 live: VersionSource | None = None) -> None:
         self.embed, self.layer, self.tile, self.k, self.fingerprint = embed, layer, tile, k, fingerprint
+        self.live = live
 
     def key(self) -> tuple:
         e, t = self.embed, self.tile
@@ -276,6 +330,10 @@ class EmbedJob:
                 or not grid.touches(self.embed.area, self.tile))
 
     async def versions(self, session: AsyncSession) -> Sequence[str]:
+        if self.live is not None:
+            held = await self.live.versions(self.embed.partnership_id, self.layer.versioned_by, None, shared=False)
+            if held is not None:
+                return fill_versions(held, self.layer.versioned_by)
         found = (await session.execute(text(VERSIONS), {"p": self.embed.partnership_id,
                                                         "tables": list(self.layer.versioned_by)})).scalar_one()
         return fill_versions(found, self.layer.versioned_by)

@@ -1,0 +1,91 @@
+"""The hot path of catalog tiles: `GET /tiles/{layer}/{z}/{x}/{y}.mvt` answered from memory alone.
+
+A map asks for dozens of tiles a second, nearly all of them a 304 or a tile already in the cache.
+FastAPI's dependency solving for the tile route (caller, role, layer, tile, filters: a dozen nodes)
+cost about five times what the bare framework spends on a whole answer, so this pure ASGI
+middleware, inside the security middleware (rate limits and headers still apply), answers those
+requests itself: a caller known to the process's memory (app/live_state.py), a layer their role may
+see, the data versions held in memory, then a 304 or a cached tile. It calls the same functions
+the route's dependencies are (app/api/deps.py) and the same pipeline step (TilePipeline), and writes
+the same answer (app/tiles/http.py respond), audit and "last used" included (waited for after the
+answer by app.writer.SettleWrites, outside this).
+
+Anything else goes on to the route, untouched: an unknown, expired or refused caller, a bad value,
+a tile to draw, memory that cannot be trusted right now. The route stays the one definition of
+the endpoint (documented, validated, its refusals problem+json); this only skips the machinery when
+the answer is already known. tests/test_hot_path.py checks the two give the same answers.
+"""
+from __future__ import annotations
+
+import re
+from functools import partial
+from typing import Any
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.api.deps import layer_filters, tile_params, visible_layer
+from app.auth import SESSION_COOKIE, Principal
+from app.domain_errors import DomainError
+from app.live_state import LiveState
+from app.tiles.http import respond
+from app.tiles.pipeline import TilePipeline, TileRequest
+from app.writer import after_answer
+
+# The route's path; anything odd (a sign, a leading '+', a long number) is left to the route.
+TILE_PATH = re.compile(r"/tiles/([A-Za-z0-9_.-]{1,100})/(\d{1,2})/(\d{1,9})/(\d{1,9})\.mvt")
+
+
+class HotTiles:
+    def __init__(self, app: ASGIApp, state: Any) -> None:
+        self.app = app
+        self.state = state  # the FastAPI app's state: live, tiles, catalog, sessions
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            found = TILE_PATH.fullmatch(scope["path"])
+            if found is not None:
+                answer = await self._from_memory(Request(scope), found)
+                if answer is not None:
+                    await answer(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+    def _caller(self, request: Request, live: LiveState) -> Principal | None:
+        """As deps.get_principal, from memory only (None: let the route find out)."""
+        header = request.headers.get("authorization", "")
+        if header:
+            scheme, _, token = header.partition(" ")
+            return live.known_token(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if not cookie:
+            return None
+        try:
+            return live.known_session(self.state.sessions.decode(cookie))
+        except DomainError:
+            return None
+
+    async def _from_memory(self, request: Request, found: re.Match[str]) -> Any:
+        live: LiveState = self.state.live
+        principal = self._caller(request, live)
+        if principal is None:
+            return None
+        layer_id, z, x, y = found.groups()
+        query = request.query_params
+        try:
+            principal.require("viewer")  # the route's Viewer
+            layer = await visible_layer(layer_id, principal, self.state.catalog)
+            tile = await tile_params(int(z), int(x), int(y))
+            filters = await layer_filters(layer, query.get("from"), query.get("to"), query.getlist("category") or None)
+        except DomainError:  # a refusal or a bad value: the route answers it, as a problem
+            return None
+        tiles: TilePipeline = self.state.tiles
+        ip = request.client.host if request.client else None
+        answer = await tiles.layer_tile_from_memory(principal, TileRequest(layer, tile, filters),
+                                                    request.headers.get("if-none-match"), ip,
+                                                    after=partial(after_answer, request.scope))
+        if answer is None:
+            return None
+        if request.headers.get("authorization") and (touched := live.touch(principal)) is not None:
+            after_answer(request.scope, touched)
+        return respond(answer)
