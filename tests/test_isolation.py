@@ -1,8 +1,8 @@
 """Ten partnerships on one server, all over the same few streets: nothing of one reaches another.
 
 Each of the ten Greater Manchester boroughs gets cameras, an owning agency, a data set of
-incidents, an import run and an embed, every text marked with its own tag (P03-CAM-SECRET,
-P03-LOC-SECRET, ...), every coordinate distinct and every count different. Then an admin and a
+incidents, an import run and an embed, every text marked with its own tag (ISOLATION03TAG-CAM-SECRET,
+ISOLATION03TAG-LOC-SECRET, ...), every coordinate distinct and every count different. Then an admin and a
 viewer of each partnership GET every GET route in the OpenAPI document — lists with a bbox over
 everything, TileJSON for each layer, every tile at zooms 12-16 over the data, the overview map,
 error paths with the other partnerships' ids, the embed routes with the other partnerships' keys —
@@ -30,7 +30,9 @@ MVT = "application/vnd.mapbox-vector-tile"
 
 
 def tag(i: int) -> str:
-    return f"P{i:02d}"
+    # Long enough that no random token (a CSRF cookie, an ETag) can hold another borough's tag by
+    # chance: "P06-" alone turned up in a base64 cookie once in a few hundred runs.
+    return f"ISOLATION{i:02d}TAG"
 
 
 def lonlat(i: int, k: int) -> tuple[float, float]:

@@ -15,7 +15,7 @@ from alembic import op
 from app import sql
 
 revision = "0017"
-down_revision = "0014"  # written beside 0015/0016 in parallel: the lead re-chains it after 0016
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
