@@ -43,6 +43,7 @@ ORDER = (
     "coverage",              # a camera's plain coverage: defaults, range, wedge, bands
     "camera_status",         # a camera's status history
     "coverage_union",        # the union of coverage per grid cell, and incidents outside it
+    "route_safety",          # safety attributes of the walkable network, published routes
 )
 
 
