@@ -28,6 +28,7 @@ from app.api import (
     hotspots,
     incidents,
     maps,
+    routes,
     sharing,
     tiles,
 )
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(hotspot_stats.router)
     app.include_router(hotspot_pages.router)
     app.include_router(coverage_gaps.router)
+    app.include_router(routes.router)
     app.include_router(auth.tokens_router)
     app.include_router(admin_users.api_router)
     # CORS only for configured origins; the security middleware is outermost, so its headers and
