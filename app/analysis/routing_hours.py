@@ -74,6 +74,20 @@ class Span:
     minutes: int
 
 
+def _check(part: str) -> None:
+    """Refuse a times part this module cannot read, whichever day it is for."""
+    for item in part.split(","):
+        item = item.strip()
+        if item in ("sunrise-sunset", "dawn-dusk"):
+            continue
+        m = _SPAN.match(item)
+        if not m:
+            raise Unreadable(item)
+        h1, m1, h2, m2 = (int(g) for g in m.groups())
+        if h1 > 24 or h2 > 48 or m1 > 59 or m2 > 59:
+            raise Unreadable(item)
+
+
 def _spans(part: str, lon: float, lat: float, day: date, tz: tzinfo) -> list[Span]:
     spans = []
     for item in part.split(","):
@@ -128,6 +142,8 @@ def is_open(value: str, at: datetime, lon: float, lat: float) -> bool:
             days, times = set(range(7)), rule
         if not times and not closed:
             times = "00:00-24:00"
+        if not closed:
+            _check(times)
         for d in days:
             by_day[d] = ("off", "") if closed else ("open", times)
     # Open now if a span of today, or one of yesterday running past midnight, holds the time.

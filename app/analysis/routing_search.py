@@ -179,9 +179,11 @@ class Search:
         self.ax, self.ay = start.x, start.y
         self.bx, self.by = end.x, end.y
         self.straight = float(np.hypot(self.bx - self.ax, self.by - self.ay))
-        # The segments the ends sit on may be walked whatever their opening hours (you are there).
+        # A segment an end sits on part-way may be walked whatever its opening hours (you are there).
         self.walkable = attrs.open.copy()
-        self.walkable[[start.k, end.k]] = True
+        for snap in (start, end):
+            if snap.node < 0:
+                self.walkable[snap.k] = True
         xs = np.concatenate([net.vx, [self.ax, self.bx]])
         ys = np.concatenate([net.vy, [self.ay, self.by]])
         self.focal = np.hypot(xs - self.ax, ys - self.ay) + np.hypot(xs - self.bx, ys - self.by)
