@@ -1,5 +1,5 @@
 """`make bench`: the police.uk import beside a bare COPY, then tiles beside tipg and the bare
-ST_AsMVT query. Prints each table and writes the whole report to bench/out/report.json."""
+ST_AsMVT query, coverage, hotspots and safe walking routes. Prints each table and writes the whole report to bench/out/report.json."""
 from __future__ import annotations
 
 import json
@@ -7,13 +7,13 @@ import sys
 import time
 from pathlib import Path
 
-from bench import coverage_bench, hotspots_bench, import_bench, tiles_bench
+from bench import coverage_bench, hotspots_bench, import_bench, routes_bench, tiles_bench
 
 OUT = Path(__file__).resolve().parent / "out"
 
 
 def main() -> None:
-    which = set(sys.argv[1:]) or {"import", "tiles", "coverage", "hotspots"}
+    which = set(sys.argv[1:]) or {"import", "tiles", "coverage", "hotspots", "routes"}
     report: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if "import" in which:
         print("== police.uk import: 1,000,000 rows ==", flush=True)
@@ -30,6 +30,9 @@ def main() -> None:
     if "hotspots" in which:
         print("\n== hotspot density surface and PNG tiles: 1,000,000 incidents ==", flush=True)
         hotspots_bench.run(report)
+    if "routes" in which:
+        print("\n== safe walking routes: Helsinki, and a grid city of 100,000 segments ==", flush=True)
+        routes_bench.run(report)
     OUT.mkdir(exist_ok=True)
     (OUT / "report.json").write_text(json.dumps(report, indent=2, default=str))
     print(f"\nreport: {OUT / 'report.json'}")

@@ -127,26 +127,29 @@ class Plan:
     shortest: Walk
     chosen: list[Walk]            # the safest first; empty for the shortest profile
     searches: int
+    edges_read: int               # the most segments one search read (the ellipse's doing)
     closed: list[str]
     unread: list[str]
     attrs: Attributes
 
 
-def plan(net: Network, risk: routing_risk.Risk, query: RouteQuery, moment: When, untagged_lit: bool) -> Plan:
-    """The search, in memory (run in a thread)."""
+def plan(net: Network, risk: routing_risk.Risk, query: RouteQuery, moment: When, untagged_lit: bool,
+         prune: bool = True) -> Plan:
+    """The search, in memory (run in a thread). `prune=False` reads every segment in every search
+    (the benchmark's baseline for the ellipse)."""
     weights = NIGHT if moment.night else DAY
     mid = ((query.start[0] + query.end[0]) / 2, (query.start[1] + query.end[1]) / 2)
     attrs, closed, unread = attributes(net, risk, weights, untagged_lit, moment, mid)
     a = net.to_m.transform(*query.start)
     b = net.to_m.transform(*query.end)
     start, end = snap_pair(net, a, b)
-    search = Search(net, start, end, attrs)
+    search = Search(net, start, end, attrs, prune)
     shortest = search.shortest()
     chosen: list[Walk] = []
     if query.profile == "safest":
         hull = search.trade_off(shortest, query.max_detour)
         chosen = choose(hull, shortest, query.max_detour, MAX_ALTERNATIVES)
-    return Plan(start, end, shortest, chosen, search.runs, closed, unread, attrs)
+    return Plan(start, end, shortest, chosen, search.runs, search.edges_read, closed, unread, attrs)
 
 
 # Incidents within 25 m of each walk, as the caller sees them, and whether the caller sees every one
@@ -241,6 +244,8 @@ async def find_routes(session: AsyncSession, partnership_id: int, access: dict, 
         "opening_hours_unread": result.unread,
         "incident_window": _window(risk.since),
         "searches": result.searches,
+        "edges_searched": result.edges_read,
+        "edges_total": net.n_edges,
         "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
     }
 

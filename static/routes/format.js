@@ -17,7 +17,7 @@
   }
 
   function point(p) {
-    return p.lon.toFixed(6) + "," + p.lat.toFixed(6);
+    return p.lon.toFixed(7) + "," + p.lat.toFixed(7);  // 1 cm, as OpenStreetMap keeps them
   }
 
   // The request's parameters in the order the API documents them; empty values left out.
