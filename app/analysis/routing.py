@@ -2,10 +2,10 @@
 three walks on the trade-off between length and safety, each with its figures and an explanation.
 
 A request reads the partnership's network from this worker's cache (routing_graph: one data-version
-lookup when nothing changed), the caller's incident risk per segment from its cache (routing_risk:
-read through the sharing rules), searches in memory (routing_search: snapping, ellipse pruning,
-Dijkstra) and asks the database one more question: how many incidents, as the caller sees them,
-lie within 25 m of each walk. Figures follow the sharing rules and small-count suppression.
+lookup when nothing changed), the caller's incident risk per segment and incident places from its
+cache (routing_risk: read through the sharing rules), and searches in memory (routing_search:
+snapping, ellipse pruning, Dijkstra); the incidents within 25 m of each walk are counted from the
+same places. Figures follow the sharing rules and small-count suppression.
 
 Safety of a segment, per metre, for weights w (DAY or NIGHT; lighting weighs more after sunset):
     pen = w.camera·(1 - camera) + w.lit·(1 - lit) + w.risk·risk
@@ -26,8 +26,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-import shapely
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import sharing
@@ -35,6 +33,7 @@ from app.analysis import routing_explain as words
 from app.analysis import routing_graph, routing_hours, routing_risk
 from app.analysis.routing_graph import Network
 from app.analysis.routing_search import Attributes, RouteProblem, Search, Snap, Walk, choose, snap_pair
+from app.caches import Bounded
 from app.settings import Settings
 
 PROFILES = ("safest", "shortest")
@@ -92,32 +91,39 @@ def lit_share(net: Network, untagged_lit: bool) -> np.ndarray:
     return np.where(net.lit_tag == 1, 1.0, np.maximum(lamps, np.where(net.lit_tag == -1, untagged, 0.0)))
 
 
+_penalties = Bounded(32)
+
+
 def attributes(net: Network, risk: routing_risk.Risk, weights: Weights, untagged_lit: bool,
                moment: When, place: tuple[float, float]) -> tuple[Attributes, list[str], list[str]]:
     """The request's penalty per segment, shares, and which segments are open; with the opening_hours
-    found closed and those that could not be read."""
-    length = np.maximum(net.length, 1e-9)
-    b = weights.monitored_bonus
-    camera = np.clip((net.covered + b * net.monitored) / ((1 + b) * length), 0, 1)
-    lit = lit_share(net, untagged_lit)
-    pen = weights.camera * (1 - camera) + weights.lit * (1 - lit) + weights.risk * risk.level(net.length)
+    found closed and those that could not be read. The penalties depend only on the network, the
+    caller's risk and the weights, so they are kept for the next request."""
+    key = (net.key, id(risk), weights, untagged_lit)
+    found = _penalties.get(key)
+    if found is None or found[0] is not risk:
+        length = np.maximum(net.length, 1e-9)
+        b = weights.monitored_bonus
+        camera = np.clip((net.covered + b * net.monitored) / ((1 + b) * length), 0, 1)
+        lit = lit_share(net, untagged_lit)
+        pen = weights.camera * (1 - camera) + weights.lit * (1 - lit) + weights.risk * risk.level(net.length)
+        found = (risk, pen, np.clip(net.covered / length, 0, 1), lit)
+        _penalties[key] = found
+    _, pen, camera_share, lit = found
     is_open = np.ones(net.n_edges, dtype=bool)
     closed: set[str] = set()
     unread: set[str] = set()
-    verdicts: dict[str, bool] = {}
-    for k, hours in enumerate(net.hours):
-        if not hours:
+    for code, hours in enumerate(net.hours_values):
+        try:
+            if routing_hours.is_open(hours, moment.at, place[0], place[1]):
+                continue
+        except routing_hours.Unreadable:
+            unread.add(hours)
             continue
-        if hours not in verdicts:
-            try:
-                verdicts[hours] = routing_hours.is_open(hours, moment.at, place[0], place[1])
-            except routing_hours.Unreadable:
-                verdicts[hours] = True
-                unread.add(hours)
-        if not verdicts[hours]:
-            is_open[k] = False
-            closed.add(words.label(net, k))
-    return Attributes(pen, np.clip(net.covered / length, 0, 1), lit, is_open), sorted(closed), sorted(unread)
+        shut = np.flatnonzero(net.hours_code == code)
+        is_open[shut] = False
+        closed.update(words.label(net, int(k)) for k in shut)
+    return Attributes(pen, camera_share, lit, is_open), sorted(closed), sorted(unread)
 
 
 @dataclass
@@ -152,37 +158,6 @@ def plan(net: Network, risk: routing_risk.Risk, query: RouteQuery, moment: When,
     return Plan(start, end, shortest, chosen, search.runs, search.edges_read, closed, unread, attrs)
 
 
-# Incidents within 25 m of each walk, as the caller sees them, and whether the caller sees every one
-# of them exactly (else small counts are suppressed).
-NEAR = text("""
-    WITH r AS (
-        SELECT t.i, g.g, ST_Transform(g.g, CAST(:srid AS integer)) AS gm
-        FROM unnest(CAST(:wkbs AS bytea[])) WITH ORDINALITY AS t(w, i)
-        CROSS JOIN LATERAL (SELECT ST_SetSRID(ST_GeomFromWKB(t.w), 4326) AS g) AS g
-    )
-    SELECT r.i, count(v.id) AS n, coalesce(bool_and(v.level = 'exact'), true) AS all_exact
-    FROM r LEFT JOIN LATERAL (
-        SELECT v.id, v.level
-        FROM safermap_visible_incidents(:p, CAST(:role AS text), CAST(:agency AS integer), CAST(:level_cap AS text)) AS v
-        WHERE v.partnership_id = :p AND v.level IN ('sanitised', 'exact') AND v.month >= CAST(:since AS date)
-          AND v.geom && ST_Expand(r.g, 0.001)
-          AND ST_DWithin(ST_Transform(v.geom, CAST(:srid AS integer)), r.gm, CAST(:near AS float8))
-    ) AS v ON true
-    GROUP BY r.i ORDER BY r.i
-""")
-
-
-async def incidents_near(session: AsyncSession, access: dict, srid: int, since: date | None,
-                         lines: list[list[list[float]]]) -> list[tuple[int, bool]]:
-    """(count, all exact) of the incidents within 25 m of each line, in the 12-month window."""
-    if since is None:
-        return [(0, True) for _ in lines]
-    wkbs = [shapely.to_wkb(shapely.LineString(c)) for c in lines]
-    rows = (await session.execute(NEAR, {**access, "srid": srid, "since": since, "near": routing_risk.NEAR_M,
-                                         "wkbs": wkbs})).all()
-    return [(int(r.n), bool(r.all_exact)) for r in rows]
-
-
 def _snapped(net: Network, snap: Snap) -> dict[str, Any]:
     lon, lat = net.to_ll.transform(snap.x, snap.y)
     length = float(net.lines_m[snap.k].length)
@@ -207,8 +182,9 @@ async def find_routes(session: AsyncSession, partnership_id: int, access: dict, 
     moment = when(query.time, mid[0], mid[1], tz, now or datetime.now(UTC))
     result = await asyncio.to_thread(plan, net, risk, query, moment, settings.route_untagged_lit)
     walks = [result.shortest, *result.chosen]
-    lines = [words.line(net, w)[0] for w in walks]
-    near = await incidents_near(session, access, net.srid, risk.since, lines)
+    drawn = [words.line(net, w) for w in walks]
+    lines = [ll for ll, _ in drawn]
+    near = [risk.near(m) for _, m in drawn]
     k = settings.suppress_below
     counts = [None if sharing.suppressed(n, exact, k) else n for n, exact in near]
     weights = NIGHT if moment.night else DAY

@@ -37,8 +37,9 @@ EDGES = text("""
     WHERE e.partnership_id = :p AND e.geom_m IS NOT NULL
     ORDER BY e.id
 """)
-VERSIONS = text("SELECT source, version FROM data_version WHERE partnership_id = :p")
-PARTNERSHIP = text("SELECT srid FROM partnership WHERE id = :p")
+# Every data version of the partnership, and its metric CRS under the key '#srid' (one round trip).
+VERSIONS = text("SELECT source, version FROM data_version WHERE partnership_id = :p "
+                "UNION ALL SELECT '#srid', srid FROM partnership WHERE id = :p")
 
 
 @dataclass
@@ -59,10 +60,13 @@ class Network:
     highway: list[str | None]
     park: list[str | None]
     hours: list[str | None]
+    hours_code: np.ndarray     # int32 per segment: index into hours_values, -1 none
+    hours_values: list[str]    # the distinct opening_hours values
     lines_m: np.ndarray        # shapely LineStrings, metric CRS
     coords_ll: list[np.ndarray]  # each segment's lon/lat vertices, in the order of lines_m
     vx: np.ndarray             # vertex x, metric
     vy: np.ndarray
+    pair_order: np.ndarray     # segments sorted by the pair of vertices they join (routing_search)
     component: np.ndarray      # connected piece of each vertex
     biggest: int               # the largest piece
     bbox_m: tuple[float, float, float, float]
@@ -92,6 +96,13 @@ LIT_NO = frozenset({"no", "limited", "disused"})
 def lit_code(value: str | None) -> int:
     v = (value or "").strip().lower()
     return 1 if v in LIT_YES else 0 if v in LIT_NO else -1
+
+
+def _codes(values: list[str | None]) -> tuple[np.ndarray, list[str]]:
+    """Each segment's opening_hours as an index into the distinct values (-1: none)."""
+    distinct = sorted({v for v in values if v})
+    index = {v: i for i, v in enumerate(distinct)}
+    return np.array([index.get(v, -1) if v else -1 for v in values], dtype=np.int32), distinct
 
 
 def build(partnership_id: int, srid: int, key: tuple, rows: Sequence[Any]) -> Network:
@@ -131,7 +142,9 @@ def build(partnership_id: int, srid: int, key: tuple, rows: Sequence[Any]) -> Ne
         np.minimum(np.fromiter((r.lamp_m for r in rows), dtype=float, count=n), length),
         np.fromiter((lit_code(r.lit) for r in rows), dtype=np.int8, count=n),
         [r.name for r in rows], [r.highway for r in rows], [r.park for r in rows],
-        [r.opening_hours for r in rows], lines_m, list(np.split(coords, splits)), vx, vy,
+        [r.opening_hours for r in rows], *_codes([r.opening_hours for r in rows]),
+        lines_m, list(np.split(coords, splits)), vx, vy,
+        np.argsort(np.minimum(u, v).astype(np.int64) * (len(ids) + 2) + np.maximum(u, v), kind="stable"),
         component, biggest, bounds, shapely.STRtree(lines_m),
         Transformer.from_crs(4326, srid, always_xy=True), Transformer.from_crs(srid, 4326, always_xy=True))
 
@@ -141,7 +154,7 @@ _locks: dict[tuple[int, int], asyncio.Lock] = {}
 
 
 async def versions(session: AsyncSession, partnership_id: int) -> dict[str, int]:
-    """Every data version of the partnership (one small query; the caller picks what it needs)."""
+    """Every data version of the partnership and its metric CRS ('#srid'): one small query."""
     return dict((await session.execute(VERSIONS, {"p": partnership_id})).all())
 
 
@@ -149,7 +162,7 @@ async def network(session: AsyncSession, partnership_id: int,
                   current: dict[str, int] | None = None) -> Network:
     """The partnership's network as it is now: from this worker's cache when no version changed."""
     current = current if current is not None else await versions(session, partnership_id)
-    srid = (await session.execute(PARTNERSHIP, {"p": partnership_id})).scalar_one()
+    srid = current["#srid"]
     key = (partnership_id, srid, *(current.get(s) for s in NETWORK_SOURCES))
     found: Network | None = _networks.get(key)
     if found is not None:

@@ -11,22 +11,24 @@ partnership, role, agency and level cap, like every other face of incidents:
 The window is the 12 months ending with the latest month the caller sees a placed incident in
 (safermap_route_incident_since).
 
-Computed for the whole network at once (one spatial join of distinct incident points against the
-segments' metric lines, by their GiST index) and cached per worker by the caller's access and the
-data versions of incidents, sharing rules and the network; the same access shares one entry.
-Measured on the demo (20,000 incidents on ~2,300 points, ~6,000 segments): ~0.1-0.2 s once per
-access and data version, then nothing per query. The alternative, risk at query time within the
-detour ellipse only, costs that join on every query (the ellipse of a cross-town walk holds most of
-the network).
+One query reads the caller's incident places (distinct positions with their weighted counts); the
+segments near each are found in memory with the network's spatial index, and the places are kept
+for the "incidents near this walk" figures, so a route request asks the database nothing about
+incidents. Cached per worker by the caller's access and the data versions of incidents, sharing
+rules and the network; the same access shares one entry. The alternative, risk at query time within
+the detour ellipse only, costs a spatial join through the sharing function on every request (the
+ellipse of a cross-town walk holds most of the network): measured on Helsinki with 20,000 incidents,
+that per-request SQL alone took 100-250 ms, against well under a millisecond here.
 """
 from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
+import shapely
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -56,23 +58,19 @@ DEFAULT_WEIGHTS: dict[str, float] = {
 # Weighted incidents per 100 m of a segment (and 25 m beyond each end) at which its risk is 1 - 1/e.
 RISK_SCALE = 5.0
 
-# Weighted incidents near each segment. Distinct points first (thousands of incidents share a
-# police.uk point), then one index join against the segments' metric lines.
-RISK = text("""
-    WITH v AS (
-        SELECT v.geom, lower(v.category) AS category, count(*) AS n
+# The caller's placed incidents in the window, one row per distinct place (thousands of incidents
+# share a police.uk point): metric position, weighted count, count, and whether all are exact.
+POINTS = text("""
+    SELECT ST_X(s.gm) AS x, ST_Y(s.gm) AS y, s.wt, s.n, s.all_exact
+    FROM (
+        SELECT ST_Transform(v.geom, CAST(:srid AS integer)) AS gm, sum(coalesce(c.w, 1.0)) AS wt,
+               count(*) AS n, bool_and(v.level = 'exact') AS all_exact
         FROM safermap_visible_incidents(:p, CAST(:role AS text), CAST(:agency AS integer), CAST(:level_cap AS text)) AS v
+        LEFT JOIN unnest(CAST(:cats AS text[]), CAST(:ws AS float8[])) AS c(cat, w) ON c.cat = lower(v.category)
         WHERE v.partnership_id = :p AND v.geom IS NOT NULL AND v.level IN ('sanitised', 'exact')
           AND v.month >= CAST(:since AS date)
-        GROUP BY v.geom, lower(v.category)
-    ), w AS (
-        SELECT ST_Transform(v.geom, CAST(:srid AS integer)) AS gm, sum(v.n * coalesce(c.w, 1.0)) AS wt
-        FROM v LEFT JOIN unnest(CAST(:cats AS text[]), CAST(:ws AS float8[])) AS c(cat, w) ON c.cat = v.category
         GROUP BY v.geom
-    )
-    SELECT e.id, sum(w.wt) AS risk
-    FROM w JOIN route_edge e ON e.partnership_id = :p AND ST_DWithin(e.geom_m, w.gm, CAST(:near AS float8))
-    GROUP BY e.id
+    ) AS s
 """)
 SINCE = text("SELECT safermap_route_incident_since(:p, CAST(:role AS text), CAST(:agency AS integer), "
              "CAST(:level_cap AS text))")
@@ -84,6 +82,9 @@ RISK_SOURCES = ("incident", "dataset", "sharing_rule", "sensitive_category", "an
 class Risk:
     weighted: np.ndarray   # weighted incidents near each segment of the network, in its order
     since: date | None     # the first month of the window (None: the caller sees no placed incident)
+    count: np.ndarray      # per distinct place: incidents there
+    exact: np.ndarray      # per distinct place: whether the caller sees all of them exactly
+    places: shapely.STRtree | None = field(default=None, compare=False)
 
     def level(self, length: np.ndarray) -> np.ndarray:
         """0..1 per segment: 1 - exp(-density / RISK_SCALE), density in weighted incidents per
@@ -91,6 +92,13 @@ class Risk:
         a hundred times riskier than a long one)."""
         density = self.weighted * 100.0 / (length + 2 * NEAR_M)
         return 1.0 - np.exp(-density / RISK_SCALE)
+
+    def near(self, line_m: np.ndarray) -> tuple[int, bool]:
+        """(incidents within NEAR_M of a line given by its metric vertices, all seen exactly)."""
+        if self.places is None or len(line_m) < 2:
+            return 0, True
+        hit = self.places.query(shapely.LineString(line_m), predicate="dwithin", distance=NEAR_M)
+        return int(self.count[hit].sum()), bool(self.exact[hit].all())
 
 
 def weights(overrides: str) -> dict[str, float]:
@@ -125,17 +133,23 @@ async def risk_for(session: AsyncSession, net: Network, access: dict, versions: 
 
 
 async def _compute(session: AsyncSession, net: Network, access: dict, cat_weights: dict[str, float]) -> Risk:
+    """One query for the caller's incident places; the segments near each are found in memory with
+    the network's own spatial index (no spatial join in the database)."""
     weighted = np.zeros(net.n_edges)
     since = (await session.execute(SINCE, access)).scalar_one()
-    if since is not None and net.n_edges:
-        rows = (await session.execute(RISK, {**access, "since": since, "srid": net.srid, "near": NEAR_M,
-                                             "cats": list(cat_weights), "ws": list(cat_weights.values())})).all()
-        if rows:
-            ids = np.array([r[0] for r in rows], dtype=np.int64)
-            at = np.searchsorted(net.edge_id, ids)
-            ok = (at < net.n_edges) & (net.edge_id[np.minimum(at, net.n_edges - 1)] == ids)
-            weighted[at[ok]] = np.array([float(r[1]) for r in rows])[ok]
-    return Risk(weighted, since)
+    if since is None:
+        return Risk(weighted, None, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool))
+    rows = (await session.execute(POINTS, {**access, "since": since, "srid": net.srid,
+                                           "cats": list(cat_weights), "ws": list(cat_weights.values())})).all()
+    if not rows:
+        return Risk(weighted, since, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool))
+    points = shapely.points([(r.x, r.y) for r in rows])
+    wt = np.array([float(r.wt) for r in rows])
+    if net.n_edges:
+        place, edge = net.tree.query(points, predicate="dwithin", distance=NEAR_M)
+        np.add.at(weighted, edge, wt[place])
+    return Risk(weighted, since, np.array([int(r.n) for r in rows]), np.array([bool(r.all_exact) for r in rows]),
+                shapely.STRtree(points))
 
 
 def public_access(partnership_id: int) -> dict:

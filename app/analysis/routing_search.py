@@ -38,7 +38,7 @@ ELLIPSE_SLACK_M = 0.02  # the ellipse test's tolerance: vertices are ends rounde
 FIRST_AXIS = 1.5       # the first shortest-walk ellipse: 1.5 x the straight distance ...
 FIRST_AXIS_PLUS_M = 200.0  # ... plus this
 LAMBDA_MAX = 50.0      # the trade-off at which length hardly matters
-MAX_SEARCHES = 8       # Dijkstra runs for the safest profile, the shortest walk's included
+MAX_SEARCHES = 6       # Dijkstra runs for the safest profile, the shortest walk's included
 
 
 class RouteProblem(ValueError):
@@ -85,6 +85,20 @@ class Walk:
 
     def share(self, metres: float) -> float:
         return metres / self.length if self.length > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class _Ellipse:
+    """One ellipse's pieces, sorted by the pair of vertices they join (routing_search.Search._ellipse)."""
+    axis: float
+    starts: np.ndarray      # where each pair's pieces start in the sorted order
+    keys: np.ndarray        # the pairs, lo * n + hi, ascending
+    seg: np.ndarray         # per sorted piece: its segment
+    length: np.ndarray      # per sorted piece: metres
+    ref: np.ndarray         # per sorted piece: segment (>= 0) or virtual piece (< 0)
+    indices: np.ndarray     # the symmetric CSR layout over the pairs
+    indptr: np.ndarray
+    pair_of_slot: np.ndarray
 
 
 @dataclass
@@ -190,6 +204,7 @@ class Search:
         ys = np.concatenate([net.vy, [self.ay, self.by]])
         self.focal = np.hypot(xs - self.ax, ys - self.ay) + np.hypot(xs - self.bx, ys - self.by)
         self.runs = 0
+        self._cached: _Ellipse | None = None
 
     # -- one Dijkstra run -----------------------------------------------------------------------------
     def inside(self, axis: float) -> np.ndarray:
@@ -198,46 +213,79 @@ class Search:
             return np.ones(len(self.focal), dtype=bool)
         return self.focal <= axis + ELLIPSE_SLACK_M
 
-    def run(self, lam: float, axis: float) -> tuple[float, Walk | None]:
-        """The least-cost walk for trade-off `lam` among the segments inside the ellipse."""
-        self.runs += 1
+    def _ellipse(self, axis: float) -> _Ellipse:
+        """The segments (and virtual pieces) inside the ellipse, grouped by the pair of vertices they
+        join, with the layout of a symmetric CSR matrix over those pairs: built once per ellipse,
+        so each trade-off's search only fills in costs."""
+        if self._cached is not None and self._cached.axis == axis:
+            return self._cached
         net, ok = self.net, self.inside(axis)
-        sel = np.flatnonzero(ok[net.u] & ok[net.v] & self.walkable & (net.u != net.v))
+        # The network's segments already sorted by pair (no sort per request); the few virtual
+        # pieces are put in their places.
+        keep = ok[net.u] & ok[net.v] & self.walkable & (net.u != net.v)
+        sel = net.pair_order[keep[net.pair_order]]
         self.edges_read = max(self.edges_read, len(sel))
-        per_m = 1.0 + lam * self.attrs.pen
         va = np.array([p[0] for p in self.virt], dtype=np.int64)
         vb = np.array([p[1] for p in self.virt], dtype=np.int64)
         vk = np.array([p[2] for p in self.virt], dtype=np.int64)
-        vlen = np.array([abs(p[4] - p[3]) for p in self.virt])
-        vin = ok[va] & ok[vb] if len(self.virt) else np.zeros(0, dtype=bool)
-        a = np.concatenate([net.u[sel], va[vin]])
-        b = np.concatenate([net.v[sel], vb[vin]])
-        cost = np.maximum(np.concatenate([net.length[sel] * per_m[sel], vlen[vin] * per_m[vk[vin]]]), 1e-9)
-        ref = np.concatenate([sel, -1 - np.flatnonzero(vin)])  # >= 0 a segment, < 0 a virtual piece
-        lo, hi = np.minimum(a, b), np.maximum(a, b)
-        key = lo.astype(np.int64) * self.n + hi
-        order = np.lexsort((cost, key))          # parallel segments: keep the cheaper
-        key, first = np.unique(key[order], return_index=True)
-        pick = order[first]
-        graph = csr_matrix((cost[pick], (lo[pick], hi[pick])), shape=(self.n, self.n))
-        dist, pred = dijkstra(graph, directed=False, indices=self.src, return_predecessors=True)
+        vlen = np.array([abs(p[4] - p[3]) for p in self.virt], dtype=float)
+        vin = np.flatnonzero(ok[va] & ok[vb]) if len(self.virt) else np.zeros(0, dtype=np.int64)
+        lo = np.minimum(net.u[sel], net.v[sel]).astype(np.int64)
+        key = lo * self.n + np.maximum(net.u[sel], net.v[sel])
+        vkey = np.minimum(va[vin], vb[vin]) * self.n + np.maximum(va[vin], vb[vin])
+        by_key = np.argsort(vkey, kind="stable")
+        vin, vkey = vin[by_key], vkey[by_key]
+        at = np.searchsorted(key, vkey)  # sorted inserts into a sorted array keep it sorted
+        key = np.insert(key, at, vkey)
+        seg = np.insert(sel, at, vk[vin])                        # the segment each piece is of
+        length = np.insert(net.length[sel], at, vlen[vin])
+        ref = np.insert(sel, at, -1 - vin)                       # >= 0 a segment, < 0 a virtual piece
+        first = np.concatenate([[True], key[1:] != key[:-1]]) if len(key) else np.zeros(0, dtype=bool)
+        starts = np.flatnonzero(first)
+        keys = key[starts]
+        pair_lo, pair_hi = keys // self.n, keys % self.n
+        m = len(keys)
+        # Both directions of each pair; data 1..m names the pair, so the CSR layout maps to pairs.
+        layout = csr_matrix((np.concatenate([np.arange(1, m + 1), np.arange(1, m + 1)]).astype(float),
+                            (np.concatenate([pair_lo, pair_hi]), np.concatenate([pair_hi, pair_lo]))),
+                            shape=(self.n, self.n))
+        pair_of_slot = layout.data.astype(np.int64) - 1
+        self._cached = _Ellipse(axis, starts, keys, seg, length, ref, layout.indices, layout.indptr, pair_of_slot)
+        return self._cached
+
+    def run(self, lam: float, axis: float, limit: float = np.inf) -> tuple[float, Walk | None]:
+        """The least-cost walk for trade-off `lam` among the segments inside the ellipse, if one
+        costs at most `limit` (the search stops there: nothing beyond can beat a known walk)."""
+        self.runs += 1
+        e = self._ellipse(axis)
+        cost = np.maximum(e.length * (1.0 + lam * self.attrs.pen[e.seg]), 1e-9)
+        best = np.minimum.reduceat(cost, e.starts) if len(cost) else cost  # parallel pieces: the cheaper
+        graph = csr_matrix((best[e.pair_of_slot], e.indices, e.indptr), shape=(self.n, self.n))
+        dist, pred = dijkstra(graph, directed=True, indices=self.src, return_predecessors=True, limit=limit)
         total = float(dist[self.dst])
         if not np.isfinite(total):
             return total, None
+        chain = [self.dst]
+        while chain[-1] != self.src:
+            chain.append(int(pred[chain[-1]]))
+        chain.reverse()
+        steps = np.array(chain, dtype=np.int64)
+        frm, to = steps[:-1], steps[1:]
+        groups = np.searchsorted(e.keys, np.minimum(frm, to) * self.n + np.maximum(frm, to))
+        ends = np.append(e.starts[1:], len(cost))
+        picked = e.starts[groups]
+        for i in np.flatnonzero(ends[groups] - e.starts[groups] > 1):  # parallel pieces: the cheaper
+            g = groups[i]
+            picked[i] = e.starts[g] + int(np.argmin(cost[e.starts[g]:ends[g]]))
+        net = self.net
         pieces: list[Piece] = []
-        node = self.dst
-        while node != self.src:
-            prev = int(pred[node])
-            i = pick[np.searchsorted(key, min(prev, node) * self.n + max(prev, node))]
-            r = int(ref[i])
+        for prev, r in zip(frm.tolist(), e.ref[picked].tolist()):
             if r >= 0:
                 full = float(net.lines_m[r].length)
                 pieces.append(Piece(r, 0.0, full) if net.u[r] == prev else Piece(r, full, 0.0))
             else:
                 f, t, k, s0, s1 = self.virt[-1 - r]
                 pieces.append(Piece(k, s0, s1) if f == prev else Piece(k, s1, s0))
-            node = prev
-        pieces.reverse()
         return total, self.walk(pieces, lam)
 
     def walk(self, pieces: list[Piece], lam: float) -> Walk:
@@ -257,7 +305,7 @@ class Search:
     def shortest(self) -> Walk:
         axis = max(FIRST_AXIS * self.straight, self.straight + FIRST_AXIS_PLUS_M)
         while True:
-            total, walk = self.run(0.0, axis)
+            total, walk = self.run(0.0, axis, limit=axis + ELLIPSE_SLACK_M)
             everything = bool(self.inside(axis).all())
             if walk is not None and total <= axis:
                 return walk  # no walk shorter than this one can leave this ellipse
@@ -273,7 +321,8 @@ class Search:
         first; each walk optimal for its own λ."""
         axis = max_detour * shortest.length
         found = {shortest.key: shortest}
-        _, safest = self.run(LAMBDA_MAX, axis)
+        # No walk costs more than the shortest does at the same trade-off: the searches stop there.
+        _, safest = self.run(LAMBDA_MAX, axis, limit=_above(shortest.length + LAMBDA_MAX * shortest.penalty))
         if safest is None or safest.key in found:
             return [shortest]
         found[safest.key] = safest
@@ -283,14 +332,19 @@ class Search:
             if w1.penalty - w2.penalty <= 1e-9 or w2.length - w1.length <= 1e-9:
                 continue
             lam = (w2.length - w1.length) / (w1.penalty - w2.penalty)
-            _, w = self.run(lam, axis)
+            line = w1.length + lam * w1.penalty  # = w2's cost at this lam: the walk to beat
+            _, w = self.run(lam, axis, limit=_above(line))
             if w is None or w.key in found:
                 continue
-            line = w1.length + lam * w1.penalty
             if w.cost < line - 1e-9 * max(line, 1.0):
                 found[w.key] = w
                 todo += [(w1, w), (w, w2)]
         return sorted(found.values(), key=lambda w: (w.length, w.penalty))
+
+
+def _above(cost: float) -> float:
+    """A search limit a little above a known walk's cost, so rounding never hides that walk."""
+    return cost * (1 + 1e-9) + 1e-6
 
 
 def choose(hull: list[Walk], shortest: Walk, max_detour: float, n: int = 3) -> list[Walk]:
