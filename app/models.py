@@ -7,7 +7,7 @@ ON DELETE) are compared as PostgreSQL itself prints them.
 
 Not expressible here, and kept in the migrations (and migrations/env.py skips them):
   - views: layer_cameras, layer_coverage, layer_coverage_bands, layer_coverage_union,
-    layer_incidents, layer_streets, layer_buildings (what the catalog serves);
+    layer_incidents, layer_streets, layer_buildings, layer_safe_routes (what the catalog serves);
   - functions and triggers: the coverage wedge (camera_coverage_sync), data versions
     (*_version_insert/update/delete), anonymous locations, status history, the coverage-union
     cells and its deferred constraint triggers, the append-only audit trail;

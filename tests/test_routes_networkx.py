@@ -97,6 +97,13 @@ async def test_shortest_and_safest_agree_with_networkx_on_helsinki(client, db, s
     await db.commit()
     rows = (await db.execute(EXPORT, {"p": pid})).all()
     assert len(rows) > 3000
+    # The import kept what routing reads: parks with their names, and the streets' routing tags.
+    kept = (await db.execute(text("""
+        SELECT (SELECT count(*) FROM park WHERE partnership_id = :p AND name IS NOT NULL) AS parks,
+               (SELECT count(*) FROM route_edge WHERE partnership_id = :p AND park_id IS NOT NULL) AS in_parks,
+               (SELECT count(*) FROM street WHERE partnership_id = :p AND tags ? 'access') AS access
+    """), {"p": pid})).one()
+    assert kept.parks >= 10 and kept.in_parks > 50 and kept.access > 50, kept
     covered = sum(r.covered_m for r in rows)
     assert covered > 1000, "the OSM cameras' coverage should reach the streets"
 

@@ -182,7 +182,8 @@ async def find_routes(session: AsyncSession, partnership_id: int, access: dict, 
     moment = when(query.time, mid[0], mid[1], tz, now or datetime.now(UTC))
     result = await asyncio.to_thread(plan, net, risk, query, moment, settings.route_untagged_lit)
     walks = [result.shortest, *result.chosen]
-    drawn = [words.line(net, w) for w in walks]
+    pieces = [words.coords(net, w) for w in walks]
+    drawn = [words.line(net, w, c) for w, c in zip(walks, pieces)]
     lines = [ll for ll, _ in drawn]
     near = [risk.near(m) for _, m in drawn]
     k = settings.suppress_below
@@ -197,7 +198,7 @@ async def find_routes(session: AsyncSession, partnership_id: int, access: dict, 
                     "camera_share": round(walk.share(walk.covered), 4), "lit_share": round(walk.share(walk.lit), 4),
                     "incidents_near": counts[i], "incidents_suppressed": counts[i] is None,
                     "detour": round(walk.length / result.shortest.length, 4) if result.shortest.length else 1.0,
-                    "explanation": explanation, "directions": words.directions(net, walk),
+                    "explanation": explanation, "directions": words.directions(net, walk, pieces[i]),
                     "cost": round(walk.cost, 4), "safety_penalty": round(walk.penalty, 4),
                     "weights": {"lambda": walk.lam, **asdict(weights)}}}
 

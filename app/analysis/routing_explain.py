@@ -49,24 +49,31 @@ def _substring(xy: np.ndarray, cum: np.ndarray, a: float, b: float) -> np.ndarra
 
 def piece_coords(net: Network, p: Piece) -> tuple[np.ndarray, np.ndarray]:
     """A piece's vertices in the metric CRS and in lon/lat, in walking order."""
-    xy = shapely.get_coordinates(net.lines_m[p.k])
+    full = float(net.lines_m[p.k].length)
+    if min(p.a, p.b) <= 0.0 and max(p.a, p.b) >= full:  # the whole segment: no cut to make
+        m, ll = net.coords_m[p.k], net.coords_ll[p.k]
+        return (m[::-1], ll[::-1]) if p.b < p.a else (m, ll)
     cum = net.cumulative_m(p.k)
-    return _substring(xy, cum, p.a, p.b), _substring(net.coords_ll[p.k], cum, p.a, p.b)
+    return _substring(net.coords_m[p.k], cum, p.a, p.b), _substring(net.coords_ll[p.k], cum, p.a, p.b)
 
 
-def line(net: Network, walk: Walk) -> tuple[list[list[float]], np.ndarray]:
+Coords = list[tuple[np.ndarray, np.ndarray]]
+
+
+def coords(net: Network, walk: Walk) -> Coords:
+    """Each piece's vertices (metric, lon/lat), computed once for the line and the directions."""
+    return [piece_coords(net, p) for p in walk.pieces]
+
+
+def line(net: Network, walk: Walk, pieces: Coords | None = None) -> tuple[list[list[float]], np.ndarray]:
     """The walk as [[lon, lat], ...] (7 decimals) and its metric vertices."""
-    lls: list[np.ndarray] = []
-    ms: list[np.ndarray] = []
-    for p in walk.pieces:
-        m, ll = piece_coords(net, p)
-        if ms:
-            m, ll = m[1:], ll[1:]  # the joint is the previous piece's last vertex
-        ms.append(m)
-        lls.append(ll)
-    m_all = np.vstack(ms) if ms else np.zeros((0, 2))
-    ll_all = np.vstack(lls) if lls else np.zeros((0, 2))
-    return [[round(float(x), 7), round(float(y), 7)] for x, y in ll_all], m_all
+    pieces = pieces if pieces is not None else coords(net, walk)
+    if not pieces:
+        return [], np.zeros((0, 2))
+    # Each joint is the previous piece's last vertex.
+    m_all = np.vstack([pieces[0][0], *(m[1:] for m, _ in pieces[1:])])
+    ll_all = np.round(np.vstack([pieces[0][1], *(ll[1:] for _, ll in pieces[1:])]), 7)
+    return ll_all.tolist(), m_all
 
 
 def _heading(xy: np.ndarray, from_end: bool) -> float | None:
@@ -94,22 +101,22 @@ def _turn(before: float | None, after: float | None) -> str:
     return f"turn {side}"
 
 
-def directions(net: Network, walk: Walk) -> list[dict]:
+def directions(net: Network, walk: Walk, pieces: Coords | None = None) -> list[dict]:
     """Steps by street name: each with `street`, `length_m`, `turn` (start, continue, turn left, ...)
     and `text`."""
-    groups: list[tuple[str, list[Piece]]] = []
-    for p in walk.pieces:
+    pieces = pieces if pieces is not None else coords(net, walk)
+    groups: list[tuple[str, list[int]]] = []
+    for i, p in enumerate(walk.pieces):
         name = label(net, p.k)
         if groups and groups[-1][0] == name:
-            groups[-1][1].append(p)
+            groups[-1][1].append(i)
         else:
-            groups.append((name, [p]))
+            groups.append((name, [i]))
     steps = []
     previous_end: float | None = None
-    for i, (name, pieces) in enumerate(groups):
-        coords = [piece_coords(net, p)[0] for p in pieces]
-        xy = np.vstack(coords)
-        metres = sum(p.length for p in pieces)
+    for i, (name, members) in enumerate(groups):
+        xy = np.vstack([pieces[j][0] for j in members])
+        metres = sum(walk.pieces[j].length for j in members)
         turn = "start" if i == 0 else _turn(previous_end, _heading(xy, from_end=False))
         previous_end = _heading(xy, from_end=True)
         rounded = int(round(metres / 10.0) * 10) if metres >= 20 else int(round(metres))

@@ -64,6 +64,7 @@ class Network:
     hours_values: list[str]    # the distinct opening_hours values
     lines_m: np.ndarray        # shapely LineStrings, metric CRS
     coords_ll: list[np.ndarray]  # each segment's lon/lat vertices, in the order of lines_m
+    coords_m: list[np.ndarray]   # the same vertices in the metric CRS
     vx: np.ndarray             # vertex x, metric
     vy: np.ndarray
     pair_order: np.ndarray     # segments sorted by the pair of vertices they join (routing_search)
@@ -84,7 +85,7 @@ class Network:
 
     def cumulative_m(self, k: int) -> np.ndarray:
         """Metres along segment k at each of its vertices."""
-        xy = shapely.get_coordinates(self.lines_m[k])
+        xy = self.coords_m[k]
         return np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(xy, axis=0).T))])
 
 
@@ -133,6 +134,9 @@ def build(partnership_id: int, srid: int, key: tuple, rows: Sequence[Any]) -> Ne
     coords, index = (shapely.get_coordinates(lines_ll, return_index=True) if n
                      else (np.zeros((0, 2)), np.zeros(0, dtype=int)))
     splits = np.searchsorted(index, np.arange(1, n))
+    coords_m, index_m = (shapely.get_coordinates(lines_m, return_index=True) if n
+                         else (np.zeros((0, 2)), np.zeros(0, dtype=int)))
+    splits_m = np.searchsorted(index_m, np.arange(1, n))
     b = shapely.total_bounds(lines_m) if n else (0.0, 0.0, 0.0, 0.0)
     bounds = (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
     return Network(
@@ -143,7 +147,7 @@ def build(partnership_id: int, srid: int, key: tuple, rows: Sequence[Any]) -> Ne
         np.fromiter((lit_code(r.lit) for r in rows), dtype=np.int8, count=n),
         [r.name for r in rows], [r.highway for r in rows], [r.park for r in rows],
         [r.opening_hours for r in rows], *_codes([r.opening_hours for r in rows]),
-        lines_m, list(np.split(coords, splits)), vx, vy,
+        lines_m, list(np.split(coords, splits)), list(np.split(coords_m, splits_m)), vx, vy,
         np.argsort(np.minimum(u, v).astype(np.int64) * (len(ids) + 2) + np.maximum(u, v), kind="stable"),
         component, biggest, bounds, shapely.STRtree(lines_m),
         Transformer.from_crs(4326, srid, always_xy=True), Transformer.from_crs(srid, 4326, always_xy=True))

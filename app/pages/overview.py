@@ -180,9 +180,10 @@ def overview_config(principal: Principal, partnership: str, layers: list[Layer],
         "synthetic": summary.synthetic,
         "layers": [layer_config(l, summary.layers.get(l.id, LayerSummary())) for l in ordered],
         "links": {"session": "/auth/session", "signIn": "/maps/sign-in?next=/maps/overview"},
-        # The other map pages, for everyone who may see this one (both are viewer pages).
+        # The other map pages, for everyone who may see this one (all are viewer pages).
         "pages": [{"title": "CCTV control room", "href": "/maps/coverage"},
-                  {"title": "Hotspots for tasking", "href": "/maps/hotspots"}],
+                  {"title": "Hotspots for tasking", "href": "/maps/hotspots"},
+                  {"title": "Safe walking routes", "href": "/maps/routes"}],
     }
 
 
