@@ -198,6 +198,7 @@ async def test_bad_requests_are_clear_4xx_problems(client, db, make_caller):
         ({"from": at(0, 0), "to": at(400, 0), "max_detour": "5"}, 400, None),
         ({"from": at(0, 0), "to": at(400, 0), "max_detour": "lots"}, 400, None),
         ({"from": at(0, 0), "to": at(400, 0), "time": "teatime"}, 400, None),
+        ({"from": at(0, 0), "to": at(400, 0), "time": "0001-01-01T00:00"}, 400, None),
         ({"from": at(0, 0), "to": at(5000, 5000)}, 422, "outside_area"),
         ({"from": at(-250, 300), "to": at(400, 0)}, 422, "too_far"),
         ({"from": at(0, 0), "to": at(1050, 0)}, 422, "unreachable"),

@@ -153,7 +153,7 @@ def build(partnership_id: int, srid: int, key: tuple, rows: Sequence[Any]) -> Ne
         Transformer.from_crs(4326, srid, always_xy=True), Transformer.from_crs(srid, 4326, always_xy=True))
 
 
-_networks = Bounded(8)
+_networks = Bounded(3)  # a worker holds ~200 MB for a network of 100,000 segments (measured)
 _locks: dict[tuple[int, int], asyncio.Lock] = {}
 
 

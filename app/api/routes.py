@@ -20,6 +20,7 @@ from app.errors import BadRequest, NotFound, Unprocessable
 from app.pages import routes as route_pages
 
 router = APIRouter(tags=["routes"])
+MIN_YEAR, MAX_YEAR = 1900, 2200  # sunsets and time zones are only asked about within these
 
 ProfileQuery = Annotated[str, Query(max_length=20, description="safest (default) or shortest")]
 DetourQuery = Annotated[str | None, Query(max_length=20, description=(
@@ -47,9 +48,11 @@ def build_query(start: str | None, end: str | None, profile: str, max_detour: st
             raise BadRequest(f"max_detour must be between {routing.MIN_DETOUR} and {routing.MAX_DETOUR}.")
     if when is not None and when not in ("day", "night"):
         try:
-            datetime.fromisoformat(when)
+            moment = datetime.fromisoformat(when)
         except ValueError:
             raise BadRequest("time must be day, night or an ISO 8601 date-time such as 2026-03-01T22:15.") from None
+        if not MIN_YEAR <= moment.year <= MAX_YEAR:
+            raise BadRequest(f"time must be between the years {MIN_YEAR} and {MAX_YEAR}.")
     return routing.RouteQuery(a, b, profile, detour, when)
 
 
