@@ -291,3 +291,32 @@ async def test_street_names_are_matched_offline(client, db, make_caller):
     r = await client.get("/api/routes/streets", headers=c.headers, params={"q": "%_"})
     assert r.json()["streets"] == []
     assert (await client.get("/api/routes/streets", headers=c.headers, params={"q": "x"})).status_code == 422
+
+
+async def test_refresh_and_a_lamp_register(client, db, settings, make_caller, tmp_path):
+    from app.analysis.routing_refresh import load_lamps, read_lamps, refresh
+    from tests.route_scenes import E0, N0
+    analyst = await make_caller("rt-refresh", "analyst")
+    await streets(db, analyst.partnership_id, LADDER)
+    body = {"name": "To the station", "from": at(0, 0), "to": at(400, 0), "time": "night"}
+    assert (await client.post("/api/routes/published", headers=analyst.headers, json=body)).status_code == 201
+    # A register in British National Grid metres (the partnership's CRS), one row without numbers.
+    register = tmp_path / "lamps.csv"
+    register.write_text(f"Unit ID,Easting,Northing\nL1,{E0 + 100:.2f},{N0 + 2:.2f}\nL2,{E0 + 300:.2f},{N0 + 2:.2f}\nL3,,\n")
+    assert [r[0] for r in read_lamps(register)] == ["L1", "L2"]
+    assert await load_lamps(db, "rt-refresh", register) == 2
+    await db.commit()
+    lamps = (await db.execute(text("SELECT round(sum(lamp_m)) FROM route_edge WHERE partnership_id = :p"),
+                              {"p": analyst.partnership_id})).scalar_one()
+    assert 95 <= lamps <= 100  # two lamps, each lighting ~49 m of South Street
+    result = await refresh(db, "rt-refresh", settings)
+    await db.commit()
+    assert (result.edges, result.routes, result.routes_failed) == (7, 1, 0)
+    assert 95 <= result.lamps <= 100
+    # South Street is now partly lit: the published route is searched again with it.
+    bad = tmp_path / "nothing.csv"
+    bad.write_text("name,colour\nx,red\n")
+    with pytest.raises(ValueError):
+        read_lamps(bad)
+    with pytest.raises(LookupError):
+        await refresh(db, "no-such-partnership", settings)

@@ -7,7 +7,6 @@ import math
 from collections import defaultdict
 
 import numpy as np
-import shapely
 
 from app.analysis.routing_graph import Network
 from app.analysis.routing_search import Piece, Walk

@@ -65,7 +65,7 @@ async def refresh(session: AsyncSession, slug: str, settings: Settings) -> Refre
 
 
 def _pick(header: list[str], names: tuple[str, ...]) -> int | None:
-    lowered = [h.strip().lower() for h in header]
+    lowered = [h.strip().lower().replace(" ", "_").replace("-", "_") for h in header]
     return next((lowered.index(n) for n in names if n in lowered), None)
 
 

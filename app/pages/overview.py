@@ -36,6 +36,11 @@ FIELD_LABELS = {
     "month_label": "Month",
     "location_text": "Location",
     "lsoa_name": "Area (LSOA)",
+    "length_m": "Length (m)",
+    "camera_pct": "Under working cameras (%)",
+    "lit_pct": "Lit (%)",
+    "incidents_near": "Incidents within 25 m",
+    "time_of_day": "For",
 }
 EMPTY_TEXT = {"verified_at": "never"}
 GEOMETRY_ORDER = {"polygon": 0, "line": 1, "point": 2}  # drawn bottom to top
