@@ -128,13 +128,7 @@ BEGIN
         END LOOP;
     END LOOP;
 END $$;
-DROP FUNCTION IF EXISTS safermap_route_safety_sync(), safermap_route_incidents_changed(),
-    safermap_route_places_changed(), safermap_route_camera_monitored(), safermap_route_coverage_changed(),
-    safermap_route_note(integer[], geometry[]), safermap_refresh_published_routes(integer),
-    safermap_route_safety_update(integer, integer, geometry, boolean),
-    safermap_refresh_route_safety(integer, geometry),
-    safermap_route_incident_since(integer, text, integer, text), safermap_route_near_m(),
-    safermap_route_lamp_reach_m();
+-- Tables before functions: their triggers go with them.
 DROP TABLE IF EXISTS route_published, route_safety_pending, route_safety_dirty;
 DROP INDEX IF EXISTS route_edge_geom_m_idx;
 ALTER TABLE route_edge DROP COLUMN IF EXISTS geom_m, DROP COLUMN IF EXISTS covered_m,
@@ -142,6 +136,13 @@ ALTER TABLE route_edge DROP COLUMN IF EXISTS geom_m, DROP COLUMN IF EXISTS cover
     DROP COLUMN IF EXISTS opening_hours;
 DROP TABLE IF EXISTS street_lamp, park;
 ALTER TABLE street DROP COLUMN IF EXISTS tags;
+DROP FUNCTION IF EXISTS safermap_route_safety_sync(), safermap_route_incidents_changed(),
+    safermap_route_places_changed(), safermap_route_camera_monitored(), safermap_route_coverage_changed(),
+    safermap_route_note(integer[], geometry[]), safermap_refresh_published_routes(integer),
+    safermap_route_safety_update(integer, integer, geometry, boolean),
+    safermap_refresh_route_safety(integer, geometry),
+    safermap_route_incident_since(integer, text, integer, text), safermap_route_near_m(),
+    safermap_route_lamp_reach_m();
 """
 
 # routing.sql as it was before this revision (frozen), for the downgrade: the network builder
