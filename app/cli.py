@@ -13,6 +13,7 @@ from rich.console import Console
 from sqlalchemy import text
 
 from app.cli_hotspots import app as hotspots_app
+from app.cli_routes import app as routes_app
 from app.roles import PrincipalRole
 from app.settings import ROOT, Settings, SettingsError, get_settings, to_sync_url
 
@@ -31,6 +32,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(import_app, name="import")
 app.add_typer(coverage_app, name="coverage")
 app.add_typer(hotspots_app, name="hotspots")
+app.add_typer(routes_app, name="routes")
 
 console = Console(stderr=True)
 

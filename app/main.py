@@ -30,6 +30,7 @@ from app.api import (
     hotspots,
     incidents,
     maps,
+    routes,
     sharing,
     tiles,
 )
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(hotspot_stats.router)
     app.include_router(hotspot_pages.router)
     app.include_router(coverage_gaps.router)
+    app.include_router(routes.router)
     app.include_router(auth.tokens_router)
     app.include_router(admin_users.api_router)
     # Innermost: cached tiles and 304s answered from memory without FastAPI's dependency solving

@@ -1,4 +1,4 @@
-"""The tables, as the migrations leave them (head: 0015). The migrations make the schema, never the
+"""The tables, as the migrations leave them (head: 0017). The migrations make the schema, never the
 app; these models describe it so that CRUD code can say select(Camera) and Alembic can diff it.
 
 tests/test_models_match_schema.py keeps the two in step: Alembic's compare_metadata must find no
@@ -7,7 +7,7 @@ ON DELETE) are compared as PostgreSQL itself prints them.
 
 Not expressible here, and kept in the migrations (and migrations/env.py skips them):
   - views: layer_cameras, layer_coverage, layer_coverage_bands, layer_coverage_union,
-    layer_incidents, layer_streets, layer_buildings (what the catalog serves);
+    layer_incidents, layer_streets, layer_buildings, layer_safe_routes (what the catalog serves);
   - functions and triggers: the coverage wedge (camera_coverage_sync), data versions
     (*_version_insert/update/delete), anonymous locations, status history, camera revisions
     (camera_revision_write), the coverage-union cells and its deferred constraint triggers, the
@@ -543,6 +543,8 @@ class Street(Base):
     highway: Mapped[str | None]
     lit: Mapped[str | None]  # the OSM value as tagged: yes, no, 24/7, automatic, ...
     geom: Mapped[WKBElement] = mapped_column(_geom("LINESTRING"))
+    # The OSM tags routing reads (opening_hours, access, foot, ...; migration 0016).
+    tags: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
 
 
 class Building(Base):
@@ -582,6 +584,7 @@ class RouteEdge(Base):
         Index("route_edge_partnership_idx", "partnership_id"),
         Index("route_edge_source_idx", "source"),
         Index("route_edge_target_idx", "target"),
+        _gist("route_edge_geom_m_idx", "geom_m"),
     )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     partnership_id: Mapped[int] = mapped_column(_to("partnership.id"))
@@ -595,6 +598,89 @@ class RouteEdge(Base):
     highway: Mapped[str | None]
     name: Mapped[str | None]
     geom: Mapped[WKBElement] = mapped_column(_geom("LINESTRING"))
+    # Migration 0016: the line in the metric CRS and its safety attributes (app/sql/route_safety.sql),
+    # in metres of its length.
+    geom_m: Mapped[WKBElement | None] = mapped_column(_geom("LINESTRING", srid=-1))
+    covered_m: Mapped[float] = mapped_column(server_default=text("0"))
+    monitored_m: Mapped[float] = mapped_column(server_default=text("0"))
+    lamp_m: Mapped[float] = mapped_column(server_default=text("0"))
+    park_id: Mapped[int | None] = mapped_column(BigInteger, _to("park.id", "SET NULL"))
+    opening_hours: Mapped[str | None]
+
+
+class Park(Base):
+    """OpenStreetMap parks (leisure=park), read by routing for their names and opening hours."""
+    __tablename__ = "park"
+    __table_args__ = (
+        _gist("park_geom_idx", "geom"),
+        Index("park_partnership_idx", "partnership_id"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    partnership_id: Mapped[int] = mapped_column(_to("partnership.id"))
+    osm_id: Mapped[int | None] = mapped_column(BigInteger)
+    name: Mapped[str | None]
+    opening_hours: Mapped[str | None]
+    geom: Mapped[WKBElement] = mapped_column(_geom("MULTIPOLYGON"))
+
+
+class StreetLamp(Base):
+    """A council's street-lamp register: a segment is lit where lamps stand near it."""
+    __tablename__ = "street_lamp"
+    __table_args__ = (
+        _gist("street_lamp_geom_idx", "geom"),
+        Index("street_lamp_partnership_idx", "partnership_id"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    partnership_id: Mapped[int] = mapped_column(_to("partnership.id"))
+    reference: Mapped[str | None]
+    geom: Mapped[WKBElement] = mapped_column(_geom("POINT"))
+
+
+# Places whose segments' safety attributes wait for the deferred recompute (no primary key, like
+# coverage_union_dirty), and the partnerships pending in a transaction.
+route_safety_dirty = Table(
+    "route_safety_dirty", Base.metadata,
+    Column("partnership_id", Integer, _to("partnership.id"), nullable=False),
+    Column("bbox", _geom("GEOMETRY"), nullable=False),
+    Index("route_safety_dirty_partnership_idx", "partnership_id"),
+)
+
+
+class RouteSafetyPending(Base):
+    __tablename__ = "route_safety_pending"
+    partnership_id: Mapped[int] = mapped_column(_to("partnership.id"), primary_key=True)
+    xact: Mapped[int] = mapped_column(BigInteger, primary_key=True, server_default=func.txid_current())
+
+
+class RoutePublished(Base):
+    """A named safe route an analyst saved: the `safe_routes` layer (view layer_safe_routes)."""
+    __tablename__ = "route_published"
+    __table_args__ = (
+        _length("name", 1, 200),
+        _one_of("profile", ("safest", "shortest")),
+        CheckConstraint("max_detour >= 1 AND max_detour <= 3", name="max_detour"),
+        _one_of("time_of_day", ("day", "night")),
+        _gist("route_published_geom_idx", "geom"),
+        Index("route_published_partnership_idx", "partnership_id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partnership_id: Mapped[int] = mapped_column(_to("partnership.id"))
+    name: Mapped[str]
+    profile: Mapped[str]
+    max_detour: Mapped[float]
+    time_of_day: Mapped[str]
+    from_geom: Mapped[WKBElement] = mapped_column(_geom("POINT"))
+    to_geom: Mapped[WKBElement] = mapped_column(_geom("POINT"))
+    geom: Mapped[WKBElement] = mapped_column(_geom("LINESTRING"))
+    length_m: Mapped[float]
+    camera_share: Mapped[float]
+    lit_share: Mapped[float]
+    incidents_near: Mapped[int | None]
+    suppress_below: Mapped[int]
+    explanation: Mapped[str] = mapped_column(server_default="")
+    created_by: Mapped[int | None] = mapped_column(_to("principal.id", "SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(server_default=NOW)
+    evaluated_at: Mapped[datetime] = mapped_column(server_default=NOW)
 
 
 # -- the coverage union (migration 0012): kept by triggers and safermap_refresh_coverage_union() --------

@@ -5,13 +5,15 @@ names the variable (`SettingsError`), never a traceback or a misbehaving server.
 """
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, ValidationError, model_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,6 +89,37 @@ class Settings(BaseSettings):
     # Counts shown to anyone without exact access to every counted incident hide groups smaller
     # than this (cells, categories, areas): app/sharing.py.
     suppress_below: int = Field(default=5, ge=1, le=1000)
+
+    # Safe walking routes (app/analysis/routing*.py): walking speed; whether a street with no OSM
+    # lit tag (and no register lamp near) counts as lit; incident weights by category as a JSON
+    # object over the defaults (app/analysis/routing_risk.py); the time zone of times given
+    # without an offset and of opening_hours.
+    route_walk_speed_mps: float = Field(default=1.35, ge=0.3, le=5)
+    route_untagged_lit: bool = False
+    route_incident_weights: str = ""
+    route_timezone: str = "Europe/London"
+
+    @field_validator("route_incident_weights")
+    @classmethod
+    def _weights(cls, v: str) -> str:
+        if v.strip():
+            try:
+                parsed = json.loads(v)
+            except ValueError as exc:
+                raise ValueError("must be a JSON object of category: weight") from exc
+            if not isinstance(parsed, dict) or not all(
+                    isinstance(w, int | float) and 0 <= w <= 1000 for w in parsed.values()):
+                raise ValueError("must be a JSON object of category: weight, weights 0..1000")
+        return v
+
+    @field_validator("route_timezone")
+    @classmethod
+    def _timezone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ValueError, ZoneInfoNotFoundError) as exc:
+            raise ValueError("must be an IANA time zone such as Europe/London") from exc
+        return v
 
     @model_validator(mode="after")
     def _photos_outside_the_web_root(self) -> Settings:

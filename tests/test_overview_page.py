@@ -184,7 +184,7 @@ async def test_overview_in_chromium(live_server, make_caller, db, chromium_path,
         assert "Legend" in await page.locator(".sm-legend").inner_text()
         # The other map pages are a click away (an operator may also use the PCSO's capture page).
         assert await page.locator(".sm-brand-page").evaluate_all("links => links.map(a => a.pathname)") == [
-            "/maps/coverage", "/maps/hotspots", "/capture"]
+            "/maps/coverage", "/maps/hotspots", "/maps/routes", "/capture"]
         note = page.locator("#sm-synthetic-note")
         assert await note.is_visible() and "synthetic" in (await note.inner_text()).lower()
 

@@ -21,6 +21,9 @@ from pyproj.database import query_utm_crs_info
 from app.ingest.camera_values import parse_number
 
 BNG = 27700
+# The tags of a street that routing reads (app/analysis/routing*.py), kept in street.tags.
+STREET_TAGS = ("opening_hours", "access", "foot", "surface", "tunnel", "covered", "sidewalk")
+PARK_TAGS = ("name", "opening_hours", "access")
 CAMERA_TAGS = ["surveillance", "surveillance:type", "surveillance:zone", "camera:type",
                "camera:direction", "camera:angle", "camera:mount", "direction", "height",
                "est_height", "operator", "name", "revolving"]
@@ -39,9 +42,10 @@ class OsmExtract:
     path: Path
     bounds: tuple[float, float, float, float]  # minlon, minlat, maxlon, maxlat
     srid: int                                  # metric CRS for distances and wedges
-    streets: gpd.GeoDataFrame                  # osm_id, name, highway, lit, geometry (LineString)
+    streets: gpd.GeoDataFrame                  # osm_id, name, highway, lit, tags, geometry (LineString)
     buildings: gpd.GeoDataFrame                # osm_id, name, height_m, levels, geometry (MultiPolygon)
     cameras: list[OsmCamera]
+    parks: gpd.GeoDataFrame | None = None      # osm_id, name, opening_hours, geometry (MultiPolygon)
 
 
 def bundled_helsinki() -> Path:
@@ -83,10 +87,31 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
     return pd.Series([None] * len(frame), index=frame.index, dtype=object)
 
 
+def _tags(frame: pd.DataFrame, keys: tuple[str, ...]) -> list[dict[str, str]]:
+    """The wanted tags of each row: from their own columns where pyrosm made one, else from the
+    JSON of the other tags it keeps in `tags`."""
+    columns = {k: _column(frame, k).tolist() for k in keys}
+    extra = _column(frame, "tags").tolist()
+    out = []
+    for i in range(len(frame)):
+        found: dict[str, str] = {}
+        if isinstance(extra[i], str):
+            try:
+                found = {k: str(v) for k, v in json.loads(extra[i]).items() if k in keys}
+            except ValueError:
+                found = {}
+        for k in keys:
+            v = columns[k][i]
+            if v is not None and not (isinstance(v, float) and math.isnan(v)) and str(v) != "":
+                found[k] = str(v)
+        out.append(found)
+    return out
+
+
 def _streets(osm: pyrosm.OSM) -> gpd.GeoDataFrame:
     net = osm.get_network(network_type="walking")
     if net is None or net.empty:
-        return gpd.GeoDataFrame({"osm_id": [], "name": [], "highway": [], "lit": []},
+        return gpd.GeoDataFrame({"osm_id": [], "name": [], "highway": [], "lit": [], "tags": []},
                                 geometry=[], crs=4326)
     net = net.explode(index_parts=False)
     net = net[net.geometry.geom_type == "LineString"]
@@ -95,7 +120,30 @@ def _streets(osm: pyrosm.OSM) -> gpd.GeoDataFrame:
         "name": _column(net, "name").to_numpy(),
         "highway": _column(net, "highway").to_numpy(),
         "lit": _column(net, "lit").to_numpy(),
+        "tags": _tags(net, STREET_TAGS),
     }, geometry=net.geometry.to_numpy(), crs=4326)
+
+
+def _parks(osm: pyrosm.OSM) -> gpd.GeoDataFrame:
+    """Parks (leisure=park): routing names the paths through them and reads their opening hours."""
+    empty = gpd.GeoDataFrame({"osm_id": [], "name": [], "opening_hours": []}, geometry=[], crs=4326)
+    parks = osm.get_data_by_custom_criteria(custom_filter={"leisure": ["park"]}, filter_type="keep",
+                                            keep_nodes=False, keep_ways=True, keep_relations=True)
+    if parks is None or parks.empty:
+        return empty
+    parks = parks[parks.geometry.geom_type.isin(["Polygon", "MultiPolygon"])]
+    if parks.empty:
+        return empty
+    geoms = shapely.make_valid(parks.geometry.to_numpy())
+    multi = [g if g.geom_type == "MultiPolygon" else shapely.MultiPolygon(
+        [p for p in getattr(g, "geoms", [g]) if p.geom_type == "Polygon"]) for g in geoms]
+    tags = _tags(parks, PARK_TAGS)
+    frame = gpd.GeoDataFrame({
+        "osm_id": parks["id"].astype("int64").to_numpy(),
+        "name": [t.get("name") for t in tags],
+        "opening_hours": [t.get("opening_hours") for t in tags],
+    }, geometry=multi, crs=4326)
+    return frame[~frame.geometry.is_empty]
 
 
 def _buildings(osm: pyrosm.OSM) -> gpd.GeoDataFrame:
@@ -151,7 +199,7 @@ def read_extract(path: Path) -> OsmExtract:
     bounds = (float(min(b[0] for b in boxes)), float(min(b[1] for b in boxes)),
               float(max(b[2] for b in boxes)), float(max(b[3] for b in boxes)))
     return OsmExtract(Path(path), bounds, metric_srid(bounds),
-                      streets, buildings, cameras)
+                      streets, buildings, cameras, _parks(osm))
 
 
 # -- camera tags ------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
-"""`safermap import osm FILE.osm.pbf --partnership SLUG`: streets, buildings and surveillance
-cameras from an OpenStreetMap extract (read with pyrosm, see osm_extract), and the walkable
+"""`safermap import osm FILE.osm.pbf --partnership SLUG`: streets (with the tags routing reads),
+parks, buildings and surveillance cameras from an OpenStreetMap extract (read with pyrosm, see osm_extract), and the walkable
 routable network built from the streets (route_vertex, route_edge; migration 0009). One
 transaction: a failed import leaves the previous one in place.
 
-Re-importing replaces the partnership's OSM streets and buildings (those with an osm_id) and
+Re-importing replaces the partnership's OSM streets, parks and buildings (those with an osm_id) and
 updates OSM cameras by reference ('OSM-<node id>'), so camera ids, statuses and owners set by
 people survive. An OSM camera within 2 m of one of the partnership's own cameras (source other
 than 'osm') is skipped: the partner's record wins.
@@ -11,6 +11,7 @@ than 'osm') is skipped: the partner's record wins.
 The row loaders of app.demo are reused (the same COPY of streets and buildings)."""
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from app.ingest.pg_copy import BUILDING_COLUMNS, STREET_COLUMNS, copy_rows, ewkb
 from app.settings import Settings
 
 OWN_CAMERA_RADIUS_M = 2.0
+PARK_COLUMNS = ["partnership_id", "osm_id", "name", "opening_hours", "geom"]
 
 
 @dataclass
@@ -133,7 +135,12 @@ async def import_osm(settings: Settings, path: Path, slug: str,
     read_s = time.perf_counter() - started
     s, b = extract.streets, extract.buildings
     street_rows = list(zip(s["osm_id"].tolist(), values(s["name"]), values(s["highway"]),
-                           values(s["lit"]), ewkb(s.geometry.to_numpy())))
+                           values(s["lit"]), ewkb(s.geometry.to_numpy()),
+                           [json.dumps(t) for t in s["tags"]] if "tags" in s else ["{}"] * len(s)))
+    parks = extract.parks
+    park_rows = ([] if parks is None or parks.empty else
+                 list(zip(parks["osm_id"].tolist(), values(parks["name"]), values(parks["opening_hours"]),
+                          ewkb(parks.geometry.to_numpy()))))
     building_rows = list(zip(b["osm_id"].tolist(), values(b["name"]), values(b["height_m"]),
                              values(b["levels"]), ewkb(b.geometry.to_numpy())))
     cameras = camera_rows(extract.cameras)
@@ -154,7 +161,9 @@ async def import_osm(settings: Settings, path: Path, slug: str,
                     console.print(f"partnership '{slug}': metric CRS set to EPSG:{srid} for this extract")
             await conn.execute("DELETE FROM street WHERE partnership_id = $1 AND osm_id IS NOT NULL", pid)
             await conn.execute("DELETE FROM building WHERE partnership_id = $1 AND osm_id IS NOT NULL", pid)
-            await copy_rows(conn, "street", STREET_COLUMNS, [(pid, *r) for r in street_rows])
+            await conn.execute("DELETE FROM park WHERE partnership_id = $1 AND osm_id IS NOT NULL", pid)
+            await copy_rows(conn, "street", [*STREET_COLUMNS, "tags"], [(pid, *r) for r in street_rows])
+            await copy_rows(conn, "park", PARK_COLUMNS, [(pid, *r) for r in park_rows])
             await copy_rows(conn, "building", BUILDING_COLUMNS, [(pid, *r) for r in building_rows])
 
             await conn.execute(CAMERA_STAGE)

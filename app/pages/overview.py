@@ -37,6 +37,11 @@ FIELD_LABELS = {
     "month_label": "Month",
     "location_text": "Location",
     "lsoa_name": "Area (LSOA)",
+    "length_m": "Length (m)",
+    "camera_pct": "Under working cameras (%)",
+    "lit_pct": "Lit (%)",
+    "incidents_near": "Incidents within 25 m",
+    "time_of_day": "For",
 }
 EMPTY_TEXT = {"verified_at": "never"}
 GEOMETRY_ORDER = {"polygon": 0, "line": 1, "point": 2}  # drawn bottom to top
@@ -181,6 +186,7 @@ def overview_config(principal: Principal, partnership: str, layers: list[Layer],
         # The other map pages this caller may open (the capture page is for PCSOs and above).
         "pages": [{"title": "CCTV control room", "href": "/maps/coverage"},
                   {"title": "Hotspots for tasking", "href": "/maps/hotspots"},
+                  {"title": "Safe walking routes", "href": "/maps/routes"},
                   *([{"title": "Camera capture (PCSO)", "href": "/capture"}] if at_least(principal.role, "pcso") else [])],
     }
 

@@ -44,6 +44,7 @@ ORDER = (
     "camera_status",         # a camera's status history
     "camera_revision",       # every version of a camera: merges, and deleted cameras known as such
     "coverage_union",        # the union of coverage per grid cell, and incidents outside it
+    "route_safety",          # safety attributes of the walkable network, published routes
     "notify",                # LISTEN/NOTIFY for each process's live memory of callers and versions
 )
 

@@ -4,7 +4,8 @@
 -- Ways are split where they share an OpenStreetMap node (a vertex of two or more walkable ways), not
 -- wherever two lines cross, so a footbridge over a road does not become a junction. Edge ends are
 -- rounded to 1 cm in the partnership's metric CRS to give vertex ids; cost and reverse_cost are the
--- length in metres (walking goes both ways).
+-- length in metres (walking goes both ways). Each edge keeps its metric geometry (geom_m), and its
+-- safety attributes (route_safety.sql) are computed as the network is built.
 
 -- The highway classes a person may walk along (motorways and trunk roads are not among them).
 CREATE OR REPLACE FUNCTION safermap_walkable(highway text) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
@@ -66,14 +67,15 @@ BEGIN
     FROM _route_end;
 
     INSERT INTO route_edge (partnership_id, street_id, source, target, cost, reverse_cost, length_m,
-                            lit, highway, name, geom)
+                            lit, highway, name, geom, geom_m)
     SELECT p_partnership, r.street_id, a.id, b.id, ST_Length(r.gm), ST_Length(r.gm), ST_Length(r.gm),
-           s.lit, s.highway, s.name, r.geom
+           s.lit, s.highway, s.name, r.geom, r.gm
     FROM _route_piece r
     JOIN street s ON s.id = r.street_id
     JOIN _route_end a ON a.x = r.sx AND a.y = r.sy
     JOIN _route_end b ON b.x = r.ex AND b.y = r.ey;
     GET DIAGNOSTICS n = ROW_COUNT;
     DROP TABLE _route_piece, _route_end;
+    PERFORM safermap_refresh_route_safety(p_partnership);
     RETURN n;
 END $$;
