@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from urllib.parse import urlencode, urlsplit
 
+from tests.factories import CHROMIUM_ARGS
 from tests.route_scenes import at, streets
-from tests.test_overview_page import CHROMIUM_ARGS, chromium_path  # noqa: F401  (fixture)
 
 LADDER = [
     ("South Street", "residential", "no", [(0, 0), (200, 0), (400, 0)]),
