@@ -147,8 +147,10 @@ async def drag_handle(page, towards: tuple[float, float]) -> None:
     await drag(page, start, (cx + towards[0], cy + towards[1]))
 
 
-async def outbox_count(page) -> int:
-    return await page.evaluate("saferCapture.outbox.list().then(l => l.length)")
+async def wait_outbox(page, count: int) -> None:
+    """Until the outbox holds `count` entries: a save is written to IndexedDB after its click returns."""
+    await page.wait_for_function(f"() => saferCapture.outbox.list().then(l => l.length === {count})",
+                                 polling=100, timeout=20000)
 
 
 async def wait_sent(page, count: int) -> None:
@@ -233,11 +235,11 @@ async def test_tablet_adds_turns_works_offline_and_never_duplicates(live_server,
         # 3. Two more cameras and a verification, all waiting in the outbox.
         await add_here(page, at=ll(140, 100), notes="Above the chemist's door")
         await add_here(page, at=ll(100, 150))
-        assert await outbox_count(page) == 2
+        await wait_outbox(page, 2)
         await page.locator("#cap-tab-nearby-button").click()
         item = page.locator(f'#cap-nearby li[data-camera="{first["id"]}"]')
         await item.get_by_role("button", name="Verified").click()
-        assert await outbox_count(page) == 3
+        await wait_outbox(page, 3)
         await page.locator("#cap-outbox-button").click()
         summary = await page.locator("#cap-outbox-summary").inner_text()
         assert summary.startswith("3 entries wait") and "oldest" in summary
@@ -329,7 +331,7 @@ async def test_phone_conflict_photo_refusal_and_a_poor_fix(live_server, make_cal
         assert "±40 m" in await warning.inner_text() and "25 m" in await warning.inner_text()
         await page.locator("#cap-save").click()
         assert "Confirm the position" in await page.locator("#cap-form-message").inner_text()
-        assert await outbox_count(page) == 0
+        await wait_outbox(page, 0)
         await page.mouse.click(*await screen(page, *reversed(ll(100, 130))))
         assert await warning.is_hidden()
         assert await page.evaluate("saferCapture.form.draft.accuracy") < 10  # a fingertip at this zoom
@@ -393,7 +395,7 @@ async def test_phone_conflict_photo_refusal_and_a_poor_fix(live_server, make_cal
         await page.locator("#cap-sign-in").wait_for(timeout=15000)
         assert await page.locator("#cap-sign-in-link").get_attribute("href") == "/sign-in?next=/capture"
         assert "sign in again" in (await page.locator("#cap-alert").inner_text()).lower()
-        assert await outbox_count(page) == 1
+        await wait_outbox(page, 1)
         assert (await context.request.post(f"{live_server}/auth/session", headers=pcso.headers)).status == 204
         await page.locator("#cap-send").click()
         await wait_sent(page, 4)

@@ -359,7 +359,7 @@ async def list_cameras(
     radius_m: Annotated[float, Query(gt=0, le=NEAR_MAX_M, description=f"with near; at most {NEAR_MAX_M}")] = 300,
     status: Annotated[str | None, Query(description="comma-separated statuses")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"at most {MAX_LIMIT}")] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> dict:
     where: list[ColumnElement[bool]] = [Camera.partnership_id == principal.partnership_id]
     box = parse_bbox(bbox)

@@ -153,7 +153,7 @@ async def list_incidents(
     period: PeriodDep, categories: CategoriesDep,
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (WGS84)")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"at most {MAX_LIMIT}")] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     after: Annotated[int | None, Query(description="keyset paging: incidents with id above this "
                                                    "(the `next` link uses it)")] = None,
     count: Annotated[str, Query(pattern="^(capped|exact)$",
@@ -290,7 +290,7 @@ async def _judge_running(session: AsyncSession, rows: Sequence[Any]) -> Sequence
 async def list_imports(
     session: SessionDep, principal: Analyst,
     limit: Annotated[int, Query(ge=1, le=MAX_IMPORTS_LIMIT, description=f"at most {MAX_IMPORTS_LIMIT}")] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> dict:
     """Your partnership's imports: status (running, loaded, failed, refused, cancelled, interrupted),
     counts, and the rejected rows with their line numbers (at most 1,000 listed per run;
