@@ -106,6 +106,9 @@
           if (this.paused) break;
           const stuck = new Set();   // local cameras whose create has not gone through
           for (const e of await this.list()) {
+            // Oldest first, strictly: an older entry still pausing between retries holds back the
+            // newer ones (their retry pauses are jittered, so a newer one may come due sooner).
+            if (e.state === "waiting" && !now && e.nextTry && e.nextTry > Date.now()) break;
             const waiting = e.state === "waiting" && (now || !e.nextTry || e.nextTry <= Date.now());
             const id = e.kind === "create" ? null : e.cameraId || this.ids[e.local];
             if (!waiting || (e.kind !== "create" && !id) || (e.local && stuck.has(e.local) && !id)) {
@@ -128,8 +131,9 @@
     async schedule() {
       clearTimeout(this.timer);
       if (this.paused) return;
-      const due = (await this.list()).filter((e) => e.state === "waiting" && e.nextTry).map((e) => e.nextTry);
-      if (due.length) this.timer = setTimeout(() => this.flush(), Math.max(250, Math.min(...due) - Date.now()));
+      // The oldest waiting entry goes first (flush holds the rest behind it), so its pause decides.
+      const next = (await this.list()).find((e) => e.state === "waiting" && e.nextTry);
+      if (next) this.timer = setTimeout(() => this.flush(), Math.max(250, next.nextTry - Date.now()));
     }
 
     request(e, id) {
