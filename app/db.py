@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import event
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 
@@ -67,7 +68,7 @@ async def server_limits(settings: Settings) -> tuple[int, int] | None:
 
 def make_engine(settings: Settings, plan: PoolPlan | None = None) -> AsyncEngine:
     plan = plan or PoolPlan(settings.pool_size, settings.max_overflow)
-    return create_async_engine(
+    engine = create_async_engine(
         settings.resolved_database_url(),
         pool_size=plan.size,
         max_overflow=plan.overflow,
@@ -79,6 +80,28 @@ def make_engine(settings: Settings, plan: PoolPlan | None = None) -> AsyncEngine
         pool_recycle=3600,
         connect_args={"server_settings": server_settings(settings)},
     )
+    event.listen(engine.sync_engine, "handle_error", discard_after_client_side_error)
+    return engine
+
+
+def failed_in_driver(exc: BaseException | None) -> bool:
+    """True when asyncpg refused a statement itself (an argument it could not encode, a protocol
+    misuse) rather than the server answering with an error. asyncpg prepares with Parse/Describe/
+    Flush, so by then the server holds an implicit transaction, and the locks of the statement's
+    tables, until the next Sync, which such a failure never sends. Errors from the server carry
+    a severity; asyncpg's own do not."""
+    cause = exc.__cause__ if exc is not None else None
+    if isinstance(cause, asyncpg.InterfaceError):
+        return True
+    return isinstance(cause, asyncpg.PostgresError) and getattr(cause, "severity", None) is None
+
+
+def discard_after_client_side_error(context: ExceptionContext) -> None:
+    """Close the connection instead of returning it to the pool half-way through a statement (see
+    failed_in_driver); only that connection, not the whole pool."""
+    if failed_in_driver(context.original_exception):
+        context.is_disconnect = True
+        context.invalidate_pool_on_disconnect = False
 
 
 def server_settings(settings: Settings, application_name: str = "safermap") -> dict[str, str]:

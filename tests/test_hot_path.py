@@ -444,3 +444,23 @@ def test_serve_runs_one_worker_per_core_by_default(monkeypatch):
     assert result.exit_code == 0, result.output
     assert seen["workers"] == (os.cpu_count() or 1) and seen["loop"] == "asyncio"
     assert os.environ["SAFERMAP_WORKERS"] == str(os.cpu_count() or 1)
+
+
+# -- a statement the driver refuses ------------------------------------------------------------------
+
+@pytest.mark.parametrize("maker", ["read_sessionmaker", "sessionmaker"])
+async def test_a_statement_the_driver_refuses_leaves_no_lock_behind(app, database_url, maker):
+    """asyncpg parses a statement before it encodes the arguments; one it cannot encode used to
+    leave the pooled connection mid-statement, holding the table's lock until its next use, so a
+    TRUNCATE or a migration waited on an idle pool."""
+    async with getattr(app.state, maker)() as session:
+        with pytest.raises(Exception, match="out of int64 range"):
+            await session.execute(text("SELECT id FROM partnership OFFSET :o"), {"o": 2**70})
+    with psycopg.connect(database_url, autocommit=True) as owner:
+        owner.execute("SET lock_timeout = '2s'")
+        owner.execute("BEGIN")
+        owner.execute("LOCK TABLE partnership IN ACCESS EXCLUSIVE MODE")  # fails if a lock was left
+        owner.execute("ROLLBACK")
+        left = owner.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                             "AND application_name = 'safermap' AND state <> 'idle'").fetchone()
+    assert left == (0,)
