@@ -416,21 +416,26 @@ class ImportRun(Base):
 
 class Incident(Base):
     """No foreign keys on purpose (migrations 0003, 0008): checking them cost seconds per million
-    rows of a bulk load. A data set's deletion removes its incidents by a statement trigger."""
+    rows of a bulk load. A data set's deletion removes its incidents by a statement trigger.
+
+    Partitioned by data set and month (migration 0018; app/sql/incident_partitions.sql): an import
+    loads a month into a table of its own and swaps it in. The partitions are not modelled (see
+    PARTITION_PREFIXES). A key must hold the partition key, hence (id, dataset_id, month)."""
     __tablename__ = "incident"
     __table_args__ = (
         _gist("incident_geom_idx", "geom"),
         _gist("incident_geom_anon_idx", "geom_anon"),
         Index("incident_dataset_month_idx", "dataset_id", "month"),
         Index("incident_partnership_month_idx", "partnership_id", "month"),
+        {"postgresql_partition_by": "RANGE (dataset_id, month)"},
     )
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     partnership_id: Mapped[int]
-    dataset_id: Mapped[int]
+    dataset_id: Mapped[int] = mapped_column(primary_key=True)
     import_run_id: Mapped[int | None]
     external_ref: Mapped[str | None]  # police.uk Crime ID; empty for anti-social behaviour
     category: Mapped[str]
-    month: Mapped[date]  # first day of the month
+    month: Mapped[date] = mapped_column(primary_key=True)  # first day of the month
     occurred_at: Mapped[datetime | None]
     geom: Mapped[WKBElement | None] = mapped_column(_geom("POINT"))  # NULL: kept, not mapped
     location_text: Mapped[str | None]
@@ -740,6 +745,9 @@ EXTENSION_TABLES = frozenset({
 EXTENSION_SCHEMAS = frozenset({"tiger", "tiger_data", "topology"})
 # Views (Alembic does not reflect them, but should anyone ask it to): the catalog's layer views.
 VIEW_PREFIX = "layer_"
+# Partitions of incident (one per data set-month, and the default) and an import's tables to be
+# attached as such (migration 0018): the partitioned table is modelled, they are not.
+PARTITION_PREFIXES = ("incident_p_", "incident_load_")
 
 
 def include_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
@@ -747,7 +755,7 @@ def include_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> 
     if type_ == "schema":
         return name not in EXTENSION_SCHEMAS
     if type_ == "table":
-        return (name not in EXTENSION_TABLES and not (name or "").startswith(VIEW_PREFIX)
+        return (name not in EXTENSION_TABLES and not (name or "").startswith((VIEW_PREFIX, *PARTITION_PREFIXES))
                 and parent_names.get("schema_name") not in EXTENSION_SCHEMAS)
     return True
 

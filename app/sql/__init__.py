@@ -45,6 +45,7 @@ ORDER = (
     "camera_revision",       # every version of a camera: merges, and deleted cameras known as such
     "coverage_union",        # the union of coverage per grid cell, and incidents outside it
     "route_safety",          # safety attributes of the walkable network, published routes
+    "incident_partitions",   # an import swaps in a whole data set-month (partitions of incident)
     "notify",                # LISTEN/NOTIFY for each process's live memory of callers and versions
 )
 
