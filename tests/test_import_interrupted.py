@@ -184,10 +184,11 @@ COMMIT_LOCK = 0x5AFE01
 SLOW_COMMIT = f"""
     CREATE FUNCTION test_commit_waits() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN PERFORM pg_advisory_xact_lock({COMMIT_LOCK}); RETURN NULL; END $$;
-    CREATE CONSTRAINT TRIGGER test_commit_waits AFTER INSERT ON incident
-        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_commit_waits();
-"""
-FAST_COMMIT = "DROP TRIGGER IF EXISTS test_commit_waits ON incident; DROP FUNCTION IF EXISTS test_commit_waits()"
+    CREATE CONSTRAINT TRIGGER test_commit_waits AFTER INSERT ON audit_event
+        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.action = 'import.police-uk')
+        EXECUTE FUNCTION test_commit_waits();
+"""  # (on the import's audit row, written in its transaction: incidents arrive by ATTACH, no INSERT)
+FAST_COMMIT = "DROP TRIGGER IF EXISTS test_commit_waits ON audit_event; DROP FUNCTION IF EXISTS test_commit_waits()"
 COMMIT_WAITING = f"""
     SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
     WHERE l.locktype = 'advisory' AND NOT l.granted AND l.objid = {COMMIT_LOCK}

@@ -48,7 +48,9 @@ def quiet() -> Console:
 
 
 async def counts(db, pid: int, month: date = date(2024, 1, 1)) -> dict:
-    return dict((await db.execute(INCIDENT_COUNTS, {"p": pid, "m": month})).one()._mapping)
+    result = dict((await db.execute(INCIDENT_COUNTS, {"p": pid, "m": month})).one()._mapping)
+    await db.commit()  # an open transaction that read incident would hold off the next import's swap
+    return result
 
 
 # -- the pure parser --------------------------------------------------------------------------------
@@ -182,17 +184,29 @@ async def test_a_failure_mid_load_leaves_the_old_month_whole(settings, db, datab
     rows += rows[:500]
     big = tmp_path / "2024-01-test-constabulary-street.csv"
     big.write_text(HEADER + "\n" + "\n".join(rows) + "\n")
+    # The import loads a month into a table of its own (incident_load_*, made by the import and
+    # attached to incident at the end): an event trigger puts the refusing trigger on each one.
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("""
             CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN RAISE EXCEPTION 'could not extend file: No space left on device'; END $$;
-            CREATE TRIGGER test_refuse BEFORE INSERT ON incident FOR EACH ROW
-                WHEN (NEW.category = 'Explode') EXECUTE FUNCTION test_refuse();""")
+            CREATE FUNCTION test_refuse_loads() RETURNS event_trigger LANGUAGE plpgsql AS $$
+            DECLARE r record;
+            BEGIN
+                FOR r IN SELECT object_identity FROM pg_event_trigger_ddl_commands()
+                         WHERE command_tag = 'CREATE TABLE' AND object_identity LIKE 'public.incident\\_load\\_%' LOOP
+                    EXECUTE format('CREATE TRIGGER test_refuse BEFORE INSERT ON %s FOR EACH ROW '
+                                   'WHEN (NEW.category = ''Explode'') EXECUTE FUNCTION test_refuse()', r.object_identity);
+                END LOOP;
+            END $$;
+            CREATE EVENT TRIGGER test_refuse_loads ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
+                EXECUTE FUNCTION test_refuse_loads();""")
     try:
         assert await import_paths(settings, [big], "test-csp", quiet()) is False
     finally:
         with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute("DROP TRIGGER test_refuse ON incident; DROP FUNCTION test_refuse()")
+            conn.execute("DROP EVENT TRIGGER test_refuse_loads; DROP FUNCTION test_refuse_loads(); "
+                         "DROP FUNCTION test_refuse()")
     assert await counts(db, pid) == {"total": 9, "mapped": 8, "asb": 3, "asb_no_ref": 3, "points": 2}
     run = (await db.execute(RUNS)).all()[-1]
     assert (run.status, run.rows_total, run.rows_loaded) == ("failed", 2000, 0)

@@ -1,9 +1,12 @@
 """Import police.uk street-level crime CSVs (`safermap import police-uk`).
 
 Each file is one import_run. Its rows are parsed (app.ingest.police_uk_parse) while they stream
-through COPY into a temporary staging table; then, in the same transaction, every force-month
-present in the file is deleted and inserted again from the staging table. A republished month
-therefore replaces the old one whole, and a failure at any point leaves the old one untouched.
+through COPY into a temporary staging table; then, in the same transaction, each force-month present
+in the file is written from the staging table into a table of its own, with no index and no trigger
+(incident is partitioned by data set and month, migration 0018), its indexes are built, and at the
+very end all of them are swapped in for the old months at once (app/sql/incident_partitions.sql).
+A republished month therefore replaces the old one whole, a failure at any point leaves the old one
+untouched, and readers see the old month or the new one and wait only for the moment of the swap.
 The import_run row is written outside that transaction, on a connection of its own that holds the
 run's advisory lock (app.ingest.run_record), so that a failed, refused, cancelled or killed import
 is still on record and never left 'running'.
@@ -78,27 +81,34 @@ DATASET_ENSURE = """
     VALUES ($1, $2, $3, $4, 'police_uk')
     ON CONFLICT (partnership_id, source_key) DO NOTHING
 """
-# The row lock serialises concurrent imports of one force, so two of them never both insert a month.
+# The row lock serialises concurrent imports of one force, so two of them never both load a month.
 DATASET_LOCK = "SELECT id FROM dataset WHERE partnership_id = $1 AND source_key = $2 FOR UPDATE"
-DELETE_MONTHS = "DELETE FROM incident WHERE dataset_id = $1 AND month = ANY($2::date[])"
-# Each incident gets its anonymous location (sanitised sharing, migration 0006) as it is written:
-# computed once per distinct point (police.uk points are shared by thousands of incidents), so the
-# incident trigger has nothing left to do and no row is written twice.
-INSERT_INCIDENTS = f"""
+# Incidents a force's months hold now (partition and default), for the run's message. Read on the
+# run connection: a lock on incident held by the data transaction until its swap could deadlock two
+# imports that both then ask for ACCESS EXCLUSIVE (see app/sql/incident_partitions.sql).
+COUNT_MONTHS = "SELECT count(*) FROM incident WHERE dataset_id = $1 AND month = ANY($2::date[])"
+LOAD_CLEANUP = "SELECT safermap_incident_load_cleanup()"
+LOAD_TABLE = "SELECT safermap_incident_load_table($1, $2, $3)"
+LOAD_INDEX = "SELECT safermap_incident_load_index($1, $2, $3)"
+MONTH_SWAP = "SELECT safermap_incident_month_swap($1, $2, $3::int[], $4::date[])"
+# One force-month into its load table. Each incident gets its anonymous location (sanitised sharing,
+# migration 0006) as it is written: computed once per distinct point (police.uk points are shared by
+# thousands of incidents), so no row is written twice.
+INSERT_LOAD = f"""
     WITH pts AS MATERIALIZED (
-        SELECT DISTINCT s.lon, s.lat FROM {STAGE_TABLE} s WHERE s.lon IS NOT NULL AND s.lat IS NOT NULL
+        SELECT DISTINCT s.lon, s.lat FROM {STAGE_TABLE} s
+        WHERE s.force = $3 AND s.month = $4 AND s.lon IS NOT NULL AND s.lat IS NOT NULL
     ), anon AS MATERIALIZED (
         SELECT p.lon, p.lat, l.anon_point_id, l.geom_anon
         FROM pts p CROSS JOIN LATERAL safermap_anon_location($1, ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326)) AS l
     )
-    INSERT INTO incident (partnership_id, dataset_id, import_run_id, external_ref, category, month, geom,
+    INSERT INTO {{table}} (partnership_id, dataset_id, import_run_id, external_ref, category, month, geom,
                           location_text, lsoa_code, lsoa_name, outcome, context, geom_anon, anon_point_id)
-    SELECT $1, f.dataset_id, $2, s.external_ref, s.category, s.month,
-           ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326),
+    SELECT $1, $5, $2, s.external_ref, s.category, s.month, ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326),
            s.location_text, s.lsoa_code, s.lsoa_name, s.outcome, s.context, a.geom_anon, a.anon_point_id
     FROM {STAGE_TABLE} s
-    JOIN unnest($3::text[], $4::int[]) AS f(force, dataset_id) ON f.force = s.force
     LEFT JOIN anon a ON a.lon = s.lon AND a.lat = s.lat
+    WHERE s.force = $3 AND s.month = $4
 """
 
 
@@ -169,34 +179,48 @@ def _tracked(records: Iterable[Record], stats: ParseStats, progress: Progress, t
     progress.update(task, completed=raw.tell(), rows=stats.total)
 
 
-def _count(status: str) -> int:
-    """'DELETE 42' -> 42."""
-    return int(status.rsplit(" ", 1)[-1])
-
-
 def _month_list(months: Iterable[date]) -> str:
     return ", ".join(sorted(m.strftime("%Y-%m") for m in months))
 
 
-async def _replace(conn: asyncpg.Connection, partnership_id: int, run_id: int, stats: ParseStats) -> list[str]:
-    """Delete then insert every force-month the staging table holds; return what was done, in words."""
+@dataclass
+class Loaded:
+    """The force-months loaded into tables of their own, waiting to be swapped in, and in words."""
+    dataset_ids: list[int]
+    months: list[date]
+    notes: list[str]
+
+
+async def _load(conn: asyncpg.Connection, runs: RunRecorder, partnership_id: int, run_id: int,
+                stats: ParseStats) -> Loaded:
+    """Write every force-month the staging table holds into a load table and index it."""
     by_force: dict[str, list[date]] = {}
     for force, month in stats.force_months:
         by_force.setdefault(force, []).append(month)
-    forces, dataset_ids, notes = [], [], []
+    loaded = Loaded([], [], [])
     for force in sorted(by_force):
         await conn.execute(AGENCY_ENSURE, partnership_id, force)
         agency_id = await conn.fetchval(AGENCY_ID, partnership_id, force)
         key = f"police-uk:{slugify(force)}"
         await conn.execute(DATASET_ENSURE, partnership_id, agency_id, key, f"police.uk: {force}")
         dataset_id = await conn.fetchval(DATASET_LOCK, partnership_id, key)
-        deleted = _count(await conn.execute(DELETE_MONTHS, dataset_id, by_force[force]))
-        forces.append(force)
-        dataset_ids.append(dataset_id)
-        notes.append(f"{force} {_month_list(by_force[force])}"
-                     + (f" (replaced {deleted:,} earlier incidents)" if deleted else ""))
-    await conn.execute(INSERT_INCIDENTS, partnership_id, run_id, forces, dataset_ids)
-    return notes
+        months = sorted(by_force[force])
+        for month in months:
+            table = await conn.fetchval(LOAD_TABLE, run_id, dataset_id, month)
+            await conn.execute(INSERT_LOAD.format(table=_quoted(table)), partnership_id, run_id, force, month,
+                               dataset_id)
+            loaded.dataset_ids.append(dataset_id)
+            loaded.months.append(month)
+        replaced = await runs.conn.fetchval(COUNT_MONTHS, dataset_id, months)
+        loaded.notes.append(f"{force} {_month_list(months)}"
+                            + (f" (replaced {replaced:,} earlier incidents)" if replaced else ""))
+    for dataset_id, month in zip(loaded.dataset_ids, loaded.months):
+        await conn.execute(LOAD_INDEX, run_id, dataset_id, month)
+    return loaded
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 async def _stage(conn: asyncpg.Connection, runs: RunRecorder, run_id: int, records: Iterator[Record],
@@ -227,13 +251,17 @@ async def load_file(conn: asyncpg.Connection, runs: RunRecorder, partnership_id:
             with path.open(encoding="utf-8-sig", newline="") as f:
                 records = _tracked(parse(f, stats), stats, progress, task, f.buffer)
                 await _stage(conn, runs, run_id, records, stats)
-            progress.update(task, description=f"{path.name}: replacing months")
-            notes = await _replace(conn, partnership_id, run_id, stats) if stats.force_months else []
+            progress.update(task, description=f"{path.name}: loading and indexing months")
+            loaded = await _load(conn, runs, partnership_id, run_id, stats)
+            notes = loaded.notes
             # In the same transaction: the trail records an import exactly when it happened.
             await audit.record_raw(conn, "import.police-uk", partnership_id=partnership_id,
                                    target=f"import_run/{run_id}", principal_name="safermap CLI",
                                    detail={"file": path.name, "rows_loaded": stats.loaded,
                                            "rows_rejected": stats.rejected, "months": notes})
+            if loaded.months:  # last: from here to the COMMIT readers of incident wait
+                progress.update(task, description=f"{path.name}: replacing months")
+                await conn.fetchval(MONTH_SWAP, partnership_id, run_id, loaded.dataset_ids, loaded.months)
         except asyncio.CancelledError:
             # The connection may be mid-COPY, unfit for a ROLLBACK; dropping it rolls back just as well.
             conn.terminate()
@@ -290,6 +318,7 @@ async def import_paths(settings: Settings, paths: list[Path], partnership_slug: 
     files, skipped = find_files([Path(p) for p in paths])
     async with raw_connection(settings) as conn, run_recorder(settings) as runs:
         await conn.execute(SESSION_SETUP)
+        await conn.execute(LOAD_CLEANUP)  # load tables of an import that ended half-way (none, normally)
         partnership_id = await conn.fetchval(PARTNERSHIP_ID, partnership_slug)
         if partnership_id is None:
             raise ImportRefused(f"No partnership '{partnership_slug}'. "

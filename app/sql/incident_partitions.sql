@@ -84,10 +84,12 @@ CREATE OR REPLACE FUNCTION safermap_incident_month_swap(p_partnership integer, p
 RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     wait     text := current_setting('lock_timeout');
-    tries    integer := 0;
+    give_up  timestamptz := clock_timestamp() + interval '60 seconds';
     i        integer;
     m        date;
     part     text;
+    load     text;
+    idx      text;
     n        bigint;
     deleted  bigint := 0;
 BEGIN
@@ -99,9 +101,9 @@ BEGIN
             LOCK TABLE incident IN ACCESS EXCLUSIVE MODE;
             EXIT;
         EXCEPTION WHEN lock_not_available THEN
-            tries := tries + 1;
-            IF tries >= 3000 THEN
-                RAISE EXCEPTION 'incident stayed busy for minutes: gave up replacing the months'
+            -- (an open transaction that has read incident, even idle, holds the swap off)
+            IF clock_timestamp() > give_up THEN
+                RAISE EXCEPTION 'incident stayed in use for a minute: gave up replacing the months'
                     USING ERRCODE = 'lock_not_available';
             END IF;
             PERFORM pg_sleep(0.02 + random() * 0.08);
@@ -124,7 +126,13 @@ BEGIN
                        p_datasets[i], (m + interval '1 month')::date);
         EXECUTE format('ALTER TABLE %I DROP CONSTRAINT incident_load_bound',
                        safermap_incident_load_name(p_run, p_datasets[i], m));
-        EXECUTE format('ALTER TABLE %I RENAME TO %I', safermap_incident_load_name(p_run, p_datasets[i], m), part);
+        load := safermap_incident_load_name(p_run, p_datasets[i], m);
+        EXECUTE format('ALTER TABLE %I RENAME TO %I', load, part);
+        -- its indexes too (a constraint's with it): the next load of this month reuses no name
+        FOR idx IN SELECT c.relname FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+                   WHERE x.indrelid = format('public.%I', part)::regclass LOOP
+            EXECUTE format('ALTER INDEX %I RENAME TO %I', idx, part || substr(idx, length(load) + 1));
+        END LOOP;
     END LOOP;
 
     -- What incident_version_* and incident_route_* do for a statement (versions.sql, route_safety.sql):
