@@ -121,10 +121,6 @@ def parse(lines: Iterable[str], stats: ParseStats) -> Iterator[Record]:
         raise NotPoliceUk(f"not a readable CSV: {e}") from e
     cols = check_header(header)
     width = len(header)
-    i_ref, i_month, i_by, i_within = cols["Crime ID"], cols["Month"], cols["Reported by"], cols.get("Falls within")
-    i_lon, i_lat, i_loc, i_type = cols["Longitude"], cols["Latitude"], cols["Location"], cols["Crime type"]
-    i_code, i_name = cols.get("LSOA code"), cols.get("LSOA name")
-    i_out, i_ctx = cols["Last outcome category"], cols.get("Context")
     months: dict[str, date] = {}
     force_months = stats.force_months
     line = reader.line_num + 1  # physical line where the next record starts
@@ -145,27 +141,32 @@ def parse(lines: Iterable[str], stats: ParseStats) -> Iterator[Record]:
             stats.reject(start, f"expected {width} fields, found {len(row)}")
             continue
         try:
-            month = _month(row[i_month], months)
-            lon, lat = _coords(row[i_lon].strip(), row[i_lat].strip())
+            rec = record(row, cols, months)
         except ValueError as e:
             stats.reject(start, str(e))
             continue
-        category = row[i_type].strip()
-        if not category:
-            stats.reject(start, "missing Crime type")
-            continue
-        force = row[i_by].strip() or (row[i_within].strip() if i_within is not None else "")
-        if not force:
-            stats.reject(start, "missing Reported by (the force)")
-            continue
-        if "\x00" in "".join(row):  # PostgreSQL text cannot hold NUL: a corrupt row, not a failed file
-            stats.reject(start, "contains a NUL byte")
-            continue
-        force_months.add((force, month))
-        yield (force, row[i_ref] or None, category, month, lon, lat, row[i_loc] or None,
-               (row[i_code] or None) if i_code is not None else None,
-               (row[i_name] or None) if i_name is not None else None,
-               row[i_out] or None, (row[i_ctx] or None) if i_ctx is not None else None)
+        force_months.add((rec[0], rec[3]))
+        yield rec
+
+
+def record(row: list[str], cols: dict[str, int], months: dict[str, date]) -> Record:
+    """The Record of one row of the header's width, or ValueError saying why it is rejected."""
+    i_within, i_code, i_name, i_ctx = cols.get("Falls within"), cols.get("LSOA code"), cols.get("LSOA name"), \
+        cols.get("Context")
+    month = _month(row[cols["Month"]], months)
+    lon, lat = _coords(row[cols["Longitude"]].strip(), row[cols["Latitude"]].strip())
+    category = row[cols["Crime type"]].strip()
+    if not category:
+        raise ValueError("missing Crime type")
+    force = row[cols["Reported by"]].strip() or (row[i_within].strip() if i_within is not None else "")
+    if not force:
+        raise ValueError("missing Reported by (the force)")
+    if "\x00" in "".join(row):  # PostgreSQL text cannot hold NUL: a corrupt row, not a failed file
+        raise ValueError("contains a NUL byte")
+    return (force, row[cols["Crime ID"]] or None, category, month, lon, lat, row[cols["Location"]] or None,
+            (row[i_code] or None) if i_code is not None else None,
+            (row[i_name] or None) if i_name is not None else None,
+            row[cols["Last outcome category"]] or None, (row[i_ctx] or None) if i_ctx is not None else None)
 
 
 def slugify(name: str) -> str:

@@ -1,0 +1,100 @@
+"""Staging by COPY (app.ingest.police_uk_copy) gives what the Python parser gives: the same rows and
+the same rejects with the same line numbers, or steps aside for files only the parser can read."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from app.ingest import police_uk_copy
+from app.ingest.police_uk import STAGE_COLUMNS, STAGE_CREATE, STAGE_TABLE
+from app.ingest.police_uk_parse import ParseStats, parse
+from app.settings import to_libpq_url
+
+HEADER = ("Crime ID,Month,Reported by,Falls within,Longitude,Latitude,Location,LSOA code,LSOA name,"
+          "Crime type,Last outcome category,Context")
+GOOD = "a1,2024-01,Test Constabulary,Test Constabulary,-2.242600,53.480800,On or near X,E01,Man 001A,Burglary,,"
+ODD_BUT_GOOD = [
+    ",2024-01,Test Constabulary,Test Constabulary,,,No location,,,Anti-social behaviour,,",
+    "b2, 2024-01 ,Test Constabulary,Test Constabulary, -2.2 , 53.4 ,On or near Y,,,Drugs ,Under investigation,",
+    "c3,2024-01,,Falls Within Police,1e-3,5e1,On or near Z,,,Robbery,,a note",
+    'd4,2024-02,Test Constabulary,Test Constabulary,-2.2,53.4,"On or near ""Quoted"", Street",,,Other theft,,',
+    "e5,2024-01,Test Constabulary ,Test Constabulary,-180,-90,On or near W,,,Shoplifting,,",
+]
+REJECTED = [
+    "f6,2024-13,Test Constabulary,Test Constabulary,-2.2,53.4,X,,,Drugs,,",
+    "g7,Jan 2024,Test Constabulary,Test Constabulary,-2.2,53.4,X,,,Drugs,,",
+    "h8,2024-01,Test Constabulary,Test Constabulary,-2.2,95.0,X,,,Drugs,,",
+    "i9,2024-01,Test Constabulary,Test Constabulary,abc,53.4,X,,,Drugs,,",
+    "j0,2024-01,Test Constabulary,Test Constabulary,-2.2,,X,,,Drugs,,",
+    "k1,2024-01,Test Constabulary,Test Constabulary,nan,53.4,X,,,Drugs,,",
+    "l2,2024-01,Test Constabulary,Test Constabulary,-2.2,53.4,X,,, ,,",
+    "m3,2024-01, , ,-2.2,53.4,X,,,Drugs,,",
+    "n4,1899-12,Test Constabulary,Test Constabulary,-2.2,53.4,X,,,Drugs,,",
+]
+
+
+@pytest.fixture
+async def conn(database_url):
+    c = await asyncpg.connect(to_libpq_url(database_url))
+    yield c
+    await c.close()
+
+
+async def nothing(done: int, lines: int) -> None:
+    pass
+
+
+async def staged(conn: asyncpg.Connection) -> list[tuple]:
+    rows = await conn.fetch(f"SELECT {', '.join(STAGE_COLUMNS)} FROM {STAGE_TABLE}")
+    return sorted((tuple(r) for r in rows), key=repr)
+
+
+async def both_ways(conn: asyncpg.Connection, path: Path) -> tuple[bool, tuple, tuple]:
+    """(whether COPY applied, its (rows, stats), the parser's (rows, stats))."""
+    async with conn.transaction():
+        await conn.execute(STAGE_CREATE)
+        by_copy = ParseStats()
+        applied = await police_uk_copy.stage(conn, path, by_copy, nothing)
+        copy_rows = await staged(conn)
+        await conn.execute(f"DROP TABLE {STAGE_TABLE}")
+    by_parse = ParseStats()
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        parse_rows = sorted(parse(f, by_parse), key=repr)
+    return applied, (copy_rows, by_copy), (parse_rows, by_parse)
+
+
+def summary(stats: ParseStats) -> tuple:
+    return stats.total, stats.rejected, stats.rejects, stats.force_months
+
+
+async def test_copy_stages_what_the_parser_would_with_the_same_rejects(conn, tmp_path):
+    path = tmp_path / "2024-01-test-constabulary-street.csv"
+    lines = [GOOD] * 3 + ODD_BUT_GOOD + REJECTED + [GOOD]
+    path.write_text("\ufeff" + HEADER + "\r\n" + "\r\n".join(lines) + "\r\n", encoding="utf-8")
+    applied, (copy_rows, by_copy), (parse_rows, by_parse) = await both_ways(conn, path)
+    assert applied
+    assert copy_rows == parse_rows and len(copy_rows) == 4 + len(ODD_BUT_GOOD)
+    assert summary(by_copy) == summary(by_parse)
+    assert [r["line"] for r in by_copy.rejects] == list(range(10, 10 + len(REJECTED)))
+
+
+@pytest.mark.parametrize("body", [
+    GOOD + "\n" + GOOD.rsplit(",", 2)[0] + "\n",  # a record two fields short
+    GOOD + "\n\n" + GOOD + "\n",  # a blank line
+    GOOD + '\n"a\nb",2024-01,T,T,-2.2,53.4,X,,,Drugs,,\n',  # a line break inside a field
+    GOOD + "\nx\x00,2024-01,T,T,-2.2,53.4,X,,,Drugs,,\n",  # a NUL byte
+    'x,2024-01,T,T,-2.2,53.4,"unterminated,,,Drugs,,\n',
+])
+async def test_copy_steps_aside_for_what_only_the_parser_reads(conn, tmp_path, body):
+    path = tmp_path / "2024-01-test-constabulary-street.csv"
+    path.write_text(HEADER + "\n" + body, encoding="utf-8")
+    applied, (copy_rows, by_copy), _ = await both_ways(conn, path)
+    assert not applied and copy_rows == [] and summary(by_copy) == summary(ParseStats())
+
+
+async def test_another_header_is_left_to_the_parser(conn, tmp_path):
+    path = tmp_path / "2024-01-test-constabulary-street.csv"
+    path.write_text(HEADER.replace("Context", "Notes") + "\n" + GOOD + "\n", encoding="utf-8")
+    assert not (await both_ways(conn, path))[0]
