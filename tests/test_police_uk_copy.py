@@ -46,8 +46,9 @@ async def nothing(done: int, lines: int) -> None:
     pass
 
 
-async def staged(conn: asyncpg.Connection) -> list[tuple]:
-    rows = await conn.fetch(f"SELECT {', '.join(STAGE_COLUMNS)} FROM {STAGE_TABLE}")
+async def staged(conn: asyncpg.Connection, applied: bool) -> list[tuple]:
+    source = police_uk_copy.SOURCE if applied else STAGE_TABLE
+    rows = await conn.fetch(f"SELECT {', '.join(STAGE_COLUMNS)} FROM {source} AS s")
     return sorted((tuple(r) for r in rows), key=repr)
 
 
@@ -57,7 +58,7 @@ async def both_ways(conn: asyncpg.Connection, path: Path) -> tuple[bool, tuple, 
         await conn.execute(STAGE_CREATE)
         by_copy = ParseStats()
         applied = await police_uk_copy.stage(conn, path, by_copy, nothing)
-        copy_rows = await staged(conn)
+        copy_rows = await staged(conn, applied)
         await conn.execute(f"DROP TABLE {STAGE_TABLE}")
     by_parse = ParseStats()
     with path.open(encoding="utf-8-sig", newline="") as f:

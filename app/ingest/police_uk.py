@@ -92,22 +92,23 @@ LOAD_CLEANUP = "SELECT safermap_incident_load_cleanup()"
 LOAD_TABLE = "SELECT safermap_incident_load_table($1, $2, $3)"
 LOAD_INDEX = "SELECT safermap_incident_load_index($1, $2, $3)"
 MONTH_SWAP = "SELECT safermap_incident_month_swap($1, $2, $3::int[], $4::date[])"
-# One force-month into its load table. Each incident gets its anonymous location (sanitised sharing,
+# One force-month into its load table, from the staged records (`source`: the staging table, or
+# police_uk_copy.SOURCE). Each incident gets its anonymous location (sanitised sharing,
 # migration 0006) as it is written: computed once per distinct point (police.uk points are shared by
 # thousands of incidents), so no row is written twice.
-INSERT_LOAD = f"""
+INSERT_LOAD = """
     WITH pts AS MATERIALIZED (
-        SELECT DISTINCT s.lon, s.lat FROM {STAGE_TABLE} s
+        SELECT DISTINCT s.lon, s.lat FROM {source} s
         WHERE s.force = $3 AND s.month = $4 AND s.lon IS NOT NULL AND s.lat IS NOT NULL
     ), anon AS MATERIALIZED (
         SELECT p.lon, p.lat, l.anon_point_id, l.geom_anon
         FROM pts p CROSS JOIN LATERAL safermap_anon_location($1, ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326)) AS l
     )
-    INSERT INTO {{table}} (partnership_id, dataset_id, import_run_id, external_ref, category, month, geom,
+    INSERT INTO {table} (partnership_id, dataset_id, import_run_id, external_ref, category, month, geom,
                           location_text, lsoa_code, lsoa_name, outcome, context, geom_anon, anon_point_id)
     SELECT $1, $5, $2, s.external_ref, s.category, s.month, ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326),
            s.location_text, s.lsoa_code, s.lsoa_name, s.outcome, s.context, a.geom_anon, a.anon_point_id
-    FROM {STAGE_TABLE} s
+    FROM {source} s
     LEFT JOIN anon a ON a.lon = s.lon AND a.lat = s.lat
     WHERE s.force = $3 AND s.month = $4
 """
@@ -193,7 +194,7 @@ class Loaded:
 
 
 async def _load(conn: asyncpg.Connection, runs: RunRecorder, partnership_id: int, run_id: int,
-                stats: ParseStats) -> Loaded:
+                stats: ParseStats, source: str) -> Loaded:
     """Write every force-month the staging table holds into a load table and index it."""
     by_force: dict[str, list[date]] = {}
     for force, month in stats.force_months:
@@ -208,7 +209,7 @@ async def _load(conn: asyncpg.Connection, runs: RunRecorder, partnership_id: int
         months = sorted(by_force[force])
         for month in months:
             table = await conn.fetchval(LOAD_TABLE, run_id, dataset_id, month)
-            await conn.execute(INSERT_LOAD.format(table=_quoted(table)), partnership_id, run_id, force, month,
+            await conn.execute(INSERT_LOAD.format(table=_quoted(table), source=source), partnership_id, run_id, force, month,
                                dataset_id)
             loaded.dataset_ids.append(dataset_id)
             loaded.months.append(month)
@@ -233,8 +234,9 @@ async def _stage(conn: asyncpg.Connection, runs: RunRecorder, run_id: int, recor
 
 
 async def _stage_file(conn: asyncpg.Connection, runs: RunRecorder, run_id: int, path: Path, stats: ParseStats,
-                      progress: Progress, task) -> None:
-    """Stage the file: by COPY when police_uk_copy can, else parsed here line by line."""
+                      progress: Progress, task) -> str:
+    """Stage the file: by COPY when police_uk_copy can, else parsed here line by line; the SQL to
+    read the staged records from."""
     beat = [0]
 
     async def on_bytes(done: int, lines: int) -> None:
@@ -243,9 +245,12 @@ async def _stage_file(conn: asyncpg.Connection, runs: RunRecorder, run_id: int, 
             beat[0] = lines
             await runs.progress(run_id, max(lines - 1, 0))
 
+    source = STAGE_TABLE
     if await police_uk_copy.stage(conn, path, stats, on_bytes):
+        source = police_uk_copy.SOURCE
         await runs.progress(run_id, stats.total)
         progress.update(task, rows=stats.total)
+        await conn.execute(f"ANALYZE {police_uk_copy.RAW_TABLE}")
     else:  # (a COPY that did not apply left stats untouched)
         with path.open(encoding="utf-8-sig", newline="") as f:
             records = _tracked(parse(f, stats), stats, progress, task, f.buffer)
@@ -253,6 +258,7 @@ async def _stage_file(conn: asyncpg.Connection, runs: RunRecorder, run_id: int, 
     # Statistics for the per-force-month INSERTs: guessing, the planner takes the filter on force and
     # month for a few rows and joins the anonymous locations by nested loop, once per staged row.
     await conn.execute(f"ANALYZE {STAGE_TABLE}")
+    return source
 
 
 async def load_file(conn: asyncpg.Connection, runs: RunRecorder, partnership_id: int, path: Path,
@@ -272,9 +278,9 @@ async def load_file(conn: asyncpg.Connection, runs: RunRecorder, partnership_id:
         await tx.start()
         try:
             await conn.execute(STAGE_CREATE)
-            await _stage_file(conn, runs, run_id, path, stats, progress, task)
+            source = await _stage_file(conn, runs, run_id, path, stats, progress, task)
             progress.update(task, description=f"{path.name}: loading and indexing months")
-            loaded = await _load(conn, runs, partnership_id, run_id, stats)
+            loaded = await _load(conn, runs, partnership_id, run_id, stats, source)
             notes = loaded.notes
             # In the same transaction: the trail records an import exactly when it happened.
             await audit.record_raw(conn, "import.police-uk", partnership_id=partnership_id,

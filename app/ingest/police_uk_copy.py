@@ -2,11 +2,12 @@
 rows that are not plainly good.
 
 The file goes through COPY ... (FORMAT csv) into a temporary table of text columns, each record
-numbered in file order. A record is plainly good when a strict SQL test passes (a YYYY-MM month of
+numbered in file order. A record is plainly good when strict SQL tests of its values pass (a YYYY-MM month of
 1900 or later, both coordinates empty or both plain decimals in range, a crime type and a force
-with no space at either end); those are typed by SQL straight into the staging table. Every other
-record (few: the rejects and odd but good ones) is fetched and judged by the same Python as the
-slow path (police_uk_parse.record), so a reject reads exactly as it would there.
+with no space at either end); those are read typed from the raw table by SQL (SOURCE) when the
+months are loaded. Every other record (few: the rejects and odd but good ones) is fetched and judged
+by the same Python as the slow path (police_uk_parse.record), so a reject reads exactly as it would
+there, and the ones it keeps go to the staging table.
 
 Record n is on physical line n + 1 only when no field holds a line break, and COPY refuses what the
 Python parser takes in its stride (a record of the wrong width, a blank line, a NUL byte, bytes
@@ -31,26 +32,53 @@ RAW_CREATE = f"""
         line bigint GENERATED ALWAYS AS IDENTITY, {', '.join(c + ' text' for c in RAW_COLUMNS)}
     ) ON COMMIT DROP
 """
-# Plainly good: every value below is what police_uk_parse.record makes of such a record.
+# Values that are not plainly good, found by testing each distinct value once (a regular expression
+# per record and column costs more than the COPY): months, forces, crime types and coordinate pairs,
+# each as (kind, a, b). Every other value is one police_uk_parse.record takes as it is. Usually empty.
+ODD_TABLE = "police_uk_odd"
 PRINTABLE_ENDS = "'^[!-~](.*[!-~])?$'"
-GOOD = f"""(
-    r.month ~ '^(19|[2-9][0-9])[0-9]{{2}}-(0[1-9]|1[0-2])$'
-    AND ((r.longitude = '' AND r.latitude = '')
-         OR (r.longitude ~ '^-?[0-9]{{1,3}}(\\.[0-9]{{1,15}})?$' AND r.latitude ~ '^-?[0-9]{{1,2}}(\\.[0-9]{{1,15}})?$'
-             AND r.longitude::float8 BETWEEN -180 AND 180 AND r.latitude::float8 BETWEEN -90 AND 90))
-    AND r.crime_type ~ {PRINTABLE_ENDS} AND r.reported_by ~ {PRINTABLE_ENDS}
-)"""
-STAGE_GOOD = f"""
-    INSERT INTO police_uk_stage (force, external_ref, category, month, lon, lat, location_text, lsoa_code,
-                                 lsoa_name, outcome, context)
-    SELECT r.reported_by, nullif(r.crime_id, ''), r.crime_type, (r.month || '-01')::date,
-           nullif(r.longitude, '')::float8, nullif(r.latitude, '')::float8, nullif(r.location, ''),
-           nullif(r.lsoa_code, ''), nullif(r.lsoa_name, ''), nullif(r.last_outcome, ''), nullif(r.context, '')
-    FROM {RAW_TABLE} r WHERE {GOOD}
+ODD_CREATE = f"""
+    CREATE TEMP TABLE {ODD_TABLE} ON COMMIT DROP AS
+    SELECT kind, a, b FROM (
+        SELECT CASE WHEN GROUPING(month) = 0 THEN 'm' WHEN GROUPING(reported_by) = 0 THEN 'f'
+                    WHEN GROUPING(crime_type) = 0 THEN 't' ELSE 'p' END AS kind,
+               coalesce(month, reported_by, crime_type, longitude) AS a, latitude AS b
+        FROM {RAW_TABLE}
+        GROUP BY GROUPING SETS ((month), (reported_by), (crime_type), (longitude, latitude))
+    ) AS v
+    WHERE NOT CASE kind
+        WHEN 'm' THEN a ~ '^(19|[2-9][0-9])[0-9]{{2}}-(0[1-9]|1[0-2])$'
+        WHEN 'f' THEN a ~ {PRINTABLE_ENDS}
+        WHEN 't' THEN a ~ {PRINTABLE_ENDS}
+        ELSE (a = '' AND b = '')
+             OR (a ~ '^-?[0-9]{{1,3}}(\\.[0-9]{{1,15}})?$' AND b ~ '^-?[0-9]{{1,2}}(\\.[0-9]{{1,15}})?$'
+                 AND a::float8 BETWEEN -180 AND 180 AND b::float8 BETWEEN -90 AND 90)
+    END
 """
-OTHERS = f"SELECT line, {', '.join(RAW_COLUMNS)} FROM {RAW_TABLE} r WHERE NOT {GOOD} ORDER BY line"
+# (hashed subplans over a small table; no NULL anywhere: every raw column is FORCE_NOT_NULL)
+ODD = f"""(
+    r.month IN (SELECT a FROM {ODD_TABLE} WHERE kind = 'm')
+    OR r.reported_by IN (SELECT a FROM {ODD_TABLE} WHERE kind = 'f')
+    OR r.crime_type IN (SELECT a FROM {ODD_TABLE} WHERE kind = 't')
+    OR (r.longitude, r.latitude) IN (SELECT a, b FROM {ODD_TABLE} WHERE kind = 'p')
+)"""
+# The staged records, as the staging table's columns: the plainly good ones typed from the raw table,
+# and the staging table (which then holds the others the parser kept). police_uk's INSERT_LOAD
+# reads this instead of the staging table alone, sparing a copy of every record.
+SOURCE = f"""(
+    SELECT r.reported_by AS force, nullif(r.crime_id, '') AS external_ref, r.crime_type AS category,
+           (r.month || '-01')::date AS month, nullif(r.longitude, '')::float8 AS lon,
+           nullif(r.latitude, '')::float8 AS lat, nullif(r.location, '') AS location_text,
+           nullif(r.lsoa_code, '') AS lsoa_code, nullif(r.lsoa_name, '') AS lsoa_name,
+           nullif(r.last_outcome, '') AS outcome, nullif(r.context, '') AS context
+    FROM {RAW_TABLE} r WHERE NOT {ODD}
+    UNION ALL
+    SELECT force, external_ref, category, month, lon, lat, location_text, lsoa_code, lsoa_name, outcome, context
+    FROM police_uk_stage
+)"""
+OTHERS = f"SELECT r.line, {', '.join('r.' + c for c in RAW_COLUMNS)} FROM {RAW_TABLE} r WHERE {ODD} ORDER BY r.line"
 SUMMARY = f"SELECT count(*) AS n FROM {RAW_TABLE}"
-FORCE_MONTHS = "SELECT DISTINCT force, month FROM police_uk_stage"
+FORCE_MONTHS = f"SELECT DISTINCT force, month FROM {SOURCE} AS s"
 CHUNK = 1 << 20
 
 
@@ -76,7 +104,7 @@ async def _chunks(path: Path, newlines: list[int],
 
 async def stage(conn: asyncpg.Connection, path: Path, stats: ParseStats,
                 on_bytes: Callable[[int, int], Awaitable[None]]) -> bool:
-    """Fill police_uk_stage from `path` by COPY; False (nothing staged) when this way does not apply."""
+    """Stage `path` by COPY (read it back as SOURCE); False (nothing staged) when this way does not apply."""
     if not standard_header(path):
         return False
     newlines = [0, 0]  # line feeds seen, and whether the last byte was one
@@ -100,11 +128,12 @@ async def stage(conn: asyncpg.Connection, path: Path, stats: ParseStats,
         raise
     await tx.commit()
     stats.total = total
-    await conn.execute(STAGE_GOOD)
+    await conn.execute(ODD_CREATE)
+    others = await conn.fetch(OTHERS)
     cols = {name: i for i, name in enumerate(HEADER)}
     months: dict[str, date] = {}
     kept = []
-    for r in await conn.fetch(OTHERS):
+    for r in others:
         try:
             kept.append(record([r[c] for c in RAW_COLUMNS], cols, months))
         except ValueError as e:
