@@ -92,6 +92,12 @@ LOAD_CLEANUP = "SELECT safermap_incident_load_cleanup()"
 LOAD_TABLE = "SELECT safermap_incident_load_table($1, $2, $3)"
 LOAD_INDEX = "SELECT safermap_incident_load_index($1, $2, $3)"
 MONTH_SWAP = "SELECT safermap_incident_month_swap($1, $2, $3::int[], $4::date[])"
+# The million staged records meet their anonymous locations by hash: estimating the distinct points
+# high, the planner would sort both sides for a merge join, on disk (seconds per million rows), and
+# it would sort the records to find the distinct points (nothing is lost: the one sort left, of the
+# few nearest anonymous points of each point, is needed and stays).
+LOAD_JOIN_BY_HASH = "SET LOCAL enable_mergejoin = off; SET LOCAL enable_sort = off; SET LOCAL work_mem = '64MB'"
+LOAD_JOIN_RESET = "RESET enable_mergejoin; RESET enable_sort; RESET work_mem"  # (for what runs at COMMIT)
 # One force-month into its load table, from the staged records (`source`: the staging table, or
 # police_uk_copy.SOURCE). Each incident gets its anonymous location (sanitised sharing,
 # migration 0006) as it is written: computed once per distinct point (police.uk points are shared by
@@ -209,8 +215,10 @@ async def _load(conn: asyncpg.Connection, runs: RunRecorder, partnership_id: int
         months = sorted(by_force[force])
         for month in months:
             table = await conn.fetchval(LOAD_TABLE, run_id, dataset_id, month)
+            await conn.execute(LOAD_JOIN_BY_HASH)
             await conn.execute(INSERT_LOAD.format(table=_quoted(table), source=source), partnership_id, run_id, force, month,
                                dataset_id)
+            await conn.execute(LOAD_JOIN_RESET)
             loaded.dataset_ids.append(dataset_id)
             loaded.months.append(month)
         replaced = await runs.conn.fetchval(COUNT_MONTHS, dataset_id, months)
