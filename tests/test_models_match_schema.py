@@ -40,7 +40,7 @@ CATALOG = text(r"""
     JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE n.nspname = :schema AND c.relname = ANY(:tables) AND k.contype IN ('p', 'u', 'f', 'c', 'x')
     UNION ALL
-    SELECT 'index', c.relname, i.relname, regexp_replace(pg_get_indexdef(i.oid), ' ON [a-z_]+\.', ' ON ')
+    SELECT 'index', c.relname, i.relname, regexp_replace(pg_get_indexdef(i.oid), ' ON (ONLY )?[a-z_]+\.', ' ON \1')
     FROM pg_index x
     JOIN pg_class i ON i.oid = x.indexrelid
     JOIN pg_class c ON c.oid = x.indrelid
