@@ -13,6 +13,7 @@ import io
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -96,6 +97,33 @@ async def _counts(url: str) -> tuple[int, int]:
         await conn.close()
 
 
+class Reader:
+    """Reads incident (another partnership's, so that only waiting shows) in a loop on a thread of
+    its own while the month is replaced; the longest read, in ms."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.longest, self.reads = url, 0.0, 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self.stop.is_set():
+                started = time.perf_counter()
+                conn.execute("SELECT count(*) FROM incident WHERE partnership_id = -1").fetchone()
+                self.longest = max(self.longest, (time.perf_counter() - started) * 1000)
+                self.reads += 1
+                time.sleep(0.005)
+
+    def __enter__(self) -> Reader:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
 def run(report: dict, database_url: str, rows: int = ROWS, console: Console | None = None) -> dict:
     """Time `import_paths` on `rows` synthetic rows (twice: a first load and a replacing re-import)
     and a bare COPY of the same file; put the numbers in `report` and return it."""
@@ -108,9 +136,10 @@ def run(report: dict, database_url: str, rows: int = ROWS, console: Console | No
         started = time.perf_counter()
         ok = asyncio.run(import_paths(settings, [path], PARTNERSHIP, console))
         first = time.perf_counter() - started
-        started = time.perf_counter()
-        ok = asyncio.run(import_paths(settings, [path], PARTNERSHIP, console)) and ok
-        again = time.perf_counter() - started
+        with Reader(url) as reader:
+            started = time.perf_counter()
+            ok = asyncio.run(import_paths(settings, [path], PARTNERSHIP, console)) and ok
+            again = time.perf_counter() - started
         total, mapped = asyncio.run(_counts(url))
         bare = asyncio.run(_bare_copy(url, path))
         asyncio.run(_reset(url))  # leave the scratch database small
@@ -121,6 +150,8 @@ def run(report: dict, database_url: str, rows: int = ROWS, console: Console | No
         "reimport_s": round(again, 2), "reimport_rows_per_s": round(rows / again),
         "bare_copy_s": round(bare, 2), "bare_copy_rows_per_s": round(rows / bare),
         "import_vs_bare_copy": round(first / bare, 2),
+        # the longest read of incident (another partnership's) while the re-import ran, and how many
+        "reimport_reader_longest_ms": round(reader.longest, 1), "reimport_reader_reads": reader.reads,
     })
     return report
 
@@ -136,6 +167,8 @@ def main() -> None:
           f"({report['incidents_mapped']:,} mapped)")
     print(f"bare COPY of the same file into a plain table: {report['bare_copy_s']} s "
           f"({report['bare_copy_rows_per_s']:,} rows/s)")
+    print(f"a reader of incident during the re-import: longest read {report['reimport_reader_longest_ms']} ms "
+          f"of {report['reimport_reader_reads']:,}")
     print(f"import / bare COPY time: {report['import_vs_bare_copy']}x "
           f"(load average at the end: {report['load_average_1m']})")
 
