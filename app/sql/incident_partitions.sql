@@ -160,3 +160,19 @@ BEGIN
     END LOOP;
     RETURN n;
 END $$;
+
+-- Only the app role (migration 0004) may run the steps that make, attach and drop tables.
+DO $$
+DECLARE
+    f text;
+BEGIN
+    FOREACH f IN ARRAY ARRAY['safermap_incident_load_table(integer, integer, date)',
+                             'safermap_incident_load_index(integer, integer, date)',
+                             'safermap_incident_month_swap(integer, integer, integer[], date[])',
+                             'safermap_incident_load_cleanup()'] LOOP
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+        IF to_regrole('safermap_app') IS NOT NULL THEN
+            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO safermap_app', f);
+        END IF;
+    END LOOP;
+END $$;

@@ -26,7 +26,7 @@ down_revision = "0017"
 branch_labels = None
 depends_on = None
 
-LOADS_SQL = {"incident_partitions": "5171cb3691914d96"}
+LOADS_SQL = {"incident_partitions": "1ae19b94834bef68"}
 
 COLUMNS = """
     id             bigint NOT NULL DEFAULT nextval('incident_id_seq'::regclass),
