@@ -61,11 +61,16 @@ class Provenance:
         return {d.level for d in self.datasets}
 
     def period(self) -> str:
-        start = self.flt.period.start or min((d.first for d in self.datasets if d.first), default=None)
-        end = self.flt.period.end or max((d.last for d in self.datasets if d.last), default=None)
+        """The period asked for (ISO dates), else the months the data holds (YYYY-MM)."""
+        def month(d: date | None) -> str | None:
+            return d.strftime("%Y-%m") if d else None
+        start = (self.flt.period.start.isoformat() if self.flt.period.start
+                 else month(min((d.first for d in self.datasets if d.first), default=None)))
+        end = (self.flt.period.end.isoformat() if self.flt.period.end
+               else month(max((d.last for d in self.datasets if d.last), default=None)))
         if start is None and end is None:
             return "all dates"
-        return f"{start.isoformat() if start else '…'} to {end.isoformat() if end else '…'}"
+        return f"{start or 'the start'} to {end or 'now'}"
 
     def sharing(self) -> str:
         if not self.layer.shared:
