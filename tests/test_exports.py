@@ -145,8 +145,19 @@ async def test_lines_and_views_export_too(client, world, db, tmp_path):
     assert len(frame) == 1 and frame.geometry.iloc[0].geom_type == "MultiLineString" and frame.crs.to_epsg() == 27700
     rows = list(csv.DictReader(io.StringIO((await download(client, world.viewer, "streets", "csv", tmp_path)).read_text())))
     assert rows[0]["name"] == "Market Street" and rows[0]["wkt"].startswith("LINESTRING")
+    gaps = list(csv.DictReader(io.StringIO((await download(client, world.admin, "gaps", "csv", tmp_path)).read_text())))
+    # CAM-1 (a default camera at the centre) covers one incident near it; the other 11 are gaps
+    assert len(gaps) == 11 and {g["level"] for g in gaps} == {"exact"}
     cams = list(csv.DictReader(io.StringIO((await download(client, world.viewer, "cameras", "csv", tmp_path)).read_text())))
     assert [c["reference"] for c in cams] == ["CAM-1"]
+
+
+async def test_a_file_export_leaves_no_temporary_file_behind(client, world, tmp_path, monkeypatch):
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    r = await client.get("/api/exports/incidents.gpkg", headers=world.admin.headers)
+    assert r.status_code == 200 and int(r.headers["content-length"]) == len(r.content) > 0
+    assert list(tmp_path.iterdir()) == []
 
 
 async def test_an_export_with_nothing_in_it_is_still_a_valid_file(client, world, tmp_path):
@@ -208,6 +219,20 @@ async def test_each_caller_gets_their_own_level(client, world, make_caller, tmp_
     other = await make_caller("beta", "admin")
     nothing = json.loads((await download(client, other, "incidents", "geojson", tmp_path)).read_text())
     assert nothing["features"] == [] and nothing["safermap"]["datasets"] == []
+
+
+async def test_a_session_cookie_exports_at_the_same_level_as_the_token(client, world, db):
+    r = await client.post("/auth/session", headers=world.viewer.headers)
+    assert r.status_code == 204
+    r = await client.get("/api/exports/incidents.geojson")  # the cookie alone
+    assert r.status_code == 200
+    features = r.json()["features"]
+    assert {f["properties"]["level"] for f in features} == {"sanitised", "aggregate"}
+    for f in features:
+        assert not near_any(*bng(*f["geometry"]["coordinates"]), EXACT_BNG, 10)
+    client.cookies.clear()
+    who = (await db.execute(text("SELECT principal_id FROM audit_event WHERE action = 'export'"))).scalar_one()
+    assert who == world.viewer.principal_id
 
 
 # -- filters ------------------------------------------------------------------------------------------

@@ -3,8 +3,8 @@ at the caller's sharing level, with the same filters as the incidents API.
 
 GeoJSON and CSV stream as the rows arrive (a server-side cursor on a connection of the streaming
 response's own, so nothing waits for the whole table). GeoPackage and FlatGeobuf are files by
-nature (an index and a header written at the end): written to a temporary file first, then sent
-and removed. The audit event of a streamed export is written before its first byte; that of a
+nature (an index and a header written at the end): written to a temporary file first, which is
+removed as soon as it is open for sending (so no answer, finished or cut off, leaves it behind). The audit event of a streamed export is written before its first byte; that of a
 file, once the file is complete, with its feature count."""
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, BinaryIO
 
+import anyio
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, StreamingResponse
-from starlette.background import BackgroundTask
+from fastapi.responses import StreamingResponse
 
 from app import audit
 from app.api.deps import CatalogDep, CategoriesDep, DatasetsDep, PeriodDep, SessionDep, Viewer
@@ -27,6 +27,7 @@ from app.exports.run import MEDIA_TYPES, Export, audit_events, raw_connection
 from app.params import parse_bbox
 
 router = APIRouter(tags=["exports"])
+SEND_CHUNK = 1 << 20  # bytes read from a written file at a time
 
 RESPONSES = {200: {"content": {MEDIA_TYPES[f].split(";")[0]: {} for f in FORMATS},
                    "description": "The export, as an attachment"}}
@@ -82,8 +83,19 @@ async def export_layer(
         async with raw_connection(engine) as conn:
             count = await writers.write_file(path, fmt, layer, export.srid, prov, export.rows(conn))
         await _record(session, principal, request, export, prov, count)
-    except BaseException:
+        # Opened, then removed at once: the open file is all that is left, and it goes when closed,
+        # however the answer ends (sent, or the client gone half-way).
+        file = path.open("rb")
+        size = path.stat().st_size
+    finally:
         shutil.rmtree(folder, ignore_errors=True)
-        raise
-    return FileResponse(path, media_type=MEDIA_TYPES[fmt], headers=headers,
-                        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True))
+    return StreamingResponse(_send(file), media_type=MEDIA_TYPES[fmt],
+                             headers={**headers, "Content-Length": str(size)})
+
+
+async def _send(file: BinaryIO) -> AsyncIterator[bytes]:
+    try:
+        while piece := await anyio.to_thread.run_sync(file.read, SEND_CHUNK):
+            yield piece
+    finally:
+        file.close()
