@@ -145,6 +145,8 @@ async def test_lines_and_views_export_too(client, world, db, tmp_path):
     assert len(frame) == 1 and frame.geometry.iloc[0].geom_type == "MultiLineString" and frame.crs.to_epsg() == 27700
     rows = list(csv.DictReader(io.StringIO((await download(client, world.viewer, "streets", "csv", tmp_path)).read_text())))
     assert rows[0]["name"] == "Market Street" and rows[0]["wkt"].startswith("LINESTRING")
+    coverage = geopandas.read_file(await download(client, world.viewer, "coverage", "gpkg", tmp_path))
+    assert list(coverage["reference"]) == ["CAM-1"] and coverage.geometry.iloc[0].geom_type == "MultiPolygon"
     gaps = list(csv.DictReader(io.StringIO((await download(client, world.admin, "gaps", "csv", tmp_path)).read_text())))
     # CAM-1 (a default camera at the centre) covers one incident near it; the other 11 are gaps
     assert len(gaps) == 11 and {g["level"] for g in gaps} == {"exact"}
@@ -209,6 +211,9 @@ async def test_counts_only_data_comes_as_cells_with_small_counts_held_back(clien
     frame = geopandas.read_file(await download(client, world.viewer, "incidents", "gpkg", tmp_path))
     cells = frame[frame["level"] == "aggregate"]
     assert list(cells["count"]) == [6]  # the cell of 2 is held back
+    body = json.loads((await download(client, world.viewer, "incidents", "geojson", tmp_path)).read_text())
+    cell = next(f for f in body["features"] if f["properties"]["level"] == "aggregate")
+    assert "id" not in cell and cell["properties"]["count"] == 6  # RFC 7946: an id is never null
     assert cells["category"].isna().all() and cells["id"].isna().all()
     assert int(frame[frame["level"] == "sanitised"]["count"].sum()) == len(EXACT)
 

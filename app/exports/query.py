@@ -142,9 +142,11 @@ def export_sql(layer: Layer, flt: ExportFilter, shape: Shape) -> tuple[str, dict
         select = f"{', '.join('r.' + n for n in names)}, ST_AsBinary(ST_Transform({geom}, {srid}))"
     elif shape == "json":
         props = ", ".join(f"'{c.name}', r.{ident(c.name)}" for c in columns(layer) if c.name != "id")
-        select = ("CAST(json_build_object('type', 'Feature', 'id', r.id, "
-                  "'geometry', CAST(ST_AsGeoJSON(r.geom, 7) AS json), "
-                  f"'properties', json_build_object({props})) AS text)")
+        body = ("'geometry', CAST(ST_AsGeoJSON(r.geom, 7) AS json), "
+                f"'properties', json_build_object({props})")
+        # RFC 7946: an id is a string or a number, so a cell (no id) has none
+        select = (f"CAST(CASE WHEN r.id IS NULL THEN json_build_object('type', 'Feature', {body}) "
+                  f"ELSE json_build_object('type', 'Feature', 'id', r.id, {body}) END AS text)")
     else:
         at = "q.geom" if layer.geometry == "point" else "ST_PointOnSurface(q.geom)"
         select = (f"{', '.join('r.' + n for n in names)}, ST_X(r.at) AS lon, ST_Y(r.at) AS lat, "
