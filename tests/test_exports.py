@@ -240,6 +240,23 @@ async def test_a_session_cookie_exports_at_the_same_level_as_the_token(client, w
     assert who == world.viewer.principal_id
 
 
+async def test_a_county_hub_exports_another_partnerships_data_only_as_granted(client, world, make_caller, db, tmp_path):
+    county = await make_caller("county", "admin")
+    hub = await agency(db, county.partnership_id, "County hub", "other")
+    analyst = await person(db, county.partnership_id, "analyst", agency_id=hub, name="hub analyst")
+    ds = (await db.execute(text("SELECT id FROM dataset WHERE source_key = 'police-crime'"))).scalar_one()
+    r = await client.put(f"/api/datasets/{ds}/sharing", headers=world.admin.headers, json={"rules": [
+        {"grantee_role": "viewer", "level": "sanitised"}, {"grantee_agency": hub, "level": "sanitised"}]})
+    assert r.status_code == 200, r.text
+    path = await download(client, analyst, "incidents", "gpkg", tmp_path)
+    frame = geopandas.read_file(path)
+    assert set(frame["dataset"]) == {"police-crime"} and set(frame["level"]) == {"sanitised"}  # never the council's
+    for p in frame.geometry:
+        assert not near_any(p.x, p.y, EXACT_BNG, 10)
+    info = subprocess.run([ogrinfo(), "-so", str(path), "incidents"], capture_output=True, text=True, check=True).stdout
+    assert "SHARING=Police crime (alpha): anonymous points (not the exact places)." in info
+
+
 # -- filters ------------------------------------------------------------------------------------------
 async def test_filters_are_those_of_the_incidents_api(client, world, tmp_path):
     async def ids(**params) -> list[int]:
