@@ -9,6 +9,7 @@ data comes with it. Every export is audited (principal name 'cli')."""
 from __future__ import annotations
 
 import asyncio
+from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,9 +67,10 @@ async def run_export(settings: Settings, slug: str, layer_id: str, fmt: str, out
                 counter = Counter()
                 rows = counter.through(export.rows(conn))
                 text = writers.geojson_text(rows, prov) if fmt == "geojson" else writers.csv_text(rows, layer)
-                with part.open("wb") as f:
-                    async for piece in text:
-                        f.write(piece)
+                async with aclosing(text), aclosing(rows):
+                    with part.open("wb") as f:
+                        async for piece in text:
+                            f.write(piece)
                 count = counter.rows
             for action, detail in audit_events(export, prov, count, "cli"):
                 await audit.record_raw(conn, action, partnership_id=row["id"], target=f"cli/export/{layer.id}.{fmt}",

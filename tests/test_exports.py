@@ -162,6 +162,36 @@ async def test_a_file_export_leaves_no_temporary_file_behind(client, world, tmp_
     assert list(tmp_path.iterdir()) == []
 
 
+async def test_an_export_that_fails_half_way_leaves_no_transaction_open(client, world, db, monkeypatch, tmp_path):
+    """A writer that fails after its first chunk: the cursor's transaction ends with it, and no
+    pooled connection is left 'idle in transaction' holding locks for the next request."""
+    import tempfile
+
+    from app.exports import query, writers
+
+    def failing_write(reader, *args, **kwargs):
+        next(iter(reader))
+        raise OSError("disk full")
+
+    monkeypatch.setattr(query, "CHUNK", 1)
+    monkeypatch.setattr(writers, "write_arrow", failing_write)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    try:
+        r = await client.get("/api/exports/incidents.gpkg", headers=world.admin.headers)
+        assert r.status_code == 500
+    except OSError:
+        pass  # the test transport hands on what the app answered with a 500
+    stuck = (await db.execute(text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()"))).scalar_one()
+    assert stuck == 0
+    assert list(tmp_path.iterdir()) == []
+    assert (await db.execute(text("SELECT count(*) FROM audit_event WHERE action = 'export'"))).scalar_one() == 0
+    monkeypatch.undo()
+    r = await client.get("/api/exports/incidents.csv", headers=world.admin.headers)
+    assert r.status_code == 200 and r.text.count("\n") == 13
+
+
 async def test_an_export_with_nothing_in_it_is_still_a_valid_file(client, world, tmp_path):
     params = {"from": "2020-01", "to": "2020-02"}
     path = await download(client, world.admin, "incidents", "gpkg", tmp_path, **params)

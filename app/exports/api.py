@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from pathlib import Path
 from typing import Annotated, BinaryIO
 
@@ -73,8 +74,9 @@ async def export_layer(
             async with raw_connection(engine) as conn:
                 rows = export.rows(conn)
                 text = writers.geojson_text(rows, prov) if fmt == "geojson" else writers.csv_text(rows, layer)
-                async for piece in text:
-                    yield piece
+                async with aclosing(text), aclosing(rows):  # their transaction ends before the connection goes
+                    async for piece in text:
+                        yield piece
 
         return StreamingResponse(body(), media_type=MEDIA_TYPES[fmt], headers=headers)
     folder = Path(tempfile.mkdtemp(prefix="safermap-export-"))

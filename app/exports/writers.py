@@ -12,7 +12,7 @@ import contextlib
 import csv
 import io
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ def _options(fmt: str, layer: Layer, prov: Provenance) -> dict[str, Any]:
 
 
 async def write_file(path: Path, fmt: str, layer: Layer, srid: int, prov: Provenance,
-                     chunks: AsyncIterator[list[Any]]) -> int:
+                     chunks: AsyncGenerator[list[Any], None]) -> int:
     """Write the chunks to a GeoPackage or FlatGeobuf at `path` (which must not exist); the number
     of features written. The next chunks are read from the database while GDAL writes one (a queue
     of PREFETCH chunks between them), so the two overlap instead of taking turns."""
@@ -66,12 +66,13 @@ async def write_file(path: Path, fmt: str, layer: Layer, srid: int, prov: Proven
     written = 0
 
     async def produce() -> None:
-        try:
-            async for rows in chunks:
-                await queue.put(rows)
-            await queue.put(None)
-        except Exception as e:  # handed to the writer, which raises it
-            await queue.put(e)
+        async with contextlib.aclosing(chunks):  # closed here, so its transaction ends here
+            try:
+                async for rows in chunks:
+                    await queue.put(rows)
+                await queue.put(None)
+            except Exception as e:  # handed to the writer, which raises it
+                await queue.put(e)
 
     def batches() -> Iterator[pa.RecordBatch]:
         nonlocal written
@@ -99,7 +100,7 @@ async def write_file(path: Path, fmt: str, layer: Layer, srid: int, prov: Proven
     return written
 
 
-async def geojson_text(chunks: AsyncIterator[list[Any]], prov: Provenance) -> AsyncIterator[bytes]:
+async def geojson_text(chunks: AsyncIterator[list[Any]], prov: Provenance) -> AsyncGenerator[bytes, None]:
     """A FeatureCollection (RFC 7946, WGS84), the provenance as its `safermap` member; each row
     arrives as a Feature already encoded by PostgreSQL."""
     head = {"type": "FeatureCollection", "name": prov.layer.id, "safermap": prov.as_dict()}
@@ -112,7 +113,7 @@ async def geojson_text(chunks: AsyncIterator[list[Any]], prov: Provenance) -> As
     yield b"\n]}\n"
 
 
-async def csv_text(chunks: AsyncIterator[list[Any]], layer: Layer) -> AsyncIterator[bytes]:
+async def csv_text(chunks: AsyncIterator[list[Any]], layer: Layer) -> AsyncGenerator[bytes, None]:
     """A header row, then one row per feature: the attributes, lon/lat (WGS84) and easting/northing
     (the partnership's metric CRS: EPSG:27700 in Great Britain)."""
     out = io.StringIO()
