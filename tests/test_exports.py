@@ -120,6 +120,17 @@ async def test_csv_carries_eastings_and_northings_beside_lon_lat(client, world, 
         (round(lon, 6), round(lat, 6)) for lon, lat, *_ in EXACT)
 
 
+async def test_outside_great_britain_eastings_are_in_the_partnerships_own_crs(client, make_caller, db, tmp_path):
+    helsinki = await make_caller("helsinki", "admin", srid=3067)  # ETRS-TM35FIN
+    ds = await dataset(db, helsinki.partnership_id, "poliisi")
+    await add_incidents(db, helsinki.partnership_id, ds, [(24.9384, 60.1699, "Burglary", "2024-01")])
+    rows = list(csv.DictReader(io.StringIO((await download(client, helsinki, "incidents", "csv", tmp_path)).read_text())))
+    x, y = Transformer.from_crs(4326, 3067, always_xy=True).transform(24.9384, 60.1699)
+    assert abs(float(rows[0]["easting"]) - x) < 0.01 and abs(float(rows[0]["northing"]) - y) < 0.01
+    frame = geopandas.read_file(await download(client, helsinki, "incidents", "gpkg", tmp_path))
+    assert frame.crs.to_epsg() == 3067
+
+
 async def test_geojson_and_flatgeobuf_open_in_geopandas_and_gdal(client, world, tmp_path):
     path = await download(client, world.admin, "incidents", "geojson", tmp_path, dataset="police-crime")
     body = json.loads(path.read_text())
