@@ -1,9 +1,9 @@
 """`make bench`: the police.uk import beside a bare COPY, then tiles beside tipg and the bare
 ST_AsMVT query, then the hot path (a cached tile, a 304, 200 clients) beside a bare FastAPI route, coverage,
-hotspots and safe walking routes.
+hotspots, safe walking routes and exports.
 Prints each table and writes the whole report to bench/out/report.json.
 
-    python -m bench [import] [tiles] [hot] [coverage] [hotspots] [routes]
+    python -m bench [import] [tiles] [hot] [coverage] [hotspots] [routes] [exports]
 """
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ import sys
 import time
 from pathlib import Path
 
-from bench import coverage_bench, hot_bench, hotspots_bench, import_bench, routes_bench, tiles_bench
+from bench import coverage_bench, exports_bench, hot_bench, hotspots_bench, import_bench, routes_bench, tiles_bench
 
 OUT = Path(__file__).resolve().parent / "out"
 
 
 def main() -> None:
-    which = set(sys.argv[1:]) or {"import", "tiles", "hot", "coverage", "hotspots", "routes"}
+    which = set(sys.argv[1:]) or {"import", "tiles", "hot", "coverage", "hotspots", "routes", "exports"}
     report: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if "import" in which:
         print("== police.uk import: 1,000,000 rows ==", flush=True)
@@ -41,6 +41,10 @@ def main() -> None:
     if "routes" in which:
         print("\n== safe walking routes: Helsinki, and a grid city of 100,000 segments ==", flush=True)
         routes_bench.run(report)
+    if "exports" in which:
+        print("\n== exports: 1,000,000 incidents to GeoPackage, FlatGeobuf, CSV and GeoJSON ==", flush=True)
+        for key, value in exports_bench.run(report).items():
+            print(f"  {key:<28} {value}")
     OUT.mkdir(exist_ok=True)
     (OUT / "report.json").write_text(json.dumps(report, indent=2, default=str))
     print(f"\nreport: {OUT / 'report.json'}")
