@@ -123,6 +123,11 @@ class _Compiler:
             attr, geom = geom, attr
         if not isinstance(attr, ast.Attribute) or attr.name not in ("geometry", "geom"):
             raise InvalidValue("filter: S_INTERSECTS takes the property 'geometry' and a literal geometry.")
+        if isinstance(geom, ast.Function) and geom.name.lower() == "bbox":  # BBOX(x0, y0, x1, y1)
+            args = geom.arguments
+            if len(args) != 4 or not all(isinstance(a, int | float) and not isinstance(a, bool) for a in args):
+                raise InvalidValue("filter: BBOX takes four numbers (CRS84).")
+            geom = values.Envelope(*(float(a) for a in args))
         if isinstance(geom, values.Envelope):
             return (f"ST_Intersects(t.geom, ST_MakeEnvelope({self.bind(float(geom.x1))}, {self.bind(float(geom.y1))}, "
                     f"{self.bind(float(geom.x2))}, {self.bind(float(geom.y2))}, 4326))")
