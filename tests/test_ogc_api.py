@@ -193,3 +193,28 @@ async def test_other_layers_are_scoped_to_the_partnership(client, db, make_calle
     r = (await client.get("/ogc/collections/cameras/items", headers=caller.headers)).json()
     assert [f["properties"]["reference"] for f in r["features"]] == ["MINE-1"]
     assert r["features"][0]["geometry"]["type"] == "Point"
+
+
+async def test_windows_over_sparse_keys_miss_nothing(client, db, make_caller, monkeypatch):
+    """Windows of the key that hold few visible rows (another partnership's rows between, a filter)
+    widen until the page is full: every row once, in order, both ways."""
+    from app.ogc import paging
+    monkeypatch.setattr(paging, "FIRST_WINDOW", 1)
+    caller, ds, _ = await _scene(db, make_caller, n=0)
+    other = await make_caller("other-csp", "admin")
+    ods = await factories.dataset(db, other.partnership_id, "theirs", "exact")
+    mine: list[int] = []
+    for i in range(12):  # interleaved: theirs, mine, theirs x 5, mine ...
+        await factories.incidents(db, other.partnership_id, ods, [(-2.24, 53.48, "Drugs", "2024-01", 1 + i % 5)])
+        mine += await factories.incidents(db, caller.partnership_id, ds,
+                                          [(-2.24, 53.48, "Drugs" if i % 3 else "Robbery", "2024-01")])
+    drugs = [m for i, m in enumerate(mine) if i % 3]
+    pages, url = [], "/ogc/collections/incidents/items?limit=3&filter=category%3D'Drugs'"
+    while url:
+        body = (await client.get(url, headers=caller.headers)).json()
+        pages.append([f["id"] for f in body["features"]])
+        url = next((link["href"] for link in body["links"] if link["rel"] == "next"), None)
+    assert [i for page in pages for i in page] == drugs and all(len(p) == 3 for p in pages[:-1])
+    prev = next(link["href"] for link in body["links"] if link["rel"] == "prev")
+    back = (await client.get(prev, headers=caller.headers)).json()
+    assert [f["id"] for f in back["features"]] == pages[-2]

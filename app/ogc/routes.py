@@ -193,14 +193,18 @@ async def items(collection_id: str, request: Request, session: SessionDep, princ
     filters = " AND ".join(where + sel.where)
     params.update(sel.params)
     cols = ", ".join(f"t.{ident(p)}" for p in c.properties)
-    page_where, order = filters, "t.id"
-    if cursor is not None:
-        page_where += " AND t.id > :key" if cursor.direction == "next" else " AND t.id < :key"
-        order = "t.id" if cursor.direction == "next" else "t.id DESC"
-        params["key"] = cursor.key
-    rows = list((await session.execute(text(
-        f"SELECT t.id, {geometry_sql(sel.crs)} AS g, {cols} FROM {src} WHERE {page_where} "
-        f"ORDER BY {order} LIMIT :lim"), {**params, "lim": sel.limit + 1})).all())
+    select = f"SELECT t.id, {geometry_sql(sel.crs)} AS g, {cols} FROM {src} WHERE {filters} AND {{range}}"
+    if c.shared:  # incidents: windows of the key (app/ogc/paging.py says why)
+        rows = await paging.fetch_windowed(session, select, params, cursor, sel.limit + 1)
+    else:
+        rng, order = "true", "t.id"
+        if cursor is not None:
+            rng = "t.id > :page_k" if cursor.direction == "next" else "t.id < :page_k"
+            order = "t.id" if cursor.direction == "next" else "t.id DESC"
+            params["page_k"] = cursor.key
+        statement = select.replace("{range}", rng) + f" ORDER BY {order} LIMIT :lim"
+        rows = list((await session.execute(text(statement),
+                                           {**params, "lim": sel.limit + 1})).all())
     more = len(rows) > sel.limit
     rows = rows[:sel.limit]
     if cursor is not None and cursor.direction == "prev":

@@ -1,0 +1,113 @@
+"""OGC API – Features benchmark: 1,000,000 incidents paged out through GDAL's OAPIF driver at 1,000
+features a page (the issue's target: under 60 s), beside the same pages fetched bare (httpx
+following the next links), which shows how much of the time is the server's.
+
+Reuses the tile benchmark's scratch database (bench/tiles_bench.py builds it once and reuses it).
+
+    python -m bench.ogc_bench
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench import tiles_bench
+
+PAGE = 1_000
+TARGET_S = 60.0
+OUT = Path(__file__).resolve().parent / "out"
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def bare_pass(base: str, token: str) -> dict:
+    """Every page by following `next` links: the server's share of the time, and the first and last
+    pages' times (keyset paging: page 1,000 costs what page 1 costs)."""
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/geo+json"}
+    url: str | None = f"{base}/ogc/collections/incidents/items?limit={PAGE}"
+    times, features, ids_ok, last_id = [], 0, True, -1
+    started = time.perf_counter()
+    with httpx.Client(headers=headers, timeout=60) as client:
+        while url:
+            t = time.perf_counter()
+            r = client.get(url)
+            r.raise_for_status()
+            body = r.json()
+            times.append(time.perf_counter() - t)
+            ids = [f["id"] for f in body["features"]]
+            ids_ok = ids_ok and all(a < b for a, b in zip([last_id, *ids], ids, strict=False))
+            last_id = ids[-1] if ids else last_id
+            features += len(ids)
+            url = next((link["href"] for link in body["links"] if link["rel"] == "next"), None)
+    total = time.perf_counter() - started
+    return {"seconds": round(total, 2), "features": features, "pages": len(times), "ascending_no_repeats": ids_ok,
+            "first_page_ms": round(times[0] * 1000, 1), "median_page_ms": round(statistics.median(times) * 1000, 1),
+            "last_10_pages_median_ms": round(statistics.median(times[-10:]) * 1000, 1)}
+
+
+def gdal_pass(base: str, token: str) -> dict:
+    """ogr2ogr reads the incidents collection through the OAPIF driver, PAGE_SIZE=1000, to a
+    GeoJSONSeq file; every line is a feature."""
+    out = Path(tempfile.mkdtemp(prefix="safermap-ogc-bench-")) / "incidents.geojsonl"
+    env = {**os.environ, "GDAL_HTTP_HEADERS": f"Authorization: Bearer {token}", "GDAL_HTTP_TIMEOUT": "120"}
+    started = time.perf_counter()
+    run = subprocess.run(["ogr2ogr", "-f", "GeoJSONSeq", str(out), f"OAPIF:{base}/ogc", "incidents",
+                          "-oo", f"PAGE_SIZE={PAGE}", "-preserve_fid"], env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if run.returncode != 0:
+        raise RuntimeError(f"ogr2ogr failed: {run.stderr[-1000:]}")
+    ids = set()
+    with out.open() as f:
+        for line in f:
+            ids.add(json.loads(line)["id"])
+    shutil.rmtree(out.parent, ignore_errors=True)
+    return {"seconds": round(seconds, 2), "features": len(ids), "under_60_s": seconds < TARGET_S}
+
+
+def run(report: dict) -> dict:
+    if shutil.which("ogr2ogr") is None:
+        raise SystemExit("ogr2ogr is missing: install Debian's gdal-bin (make system-deps)")
+    pid, built = tiles_bench.ensure_database()
+    token = tiles_bench.make_token(pid)
+    with tiles_bench.safermap_server(workers=1) as server:
+        log(f"GDAL ogr2ogr: {tiles_bench.INCIDENTS:,} incidents at {PAGE:,} a page ...")
+        gdal = gdal_pass(server.base, token)
+        log(f"  {gdal}")
+        log("bare httpx, following the next links ...")
+        bare = bare_pass(server.base, token)
+        log(f"  {bare}")
+    result = {"incidents": tiles_bench.INCIDENTS, "page_size": PAGE, "gdal_version": _gdal_version(),
+              "gdal_ogr2ogr": gdal, "bare_http": bare, "database_built_s": round(built, 1)}
+    report["ogc"] = result
+    return result
+
+
+def _gdal_version() -> str:
+    return subprocess.run(["ogrinfo", "--version"], capture_output=True, text=True).stdout.strip()
+
+
+def main() -> None:
+    """Run alone: the figures are merged into bench/out/report.json under 'ogc'."""
+    OUT.mkdir(exist_ok=True)
+    path = OUT / "report.json"
+    report = json.loads(path.read_text()) if path.exists() else {}
+    result = run(report)
+    for key, value in result.items():
+        print(f"  {key:<20} {value}")
+    path.write_text(json.dumps(report, indent=2, default=str))
+    print(f"report: {path}")
+
+
+if __name__ == "__main__":
+    main()
