@@ -2,7 +2,9 @@
 features a page (the issue's target: under 60 s), beside the same pages fetched bare (httpx
 following the next links), which shows how much of the time is the server's.
 
-Reuses the tile benchmark's scratch database (bench/tiles_bench.py builds it once and reuses it).
+The data are the tile benchmark's (bench/tiles_bench.py's builder, imported, not copied), in a
+scratch database of this benchmark's own: the tiles database may be migrated by another checkout,
+and this one must match the code it measures.
 
     python -m bench.ogc_bench
 """
@@ -25,6 +27,13 @@ from bench import tiles_bench
 PAGE = 1_000
 TARGET_S = 60.0
 OUT = Path(__file__).resolve().parent / "out"
+DB_NAME = "safermap_bench_ogc"
+
+
+def use_own_database() -> None:
+    """Point the tile benchmark's builder, token and server at this benchmark's database."""
+    tiles_bench.DB_NAME = DB_NAME
+    tiles_bench.DB_URL = f"{tiles_bench.SERVER}/{DB_NAME}"
 
 
 def log(msg: str) -> None:
@@ -78,6 +87,7 @@ def gdal_pass(base: str, token: str) -> dict:
 def run(report: dict) -> dict:
     if shutil.which("ogr2ogr") is None:
         raise SystemExit("ogr2ogr is missing: install Debian's gdal-bin (make system-deps)")
+    use_own_database()
     pid, built = tiles_bench.ensure_database()
     token = tiles_bench.make_token(pid)
     with tiles_bench.safermap_server(workers=1) as server:

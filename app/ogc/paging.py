@@ -59,7 +59,7 @@ def decode(token: str | None, digest: str) -> Cursor | None:
 # The id `w` rows beyond a key in the incident table (an index-only scan): the far edge of a window.
 EDGE_ABOVE = text("SELECT id FROM incident WHERE id > :k ORDER BY id OFFSET :w LIMIT 1")
 EDGE_BELOW = text("SELECT id FROM incident WHERE id < :k ORDER BY id DESC OFFSET :w LIMIT 1")
-FIRST_WINDOW = 2_000
+FIRST_WINDOW = 500
 
 
 async def fetch_windowed(session: AsyncSession, select: str, params: dict[str, Any], cursor: Cursor | None,
@@ -76,7 +76,7 @@ async def fetch_windowed(session: AsyncSession, select: str, params: dict[str, A
     costs a few more steps and never misses a row."""
     forward = cursor is None or cursor.direction == "next"
     key = -1 if cursor is None else cursor.key
-    window = max(FIRST_WINDOW, 2 * need)
+    window = max(FIRST_WINDOW, need + need // 8)
     rows: list[Any] = []
     while len(rows) < need:
         edge = (await session.execute(EDGE_ABOVE if forward else EDGE_BELOW, {"k": key, "w": window - 1})).scalar()

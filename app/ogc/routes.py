@@ -21,8 +21,7 @@ from app.ogc import html, paging
 from app.ogc.collections import Collection, extent, find_collection, visible_collections
 from app.ogc.openapi import OPENAPI_TYPE
 from app.ogc.openapi import document as openapi_document
-from app.ogc.query import geometry_sql, selection
-from app.tiles.sql import ident
+from app.ogc.query import feature_sql, selection
 
 router = APIRouter(prefix="/ogc", tags=["ogc"], include_in_schema=False)
 
@@ -173,11 +172,9 @@ def legacy_crs_member(target: crs_mod.Crs) -> dict[str, Any]:
     return {"crs": {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{target.srid}"}}}
 
 
-def _feature_json(row: Any, props: list[str]) -> str:
-    """One GeoJSON feature as text: the geometry comes from PostGIS already as GeoJSON."""
-    values = {p: row._mapping[p] for p in props}
-    return (f'{{"type":"Feature","id":{int(row.id)},"geometry":{row.g or "null"},'
-            f'"properties":{json.dumps(values, default=str, ensure_ascii=False)}}}')
+def _html_feature(row: Any) -> dict[str, Any]:
+    feature = json.loads(row.fj)
+    return {"id": row.id, "properties": feature["properties"], "geometry_text": json.dumps(feature["geometry"])}
 
 
 @router.get("/collections/{collection_id}/items")
@@ -192,8 +189,9 @@ async def items(collection_id: str, request: Request, session: SessionDep, princ
     src, where, params = c.from_where(principal)
     filters = " AND ".join(where + sel.where)
     params.update(sel.params)
-    cols = ", ".join(f"t.{ident(p)}" for p in c.properties)
-    select = f"SELECT t.id, {geometry_sql(sel.crs)} AS g, {cols} FROM {src} WHERE {filters} AND {{range}}"
+    level = "t.level" if c.shared else "NULL"
+    select = (f"SELECT t.id, {level} AS level, {feature_sql(sel.crs, c.properties)} AS fj "
+              f"FROM {src} WHERE {filters} AND {{range}}")
     if c.shared:  # incidents: windows of the key (app/ogc/paging.py says why)
         rows = await paging.fetch_windowed(session, select, params, cursor, sel.limit + 1)
     else:
@@ -241,8 +239,7 @@ async def items(collection_id: str, request: Request, session: SessionDep, princ
                   "href": f"{_base(request)}/collections/{c.id}"})
     headers = {"Content-Crs": sel.crs.header}
     if as_html:
-        features = [{"id": r.id, "properties": {p: r._mapping[p] for p in c.properties}, "geometry_text": r.g or ""}
-                    for r in rows]
+        features = [_html_feature(r) for r in rows]
         page = html.items(request.app.state.settings.static_dir, c.title, features, c.properties, links, matched)
         page.headers.update(headers)
         return page
@@ -252,7 +249,7 @@ async def items(collection_id: str, request: Request, session: SessionDep, princ
     head["numberReturned"] = len(rows)
     head["links"] = links
     head.update(legacy_crs_member(sel.crs))
-    feats = ",".join(_feature_json(r, c.properties) for r in rows)
+    feats = ",".join(r.fj for r in rows)
     body = json.dumps(head, ensure_ascii=False)[:-1] + f',"features":[{feats}]}}'
     return Response(body, media_type=GEOJSON, headers=headers)
 
@@ -266,9 +263,10 @@ async def item(collection_id: str, feature_id: str, request: Request, session: S
     if not feature_id.isdigit() or len(feature_id) > 18:
         raise NotFound(f"There is no feature '{feature_id[:40]}' in {c.id}.")
     src, where, params = c.from_where(principal)
-    cols = ", ".join(f"t.{ident(p)}" for p in c.properties)
+    level = "t.level" if c.shared else "NULL"
     row = (await session.execute(text(
-        f"SELECT t.id, {geometry_sql(target)} AS g, {cols} FROM {src} WHERE {' AND '.join(where)} AND t.id = :fid"),
+        f"SELECT t.id, {level} AS level, {feature_sql(target, c.properties)} AS fj FROM {src} "
+        f"WHERE {' AND '.join(where)} AND t.id = :fid"),
         {**params, "fid": int(feature_id)})).first()
     if row is None:
         raise NotFound(f"There is no feature {feature_id} in {c.id} for you.")
@@ -280,10 +278,10 @@ async def item(collection_id: str, feature_id: str, request: Request, session: S
         {"rel": "collection", "type": JSON, "title": c.title, "href": base}]
     headers = {"Content-Crs": target.header}
     if as_html:
-        feature = {"id": row.id, "properties": {p: row._mapping[p] for p in c.properties}, "geometry_text": row.g or ""}
+        feature = _html_feature(row)
         page = html.items(request.app.state.settings.static_dir, f"{c.title}: {row.id}", [feature], c.properties,
                           links, None)
         page.headers.update(headers)
         return page
-    body = _feature_json(row, c.properties)[:-1] + f',"links":{json.dumps(links)}}}'
+    body = row.fj[:-1] + f',"links":{json.dumps(links)}}}'
     return Response(body, media_type=GEOJSON, headers=headers)
