@@ -218,3 +218,37 @@ async def test_windows_over_sparse_keys_miss_nothing(client, db, make_caller, mo
     prev = next(link["href"] for link in body["links"] if link["rel"] == "prev")
     back = (await client.get(prev, headers=caller.headers)).json()
     assert [f["id"] for f in back["features"]] == pages[-2]
+
+
+async def test_incident_cells_count_what_may_be_counted_and_hold_back_small_counts(client, db, make_caller):
+    """A viewer whose data set is shared at aggregate lists no incidents but gets squares with counts;
+    a square of fewer than the threshold is left out; the owner (exact) sees every square."""
+    owner = await make_caller("ogc-csp", "admin")
+    ds = await factories.dataset(db, owner.partnership_id, "police-crime", "aggregate")
+    # 6 incidents at one place, 2 at another 2 km away (below the default threshold of 5)
+    await factories.incidents(db, owner.partnership_id, ds, [(-2.2426, 53.4808, "Drugs", "2024-01", 6),
+                                                             (-2.2126, 53.4808, "Robbery", "2024-02", 2)])
+    viewer = await make_caller("ogc-csp", "viewer")
+    assert (await client.get("/ogc/collections/incidents/items", headers=viewer.headers)).json()["features"] == []
+    r = await client.get("/ogc/collections/incident_cells/items", headers=viewer.headers)
+    assert r.status_code == 200
+    body = r.json()
+    assert [f["properties"]["count"] for f in body["features"]] == [6]
+    assert body["features"][0]["geometry"]["type"] == "Polygon"
+    one = body["features"][0]["id"]
+    assert (await client.get(f"/ogc/collections/incident_cells/items/{one}", headers=viewer.headers)).json()[
+        "properties"]["count"] == 6
+    # a category filter leaves 0 in the first square and 2 in the second: both held back
+    r = (await client.get("/ogc/collections/incident_cells/items", params={"filter": "category = 'Robbery'"},
+                          headers=viewer.headers)).json()
+    assert r["features"] == []
+    mine = (await client.get("/ogc/collections/incident_cells/items", headers=owner.headers)).json()
+    assert sorted(f["properties"]["count"] for f in mine["features"]) == [2, 6]
+    # bbox selects whole squares, in British National Grid too
+    r = (await client.get("/ogc/collections/incident_cells/items",
+                          params={"bbox": "-2.2427,53.4807,-2.2425,53.4809", "crs": BNG},
+                          headers=owner.headers)).json()
+    assert [f["properties"]["count"] for f in r["features"]] == [6]
+    xs = [x for x, _ in r["features"][0]["geometry"]["coordinates"][0]]
+    assert max(xs) - min(xs) == 250
+    assert not (await db.execute(text("SELECT count(*) FROM audit_event WHERE action = 'view.exact'"))).scalar_one()

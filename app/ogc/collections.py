@@ -22,6 +22,13 @@ from app.ogc.cql import Kind, Queryable
 from app.tiles.sql import from_sql, ident
 
 DATASET_PREFIX = "dataset-"
+CELLS_ID = "incident_cells"
+CELLS_DESCRIPTION = (
+    "How many incidents lie in each square of {size:g} m (in the partnership's metric CRS), counting "
+    "every incident the sharing rules let you count, also those you may not see one by one (aggregate). "
+    "A square with fewer than the suppression threshold is left out unless you see every incident in it "
+    "exactly. bbox selects whole squares; datetime and filter (category, month, dataset) select the "
+    "incidents counted.")
 SHOWN = "t.geom IS NOT NULL AND t.level IN ('sanitised', 'exact')"
 # Extents cost a pass over the collection: kept a minute per caller's access and collection.
 EXTENT_TTL_S = 60.0
@@ -43,6 +50,7 @@ class Collection:
     description: str
     layer: Layer
     dataset_id: int | None = None
+    cells: bool = False          # counts on grid squares (app/ogc/cells.py), not one feature a row
 
     @property
     def shared(self) -> bool:
@@ -55,7 +63,9 @@ class Collection:
     def from_where(self, principal: Principal) -> tuple[str, list[str], dict[str, Any]]:
         """The FROM item, the base conditions and their parameters, for this caller."""
         params: dict[str, Any]
-        if self.shared:
+        if self.cells:  # every level that may be counted (aggregate too); suppression comes later
+            where, params = ["t.geom IS NOT NULL"], sharing.access_params(principal)
+        elif self.shared:
             where, params = [SHOWN], sharing.access_params(principal)
         else:
             where, params = ["t.partnership_id = :p", "t.geom IS NOT NULL"], {"p": principal.partnership_id}
@@ -67,6 +77,8 @@ class Collection:
     @property
     def properties(self) -> list[str]:
         """The feature properties: the catalog's fields (and a shared row's level)."""
+        if self.cells:
+            return ["count"]
         names = list(self.layer.fields)
         if self.shared and "level" not in names:
             names.append("level")
@@ -100,6 +112,9 @@ async def visible_collections(session: AsyncSession, catalog: Catalog, principal
     out = [Collection(layer.id, layer.title, layer.description, layer) for layer in layers]
     incidents = next((layer for layer in layers if layer.id == "incidents"), None)
     if incidents is not None:
+        from app.ogc.cells import CELL_M
+        out.append(Collection(CELLS_ID, "Incident counts by grid square", CELLS_DESCRIPTION.format(size=CELL_M),
+                              incidents, cells=True))
         rows = (await session.execute(text(VISIBLE_DATASETS), sharing.access_params(principal))).all()
         for r in rows:
             out.append(Collection(f"{DATASET_PREFIX}{r.id}", f"Incidents: {r.name}",

@@ -25,7 +25,8 @@ CQL2_TEXT = "cql2-text"
 class Selection:
     limit: int
     crs: crs_mod.Crs
-    where: list[str] = field(default_factory=list)
+    where: list[str] = field(default_factory=list)      # on the rows read (datetime, filter)
+    spatial: list[str] = field(default_factory=list)    # on the features' geometry (bbox)
     params: dict[str, Any] = field(default_factory=dict)
     digest_parts: dict[str, Any] = field(default_factory=dict)
 
@@ -118,7 +119,7 @@ def selection(q: QueryParams, collection: Collection, partnership_srid: int) -> 
     if q.get("bbox"):
         box_crs = crs_mod.parse_crs(q.get("bbox-crs"), partnership_srid, "bbox-crs")
         clause, box_params = bbox_sql(q["bbox"], box_crs)
-        sel.where.append(clause)
+        sel.spatial.append(clause)
         sel.params.update(box_params)
         parts["bbox"] = [q["bbox"], box_crs.uri]
     if q.get("datetime"):

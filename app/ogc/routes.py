@@ -16,8 +16,8 @@ from app.api.deps import CatalogDep, SessionDep, Viewer
 from app.api.incidents import COUNT_CAP, audit_exact_view
 from app.domain_errors import InvalidValue
 from app.errors import NotFound
+from app.ogc import cells, html, paging
 from app.ogc import crs as crs_mod
-from app.ogc import html, paging
 from app.ogc.collections import Collection, extent, find_collection, visible_collections
 from app.ogc.openapi import OPENAPI_TYPE
 from app.ogc.openapi import document as openapi_document
@@ -172,6 +172,18 @@ def legacy_crs_member(target: crs_mod.Crs) -> dict[str, Any]:
     return {"crs": {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{target.srid}"}}}
 
 
+def _source(request: Request, c: Collection, principal, rows_where: list[str],
+            spatial: list[str]) -> tuple[str, str, dict[str, Any]]:
+    """The FROM item, its WHERE and parameters: the collection's rows, or for incident_cells the
+    squares counted over them (bbox then selects whole squares)."""
+    src, where, params = c.from_where(principal)
+    if c.cells:
+        src = cells.source(src, " AND ".join(where + rows_where), principal.srid)
+        params["k_suppress"] = request.app.state.settings.suppress_below
+        return src, " AND ".join(["true", *spatial]), params
+    return src, " AND ".join(where + rows_where + spatial), params
+
+
 def _html_feature(row: Any) -> dict[str, Any]:
     feature = json.loads(row.fj)
     return {"id": row.id, "properties": feature["properties"], "geometry_text": json.dumps(feature["geometry"])}
@@ -186,13 +198,12 @@ async def items(collection_id: str, request: Request, session: SessionDep, princ
     sel = selection(request.query_params, c, principal.srid)
     digest = paging.selection_digest(sel.digest_parts)
     cursor = paging.decode(request.query_params.get("cursor"), digest)
-    src, where, params = c.from_where(principal)
-    filters = " AND ".join(where + sel.where)
+    src, filters, params = _source(request, c, principal, sel.where, sel.spatial)
     params.update(sel.params)
-    level = "t.level" if c.shared else "NULL"
+    level = "t.level" if c.shared and not c.cells else "NULL"
     select = (f"SELECT t.id, {level} AS level, {feature_sql(sel.crs, c.properties)} AS fj "
               f"FROM {src} WHERE {filters} AND {{range}}")
-    if c.shared:  # incidents: windows of the key (app/ogc/paging.py says why)
+    if c.shared and not c.cells:  # incidents: windows of the key (app/ogc/paging.py says why)
         rows = await paging.fetch_windowed(session, select, params, cursor, sel.limit + 1)
     else:
         rng, order = "true", "t.id"
@@ -262,11 +273,11 @@ async def item(collection_id: str, feature_id: str, request: Request, session: S
     target = crs_mod.parse_crs(request.query_params.get("crs"), principal.srid)
     if not feature_id.isdigit() or len(feature_id) > 18:
         raise NotFound(f"There is no feature '{feature_id[:40]}' in {c.id}.")
-    src, where, params = c.from_where(principal)
-    level = "t.level" if c.shared else "NULL"
+    src, filters, params = _source(request, c, principal, [], [])
+    level = "t.level" if c.shared and not c.cells else "NULL"
     row = (await session.execute(text(
         f"SELECT t.id, {level} AS level, {feature_sql(target, c.properties)} AS fj FROM {src} "
-        f"WHERE {' AND '.join(where)} AND t.id = :fid"),
+        f"WHERE {filters} AND t.id = :fid"),
         {**params, "fid": int(feature_id)})).first()
     if row is None:
         raise NotFound(f"There is no feature {feature_id} in {c.id} for you.")
