@@ -153,7 +153,8 @@ async def queryables(collection_id: str, request: Request, session: SessionDep, 
              "month": {"type": "string", "format": "date", "pattern": "^\\d{4}-\\d{2}(-\\d{2})?$"}}
     props: dict[str, Any] = {name: {"title": name, **types[q.kind], **({"description": q.description} if q.description else {})}
                              for name, q in c.queryables.items()}
-    props["geometry"] = {"$ref": f"https://geojson.org/schema/{c.layer.geometry.capitalize()}.json"}
+    shape = "Polygon" if c.cells else c.layer.geometry.capitalize()
+    props["geometry"] = {"$ref": f"https://geojson.org/schema/{shape}.json"}
     doc = {"$schema": "https://json-schema.org/draft/2020-12/schema",
            "$id": f"{_base(request)}/collections/{c.id}/queryables", "type": "object",
            "title": c.title, "properties": props, "additionalProperties": False}
