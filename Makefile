@@ -17,7 +17,7 @@ WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 # installed from Debian only when no npm is on the PATH: a Node.js from elsewhere brings its own,
 # and Debian's would conflict with it.
 APT_PACKAGES := postgresql-$(PG_MAJOR) postgresql-$(PG_MAJOR)-postgis-3 postgresql-$(PG_MAJOR)-pgrouting \
-	chromium fonts-dejavu-core gdal-bin
+	chromium fonts-dejavu-core gdal-bin python3-qgis
 
 .PHONY: help install system-deps python-deps vendor vendor-copy db-up db-down demo serve lint typecheck test bench bench-deps clean
 

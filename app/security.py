@@ -169,7 +169,8 @@ class SecurityMiddleware:
         query: bytes = scope.get("query_string", b"")
         if b"\x00" in query or b"%00" in query.lower():
             return _problem(400, "Bad request", "The query string contains a NUL character.", path)
-        if path.startswith("/api/") or path.startswith("/tiles/"):
+        # /ogc pages count as API calls (paging a million incidents at 1,000 a page stays under the limit).
+        if path.startswith(("/api/", "/tiles/", "/ogc/")) or path == "/ogc":
             limiter = self.tile_limiter if path.startswith("/tiles/") else self.api_limiter
             wait = limiter.take(_caller_key(scope, headers, cookies))
             if wait:

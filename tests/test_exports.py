@@ -19,6 +19,7 @@ import pytest
 from pyproj import Transformer
 from sqlalchemy import text
 
+from app.sharing import AGGREGATE_CELL_M
 from tests.factories import LAT, LON, Caller, agency, dataset, person
 from tests.factories import incidents as add_incidents
 
@@ -243,8 +244,9 @@ async def test_a_sanitised_viewer_never_gets_an_exact_location(client, world, tm
         assert "Secret Lane" not in str(p["location_text"])
         if p["level"] == "sanitised":  # no streets here: the centre of the incident's 100 m cell
             assert abs(x % 100 - 50) < 0.01 and abs(y % 100 - 50) < 0.01
-        else:  # counts-only: the centre of a 500 m cell, and only cells of 5 or more
-            assert abs(x % 500 - 250) < 0.01 and abs(y % 500 - 250) < 0.01
+        else:  # counts-only: the centre of a square of the one counts grid, only squares of 5 or more
+            half = AGGREGATE_CELL_M / 2
+            assert abs(x % AGGREGATE_CELL_M - half) < 0.01 and abs(y % AGGREGATE_CELL_M - half) < 0.01
             assert int(p["count"]) == COUNCIL_BIG[4]
 
 

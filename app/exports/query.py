@@ -23,11 +23,11 @@ from typing import Any, Literal
 from app.catalog import Layer
 from app.domain_errors import InvalidValue, UnknownItem
 from app.params import BBox, Period
-from app.sharing import access_params
+from app.sharing import AGGREGATE_CELL_M, access_params
 from app.tiles.sql import from_sql, ident
 
 FORMATS = ("gpkg", "geojson", "csv", "fgb")
-CELL_M = 500.0        # edge of the grid cells that carry counts-only incidents, in metres
+CELL_M = AGGREGATE_CELL_M  # the one grid of counts-only squares (app/sharing.py)
 CHUNK = 20_000        # rows fetched per round trip (memory stays a chunk, whatever the total)
 GEOMETRY_TYPES = {"point": "Point", "line": "MultiLineString", "polygon": "MultiPolygon"}
 SQL_TYPES = {"string": "text", "number": "float8", "boolean": "boolean", "integer": "bigint"}
