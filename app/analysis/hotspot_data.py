@@ -105,31 +105,33 @@ KEEP_EXTENT_SQL = """
 
 # The placed positions with their counts, in one statement with the data versions it was read at
 # (same snapshot). Rows are grouped by data set and position first (thousands of incidents share a
-# snapped point); rows of a data set at aggregate level, and rows without a location, are counted
-# but never placed. The distinct positions come back as ONE MultiPoint, transformed to the metric
+# snapped point; the geometry itself is the key, hashed as it is stored); rows of a data set at
+# aggregate level, and rows without a location, are counted but never placed. Everything after the
+# grouping is one pass over the distinct positions. The distinct positions come back as ONE MultiPoint, transformed to the metric
 # CRS in one ST_Transform call (PROJ over the whole array: bit-identical to transforming each point,
 # a fraction of the cost) and sent as WKB, each point carrying its count as M (M is never
 # transformed). Python reads it as a numpy array and bins it (cells_simple / cells_linear below):
 # the binning, ~160k weighted corners for linear binning, costs more as SQL rows than as arrays.
 BINS_SQL = f"""
     WITH by_point AS (
-        SELECT t.dataset_id, ST_X(t.geom) AS lon, ST_Y(t.geom) AS lat, count(*) AS n
+        SELECT t.dataset_id, t.geom, count(*) AS n
         FROM {VISIBLE} AS t
         WHERE t.partnership_id = :p AND {{where}}
-        GROUP BY 1, 2, 3
-    ), levelled AS MATERIALIZED (
-        SELECT b.lon, b.lat, b.n, l.level IS NOT NULL AND b.lon IS NOT NULL AS placed,
+        GROUP BY 1, 2
+    ), levelled AS (
+        SELECT b.geom, b.n, l.level IS NOT NULL AND b.geom IS NOT NULL AS placed,
                coalesce(l.level = 'exact', false) AS ex
         FROM by_point b LEFT JOIN ({LEVELS}) AS l ON l.dataset_id = b.dataset_id
     )
-    SELECT (SELECT ST_AsBinary(ST_Transform(ST_SetSRID(ST_Collect(ST_MakePointM(lon, lat, n)), 4326),
-                                            CAST(:srid AS integer)), 'NDR')
-            FROM levelled WHERE placed) AS points,
-           (SELECT coalesce(sum(n), 0) FROM levelled WHERE placed)::bigint AS placed,
-           (SELECT coalesce(sum(n), 0) FROM levelled WHERE NOT placed)::bigint AS unplaced,
-           (SELECT coalesce(bool_and(ex), true) FROM levelled) AS all_exact,
-           (SELECT coalesce(bool_and(ex), true) FROM levelled WHERE placed) AS placed_exact,
-           ({VERSIONS}) AS versions"""
+    SELECT ST_AsBinary(ST_Transform(ST_SetSRID(
+               ST_Collect(ST_MakePointM(ST_X(geom), ST_Y(geom), n)) FILTER (WHERE placed), 4326),
+               CAST(:srid AS integer)), 'NDR') AS points,
+           coalesce(sum(n) FILTER (WHERE placed), 0)::bigint AS placed,
+           coalesce(sum(n) FILTER (WHERE NOT placed), 0)::bigint AS unplaced,
+           coalesce(bool_and(ex), true) AS all_exact,
+           coalesce(bool_and(ex) FILTER (WHERE placed), true) AS placed_exact,
+           ({VERSIONS}) AS versions
+    FROM levelled"""
 
 # A MultiPoint M in little-endian WKB: a 9-byte header (byte order, type, count), then per point its
 # own byte order and type and x, y, m as float64.
