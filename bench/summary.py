@@ -86,7 +86,7 @@ def import_targets(imp: dict | None) -> dict[str, dict]:
 def hotspot_targets(hot: dict | None) -> dict[str, dict]:
     hot = hot or {}
     return {"hotspot surface, 1M incidents, cold": entry(
-        "surface", hot.get("surface_cold_ms"), None, "ms", "< 1000 ms (median, caches cleared)",
+        hot.get("surface_cold_ms"), None, "ms", "< 1000 ms (median, caches cleared)",
         lambda v, _: v < 1000, ratio=False)}
 
 
