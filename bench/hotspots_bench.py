@@ -73,6 +73,28 @@ async def forget_kept_extents(session, pid: int) -> None:
     await session.execute(text("DELETE FROM hotspot_extent WHERE partnership_id = :p"), {"p": pid})
 
 
+def backend_cpu_s(backend: int) -> float | None:
+    """CPU seconds the database backend has used (the bench's server runs on this machine): on a
+    shared machine the wall time of a query grows with everyone's load, its CPU time much less."""
+    try:
+        fields = open(f"/proc/{backend}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def cold_cpu(session, who, flt) -> dict:
+    """CPU time of one cold surface: the database backend's and this process's, beside its wall time."""
+    backend = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    clear_caches()
+    db0, py0, wall0 = backend_cpu_s(backend), time.process_time(), time.perf_counter()
+    await kde.hotspot_surface(session, who, flt)
+    db1, py1, wall1 = backend_cpu_s(backend), time.process_time(), time.perf_counter()
+    return {"wall_ms": round(1000 * (wall1 - wall0), 1),
+            "database_cpu_ms": None if db0 is None or db1 is None else round(1000 * (db1 - db0), 1),
+            "python_cpu_ms": round(1000 * (py1 - py0), 1)}
+
+
 async def breakdown(session, who, flt) -> dict:
     """Where one cold surface's time goes, step by step as kde.hotspot_surface takes them."""
     clear_caches()
@@ -198,6 +220,8 @@ async def measure_surface(pid: int) -> tuple[dict, kde.Surface]:
             out["surface_after_data_change_ms"] = median_ms(samples)
             assert np.array_equal(changed.density, surface.density), "a kept extent changes nothing"
             out["surface_cold_breakdown_ms"] = await breakdown(s, who, flt)
+            out["surface_cold_cpu"] = min([await cold_cpu(s, who, flt) for _ in range(3)],
+                                          key=lambda c: c["wall_ms"])
             samples, _ = await timed(lambda: kde.hotspot_surface(s, who, flt), repeat=20)
             out["surface_cached_ms"] = median_ms(samples)
             out["surface_count"] = surface.count
@@ -301,7 +325,7 @@ def run(report: dict) -> dict:
                 "study_extent_scan_ms", "bins_sql_ms", "bins_sql_per_row_ms", "kde_fft_ms", "kde_direct_ms",
                 "kde_fft_vs_direct_max_rel_diff", "surface_first_cold_ms", "surface_cold_ms",
                 "surface_cold_max_ms", "surface_cold_samples_ms", "surface_after_data_change_ms",
-                "surface_cold_breakdown_ms", "surface_cached_ms", "surface_mass", "surface_latest_month_cold_ms",
+                "surface_cold_breakdown_ms", "surface_cold_cpu", "surface_cached_ms", "surface_mass", "surface_latest_month_cold_ms",
                 "latest_month_incidents", "render_ms_median_by_zoom", "png_mean_kb", "png_max_kb", "target_met",
                 "load_avg_1m"):
         print(f"  {key:<34} {out[key]}")
