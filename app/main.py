@@ -39,6 +39,7 @@ from app.audit import ExactViews
 from app.auth import Sessions
 from app.catalog import Catalog
 from app.db import make_engine, make_read_sessionmaker, make_sessionmaker, plan_pool, server_limits
+from app.exports import api as exports_api
 from app.live_state import LiveState
 from app.pages.base import csp
 from app.security import Csrf, RateLimiter, SecurityMiddleware
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes.router)
     app.include_router(auth.tokens_router)
     app.include_router(admin_users.api_router)
+    app.include_router(exports_api.router)
     # Innermost: cached tiles and 304s answered from memory without FastAPI's dependency solving
     # (app/api/hot_tiles.py); everything else goes on to the routes.
     app.add_middleware(HotTiles, state=app.state)

@@ -1,11 +1,11 @@
 """`make bench`: the police.uk import beside a bare COPY, then tiles beside tipg and the bare
 ST_AsMVT query, then the hot path (a cached tile, a 304, 200 clients) beside a bare FastAPI route, coverage,
-hotspots and safe walking routes.
+hotspots, safe walking routes and exports.
 Prints each table, then every target of issue 13 beside its measured figure and reference
 (bench/summary.py), and writes the whole report, the targets as report["ratios"], to
 bench/out/report.json.
 
-    python -m bench [import] [tiles] [hot] [coverage] [hotspots] [routes]
+    python -m bench [import] [tiles] [hot] [coverage] [hotspots] [routes] [exports]
 """
 from __future__ import annotations
 
@@ -14,13 +14,22 @@ import sys
 import time
 from pathlib import Path
 
-from bench import coverage_bench, hot_bench, hotspots_bench, import_bench, routes_bench, summary, tiles_bench
+from bench import (
+    coverage_bench,
+    exports_bench,
+    hot_bench,
+    hotspots_bench,
+    import_bench,
+    routes_bench,
+    summary,
+    tiles_bench,
+)
 
 OUT = Path(__file__).resolve().parent / "out"
 
 
 def main() -> None:
-    which = set(sys.argv[1:]) or {"import", "tiles", "hot", "coverage", "hotspots", "routes"}
+    which = set(sys.argv[1:]) or {"import", "tiles", "hot", "coverage", "hotspots", "routes", "exports"}
     report: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if "import" in which:
         print("== police.uk import: 1,000,000 rows ==", flush=True)
@@ -46,6 +55,10 @@ def main() -> None:
     if "routes" in which:
         print("\n== safe walking routes: Helsinki, and a grid city of 100,000 segments ==", flush=True)
         routes_bench.run(report)
+    if "exports" in which:
+        print("\n== exports: 1,000,000 incidents to GeoPackage, FlatGeobuf, CSV and GeoJSON ==", flush=True)
+        for key, value in exports_bench.run(report).items():
+            print(f"  {key:<28} {value}")
     print("\n== issue 13 targets: each figure beside its reference ==", flush=True)
     summary.print_summary(summary.summarise(report))
     OUT.mkdir(exist_ok=True)
