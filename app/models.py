@@ -523,6 +523,20 @@ class DataVersion(Base):
     version: Mapped[int] = mapped_column(BigInteger)
 
 
+class HotspotExtent(Base):
+    """A caller's study extent kept under the data versions it was read at (app/analysis/hotspot_data)."""
+    __tablename__ = "hotspot_extent"
+    partnership_id: Mapped[int] = mapped_column(_to("partnership.id"), primary_key=True)
+    access: Mapped[str] = mapped_column(primary_key=True)
+    versions: Mapped[str]
+    srid: Mapped[int]
+    minx: Mapped[float | None]
+    miny: Mapped[float | None]
+    maxx: Mapped[float | None]
+    maxy: Mapped[float | None]
+    computed_at: Mapped[datetime] = mapped_column(server_default=NOW)
+
+
 # Not tied to a column: the data-version triggers draw from it (Alembic does not compare sequences).
 data_version_seq = Sequence("data_version_seq", metadata=Base.metadata)
 

@@ -1,7 +1,9 @@
 """`make bench`: the police.uk import beside a bare COPY, then tiles beside tipg and the bare
 ST_AsMVT query, then the hot path (a cached tile, a 304, 200 clients) beside a bare FastAPI route, coverage,
 hotspots, safe walking routes and exports.
-Prints each table and writes the whole report to bench/out/report.json.
+Prints each table, then every target of issue 13 beside its measured figure and reference
+(bench/summary.py), and writes the whole report, the targets as report["ratios"], to
+bench/out/report.json.
 
     python -m bench [import] [tiles] [hot] [coverage] [hotspots] [routes] [exports]
 """
@@ -12,7 +14,16 @@ import sys
 import time
 from pathlib import Path
 
-from bench import coverage_bench, exports_bench, hot_bench, hotspots_bench, import_bench, routes_bench, tiles_bench
+from bench import (
+    coverage_bench,
+    exports_bench,
+    hot_bench,
+    hotspots_bench,
+    import_bench,
+    routes_bench,
+    summary,
+    tiles_bench,
+)
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -25,6 +36,9 @@ def main() -> None:
         report["import"] = import_bench.run({}, import_bench.default_database_url())
         for key, value in report["import"].items():
             print(f"  {key:<28} {value}")
+        imp = report["import"]
+        print(f"  import {imp.get('import_s')} s beside a bare COPY of the same file {imp.get('bare_copy_s')} s: "
+              f"{imp.get('import_vs_bare_copy')}x")
     if "tiles" in which:
         print("\n== tiles: 1,000,000 incidents, 500 tiles z12-16 ==", flush=True)
         tiles_bench.run(report)
@@ -45,6 +59,8 @@ def main() -> None:
         print("\n== exports: 1,000,000 incidents to GeoPackage, FlatGeobuf, CSV and GeoJSON ==", flush=True)
         for key, value in exports_bench.run(report).items():
             print(f"  {key:<28} {value}")
+    print("\n== issue 13 targets: each figure beside its reference ==", flush=True)
+    summary.print_summary(summary.summarise(report))
     OUT.mkdir(exist_ok=True)
     (OUT / "report.json").write_text(json.dumps(report, indent=2, default=str))
     print(f"\nreport: {OUT / 'report.json'}")
