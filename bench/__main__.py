@@ -1,11 +1,12 @@
 """`make bench`: the police.uk import beside a bare COPY, then tiles beside tipg and the bare
 ST_AsMVT query, then the hot path (a cached tile, a 304, 200 clients) beside a bare FastAPI route, coverage,
-hotspots, safe walking routes and exports.
+hotspots, safe walking routes, exports and OGC API paging through GDAL (last: it points the tile
+bench's builder at its own scratch database).
 Prints each table, then every target of issue 13 beside its measured figure and reference
 (bench/summary.py), and writes the whole report, the targets as report["ratios"], to
 bench/out/report.json.
 
-    python -m bench [import] [tiles] [hot] [coverage] [hotspots] [routes] [exports]
+    python -m bench [import] [tiles] [hot] [coverage] [hotspots] [routes] [exports] [ogc]
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from bench import (
     hot_bench,
     hotspots_bench,
     import_bench,
+    ogc_bench,
     routes_bench,
     summary,
     tiles_bench,
@@ -29,7 +31,7 @@ OUT = Path(__file__).resolve().parent / "out"
 
 
 def main() -> None:
-    which = set(sys.argv[1:]) or {"import", "tiles", "hot", "coverage", "hotspots", "routes", "exports"}
+    which = set(sys.argv[1:]) or {"import", "tiles", "hot", "coverage", "hotspots", "routes", "exports", "ogc"}
     report: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if "import" in which:
         print("== police.uk import: 1,000,000 rows ==", flush=True)
@@ -58,6 +60,10 @@ def main() -> None:
     if "exports" in which:
         print("\n== exports: 1,000,000 incidents to GeoPackage, FlatGeobuf, CSV and GeoJSON ==", flush=True)
         for key, value in exports_bench.run(report).items():
+            print(f"  {key:<28} {value}")
+    if "ogc" in which:
+        print("\n== OGC API - Features: 1,000,000 incidents through GDAL at 1,000 a page ==", flush=True)
+        for key, value in ogc_bench.run(report).items():
             print(f"  {key:<28} {value}")
     print("\n== issue 13 targets: each figure beside its reference ==", flush=True)
     summary.print_summary(summary.summarise(report))
