@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from functools import partial
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -31,7 +32,10 @@ class CellBuilds:
             if p not in self._running:
                 task = asyncio.get_running_loop().create_task(self._build(engine, p))
                 self._running[p] = task
-                task.add_done_callback(lambda _t, p=p: self._running.pop(p, None))
+                task.add_done_callback(partial(self._done, p))
+
+    def _done(self, partnership: int, _task: asyncio.Task[None]) -> None:
+        self._running.pop(partnership, None)
 
     async def _build(self, engine: AsyncEngine, partnership: int) -> None:
         try:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app import audit, sharing
 from app.audit import ExactViews
@@ -262,7 +262,8 @@ class LayerJob:
                 return Drawn(bytes(row.tile or b""), fill_versions(row.versions, layer.versioned_by), False)
             # Missing or older than the incidents: rebuilt off the answer's path, and this tile
             # drawn from every point meanwhile (never from a stale aggregate).
-            self.cell_builds.start(session.bind, row.stale)
+            if isinstance(session.bind, AsyncEngine):
+                self.cell_builds.start(session.bind, row.stale)
         row = (await session.execute(
             text(tile_sql(layer, Plan(cells=clustered, filters=filters.shape()))), params)).one()
         return Drawn(bytes(row.tile or b""), fill_versions(row.versions, layer.versioned_by), bool(row.exact))
