@@ -13,6 +13,10 @@ or a cache hit reads nothing from the database and the request's session is neve
 lazy: app/db.py LazySession); while that memory cannot be trusted the versions are read from the
 database, as one lookup. Exact views are audited by the background writer (app/audit.py
 ExactViews), not before the answer.
+
+Low-zoom incident cells are counted from a per-data-version aggregate (app/sql/incident_cells.sql,
+app/tiles/cells.py) whenever it is current, in the tile's own snapshot, for every partnership the
+caller counts; otherwise (and for dated tiles) from every point, as before.
 """
 from __future__ import annotations
 
