@@ -748,7 +748,7 @@ incident_cell = Table(
     Column("n", Integer, nullable=False),
     Column("sx", Double, nullable=False),
     Column("sy", Double, nullable=False),
-    Index("incident_cell_tile_idx", "partnership_id", "z", "x", "y"),
+    Index("incident_cell_tile_idx", "partnership_id", "z", "x", "y", "dataset_id", "anon"),
 )
 
 

@@ -41,7 +41,8 @@ CREATE TABLE incident_cell (
     sx              double precision NOT NULL,  -- sums of the incidents' grid positions
     sy              double precision NOT NULL
 );
-CREATE INDEX incident_cell_tile_idx ON incident_cell (partnership_id, z, x, y);
+-- a tile's rows of one data set at one position kind: the index alone says which to read
+CREATE INDEX incident_cell_tile_idx ON incident_cell (partnership_id, z, x, y, dataset_id, anon);
 
 CREATE TABLE incident_cell_build (
     partnership_id  integer PRIMARY KEY REFERENCES partnership(id) ON DELETE CASCADE,
