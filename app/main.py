@@ -96,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await live.stop()
+            await app.state.tiles.cell_builds.close()
             await writer.close()  # the queued audit of exact views and "last used" are written first
             await engine.dispose()
 

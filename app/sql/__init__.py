@@ -46,6 +46,7 @@ ORDER = (
     "coverage_union",        # the union of coverage per grid cell, and incidents outside it
     "route_safety",          # safety attributes of the walkable network, published routes
     "notify",                # LISTEN/NOTIFY for each process's live memory of callers and versions
+    "incident_cells",        # the per-data-version aggregate low-zoom incident tiles count from
 )
 
 
