@@ -11,7 +11,7 @@ Create Date: 2026-12-03
 from alembic import op
 
 revision = "0020"
-down_revision = "0017"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
