@@ -12,10 +12,12 @@ PORT ?= 8000
 # One uvicorn worker per core (each sizes its database pool to its share of max_connections).
 WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 # Debian packages: the database server with PostGIS and pgRouting, Chromium for page tests and
-# print exports. npm (for the front-end libraries) is installed from Debian only when no npm is on
-# the PATH: a Node.js from elsewhere brings its own, and Debian's would conflict with it.
+# print exports, GDAL's command-line tools (ogrinfo, ogr2ogr: the export tests open every export
+# with them, and the exports bench compares with ogr2ogr). npm (for the front-end libraries) is
+# installed from Debian only when no npm is on the PATH: a Node.js from elsewhere brings its own,
+# and Debian's would conflict with it.
 APT_PACKAGES := postgresql-$(PG_MAJOR) postgresql-$(PG_MAJOR)-postgis-3 postgresql-$(PG_MAJOR)-pgrouting \
-	chromium fonts-dejavu-core
+	chromium fonts-dejavu-core gdal-bin python3-qgis
 
 .PHONY: help install system-deps python-deps vendor vendor-copy db-up db-down demo serve lint typecheck test bench bench-deps clean
 
@@ -37,7 +39,7 @@ system-deps:
 	      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	    else echo "Missing Debian packages (install them as root):" $$missing; exit 1; fi; \
 	  fi; \
-	else echo "Not Debian: make sure PostgreSQL with PostGIS and pgRouting, Chromium and npm are installed."; fi
+	else echo "Not Debian: make sure PostgreSQL with PostGIS and pgRouting, Chromium, GDAL's tools (ogrinfo) and npm are installed."; fi
 
 python-deps: $(VENV)/.installed
 

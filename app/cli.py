@@ -12,6 +12,7 @@ from alembic.config import Config
 from rich.console import Console
 from sqlalchemy import text
 
+from app.cli_exports import export_command
 from app.cli_hotspots import app as hotspots_app
 from app.cli_routes import app as routes_app
 from app.roles import PrincipalRole
@@ -33,6 +34,7 @@ app.add_typer(import_app, name="import")
 app.add_typer(coverage_app, name="coverage")
 app.add_typer(hotspots_app, name="hotspots")
 app.add_typer(routes_app, name="routes")
+app.command("export")(export_command)
 
 console = Console(stderr=True)
 

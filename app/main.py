@@ -39,7 +39,9 @@ from app.audit import ExactViews
 from app.auth import Sessions
 from app.catalog import Catalog
 from app.db import make_engine, make_read_sessionmaker, make_sessionmaker, plan_pool, server_limits
+from app.exports import api as exports_api
 from app.live_state import LiveState
+from app.ogc import routes as ogc_routes
 from app.pages.base import csp
 from app.security import Csrf, RateLimiter, SecurityMiddleware
 from app.settings import Settings, SettingsError, get_settings
@@ -94,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await live.stop()
+            await app.state.tiles.cell_builds.close()
             await writer.close()  # the queued audit of exact views and "last used" are written first
             await engine.dispose()
 
@@ -121,6 +124,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes.router)
     app.include_router(auth.tokens_router)
     app.include_router(admin_users.api_router)
+    app.include_router(exports_api.router)
+    app.include_router(ogc_routes.router)
     # Innermost: cached tiles and 304s answered from memory without FastAPI's dependency solving
     # (app/api/hot_tiles.py); everything else goes on to the routes.
     app.add_middleware(HotTiles, state=app.state)

@@ -1,4 +1,4 @@
-"""The tables, as the migrations leave them (head: 0017). The migrations make the schema, never the
+"""The tables, as the migrations leave them (head: 0019). The migrations make the schema, never the
 app; these models describe it so that CRUD code can say select(Camera) and Alembic can diff it.
 
 tests/test_models_match_schema.py keeps the two in step: Alembic's compare_metadata must find no
@@ -41,6 +41,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     Sequence,
+    SmallInteger,
     Table,
     Text,
     UniqueConstraint,
@@ -528,6 +529,20 @@ class DataVersion(Base):
     version: Mapped[int] = mapped_column(BigInteger)
 
 
+class HotspotExtent(Base):
+    """A caller's study extent kept under the data versions it was read at (app/analysis/hotspot_data)."""
+    __tablename__ = "hotspot_extent"
+    partnership_id: Mapped[int] = mapped_column(_to("partnership.id"), primary_key=True)
+    access: Mapped[str] = mapped_column(primary_key=True)
+    versions: Mapped[str]
+    srid: Mapped[int]
+    minx: Mapped[float | None]
+    miny: Mapped[float | None]
+    maxx: Mapped[float | None]
+    maxy: Mapped[float | None]
+    computed_at: Mapped[datetime] = mapped_column(server_default=NOW)
+
+
 # Not tied to a column: the data-version triggers draw from it (Alembic does not compare sequences).
 data_version_seq = Sequence("data_version_seq", metadata=Base.metadata)
 
@@ -733,6 +748,35 @@ class CoverageUnionState(Base):
     cell_m: Mapped[float]  # the grid's cell size
     built_at: Mapped[datetime]  # the last rebuild of every cell
     synced_at: Mapped[datetime]  # the last rebuild of any cell
+
+
+# -- incident cells: what low-zoom incident tiles count from (app/sql/incident_cells.sql) --------
+
+# No primary key on purpose: rebuilt whole per partnership, read by tile; a plain table.
+incident_cell = Table(
+    "incident_cell", Base.metadata,
+    Column("partnership_id", Integer, _to("partnership.id"), nullable=False),
+    Column("dataset_id", Integer, nullable=False),
+    Column("anon", Boolean, nullable=False),
+    Column("z", SmallInteger, nullable=False),
+    Column("x", Integer, nullable=False),
+    Column("y", Integer, nullable=False),
+    Column("cx", Integer, nullable=False),
+    Column("cy", Integer, nullable=False),
+    Column("category", Text, nullable=False),
+    Column("n", Integer, nullable=False),
+    Column("sx", Double, nullable=False),
+    Column("sy", Double, nullable=False),
+    Index("incident_cell_tile_idx", "partnership_id", "z", "x", "y", "dataset_id", "anon"),
+)
+
+
+class IncidentCellBuild(Base):
+    """The partnership's 'incident' data version its incident cells were read at."""
+    __tablename__ = "incident_cell_build"
+    partnership_id: Mapped[int] = mapped_column(_to("partnership.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+    built_at: Mapped[datetime]
 
 
 # -- what Alembic compares (migrations/env.py and tests/test_models_match_schema.py) ----------------

@@ -12,7 +12,6 @@ import json
 import math
 import secrets
 import time
-from typing import cast
 
 from cachetools import TTLCache
 from fastapi import HTTPException
@@ -155,14 +154,10 @@ class SecurityMiddleware:
             await send(body)
             return
 
-        # The page's CSRF token, for forms rendered server-side (request.state.csrf_token).
-        token = cookies.get(CSRF_COOKIE)
-        fresh = not self.csrf.valid(token)
-        if fresh:
-            token = self.csrf.new()
-        scope.setdefault("state", {})["csrf_token"] = token
-        if fresh:
-            send = self._with_csrf_cookie(send, cast(str, token), https or self.settings.cookie_secure)
+        # The page's CSRF token is worked out only when a page asks for it (page_csrf_token) or an
+        # HTML answer starts: signing or checking it on every tile cost a tenth of the hot path.
+        scope.setdefault("state", {})[_COOKIE_SEEN] = cookies.get(CSRF_COOKIE)
+        send = self._with_csrf_cookie(send, scope, self.csrf, https or self.settings.cookie_secure)
 
         if method in UNSAFE_METHODS:
             receive = self._limited(receive, self._body_limit(headers))
@@ -174,7 +169,8 @@ class SecurityMiddleware:
         query: bytes = scope.get("query_string", b"")
         if b"\x00" in query or b"%00" in query.lower():
             return _problem(400, "Bad request", "The query string contains a NUL character.", path)
-        if path.startswith("/api/") or path.startswith("/tiles/"):
+        # /ogc pages count as API calls (paging a million incidents at 1,000 a page stays under the limit).
+        if path.startswith(("/api/", "/tiles/", "/ogc/")) or path == "/ogc":
             limiter = self.tile_limiter if path.startswith("/tiles/") else self.api_limiter
             wait = limiter.take(_caller_key(scope, headers, cookies))
             if wait:
@@ -237,19 +233,39 @@ class SecurityMiddleware:
         return wrapped
 
     @staticmethod
-    def _with_csrf_cookie(send: Send, token: str, secure: bool) -> Send:
+    def _with_csrf_cookie(send: Send, scope: Scope, csrf: Csrf, secure: bool) -> Send:
         """Give a browser its CSRF cookie with the first page it gets (HTML only: API answers and
         tiles stay free of Set-Cookie, which would defeat shared caches)."""
         async def wrapped(message: Message) -> None:
             if message["type"] == "http.response.start":
                 h = MutableHeaders(scope=message)
-                already = any(v.startswith(CSRF_COOKIE + "=") for v in h.getlist("set-cookie"))
-                if h.get("content-type", "").startswith("text/html") and not already:
-                    h.append("set-cookie", f"{CSRF_COOKIE}={token}; Path=/; SameSite=lax"
-                                           + ("; Secure" if secure else ""))
+                if h.get("content-type", "").startswith("text/html"):
+                    token, fresh = _page_token(scope["state"], csrf)
+                    already = any(v.startswith(CSRF_COOKIE + "=") for v in h.getlist("set-cookie"))
+                    if fresh and not already:
+                        h.append("set-cookie", f"{CSRF_COOKIE}={token}; Path=/; SameSite=lax"
+                                               + ("; Secure" if secure else ""))
             await send(message)
 
         return wrapped
+
+
+_COOKIE_SEEN = "csrf_cookie_seen"
+
+
+def _page_token(state: dict, csrf: Csrf) -> tuple[str, bool]:
+    """(the request's CSRF token, whether it is new): the browser's own while it is valid."""
+    if "csrf_token" not in state:
+        seen = state.get(_COOKIE_SEEN)
+        state["csrf_fresh"] = not csrf.valid(seen)
+        state["csrf_token"] = csrf.new() if state["csrf_fresh"] else seen
+    return state["csrf_token"], state["csrf_fresh"]
+
+
+def page_csrf_token(request) -> str:
+    """The CSRF token for a form rendered server-side; the page's answer sets it as the cookie
+    when the browser has none (or a forged one)."""
+    return _page_token(request.scope.setdefault("state", {}), request.app.state.csrf)[0]
 
 
 def check_csrf(request, submitted: str | None) -> bool:

@@ -14,6 +14,11 @@ from app.settings import get_settings
 LEVELS = ("none", "aggregate", "sanitised", "exact")
 RANK = {level: i for i, level in enumerate(LEVELS)}
 
+# Where a caller may only count incidents (aggregate), files and OGC items give counts on squares
+# of this edge in the partnership's metric CRS (app/ogc/cells.py, app/exports/query.py). One grid
+# for every face: counts over two grids could be subtracted to reveal a held-back small count.
+AGGREGATE_CELL_M = 250.0
+
 # The set-returning functions that take the caller (partnership, role, agency, level cap) and apply
 # the sharing rules: a catalog layer with source_kind = "sharing_function" names one of these.
 SHARING_FUNCTIONS = frozenset({"safermap_visible_incidents", "safermap_uncovered_incidents"})

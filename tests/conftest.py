@@ -115,16 +115,18 @@ def live_server(settings: Settings) -> Iterator[str]:
         [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--host", "127.0.0.1",
          "--port", str(port), "--log-level", "warning"], cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
+    deadline = time.time() + 120  # a busy CI machine imports the app slowly
     while time.time() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 break
         except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the app exited at start-up ({proc.returncode})") from None
             time.sleep(0.1)
     else:
         proc.kill()
-        raise RuntimeError("the app did not start")
+        raise RuntimeError("the app did not start within 120 s")
     yield base
     proc.terminate()
     proc.wait(10)

@@ -464,3 +464,48 @@ async def test_a_statement_the_driver_refuses_leaves_no_lock_behind(app, databas
         left = owner.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                              "AND application_name = 'safermap' AND state <> 'idle'").fetchone()
     assert left == (0,)
+
+
+async def test_a_tile_to_draw_is_drawn_in_the_hot_path_and_a_failure_there_goes_to_the_route(
+        app, client, db, make_caller, monkeypatch):
+    """A caller known to memory: a tile not yet cached is drawn by the hot path with the route's own
+    pipeline call (same bytes and headers as the route); should that fail, the route answers."""
+    from app.api.hot_tiles import HotTiles
+    from app.tiles.pipeline import TilePipeline
+    caller = await make_caller("hot-draw", "viewer")
+    ds = await factories.dataset(db, caller.partnership_id)
+    await factories.incidents(db, caller.partnership_id, ds, [(LON, LAT, "Burglary", "2024-01", 4)])
+    x, y = lonlat_to_tile(LON, LAT, 16)
+    assert (await client.get("/tiles", headers=caller.headers)).status_code == 200  # the caller, now in memory
+    hot_draws = []
+    real_draw = HotTiles._draw
+
+    async def draw(self, *args, **kwargs):
+        hot_draws.append(args[2].tile)
+        return await real_draw(self, *args, **kwargs)
+    monkeypatch.setattr(HotTiles, "_draw", draw)
+
+    url = f"/tiles/incidents/16/{x}/{y}.mvt"
+    hot = await client.get(url, headers=caller.headers)
+    assert hot.status_code == 200 and len(hot_draws) == 1
+    app.state.tiles.cache.clear()
+    with monkeypatch.context() as m:  # memory says nothing of the caller: the route draws it
+        m.setattr(app.state.live, "known_token", lambda token: None)
+        routed = await client.get(url, headers=caller.headers)
+    assert len(hot_draws) == 1
+    assert (hot.status_code, hot.content, dict(hot.headers)) == (routed.status_code, routed.content,
+                                                                 dict(routed.headers))
+
+    app.state.tiles.cache.clear()
+    real_tile = TilePipeline.layer_tile
+    calls = []
+
+    async def fails_once(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("the hot path's draw fails")
+        return await real_tile(self, *args, **kwargs)
+    monkeypatch.setattr(TilePipeline, "layer_tile", fails_once)
+    again = await client.get(url, headers=caller.headers)
+    assert len(hot_draws) == 2 and len(calls) == 2, "tried in the hot path, then answered by the route"
+    assert (again.status_code, again.content) == (200, hot.content)

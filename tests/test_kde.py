@@ -303,3 +303,29 @@ async def test_concurrent_requests_for_one_surface_compute_it_once(app, db, monk
     assert len(calls) == 1
     assert all(s.count == 100 for s in surfaces)
     assert all(s.density is surfaces[0].density for s in surfaces)
+
+
+async def test_requests_waiting_for_a_surface_hold_no_database_connection(app, db, monkeypatch):
+    import asyncio
+    pid = await partnership(db, "csp-herd-pool")
+    ds = await dataset(db, pid, "police-uk:test")
+    await incidents(db, pid, ds, [(lon, lat, "Burglary", "2024-05") for lon, lat in scattered(20, seed=6)])
+    pool = app.state.engine.sync_engine.pool
+    held: list[int] = []
+    real = kde.load_bins
+
+    async def slow(*args, **kwargs):
+        while len(kde._LOCKS) == 0 or not all(lock._waiters for lock in kde._LOCKS.values()):
+            await asyncio.sleep(0.01)  # until the other requests queue behind this computation
+        await asyncio.sleep(0.05)
+        held.append(pool.checkedout())
+        return await real(*args, **kwargs)
+    monkeypatch.setattr(kde, "load_bins", slow)
+
+    async def one() -> kde.Surface:
+        async with app.state.read_sessionmaker() as session:
+            return await kde.hotspot_surface(session, SystemPrincipal(pid), HotspotFilter(None, None))
+    before = pool.checkedout()
+    surfaces = await asyncio.wait_for(asyncio.gather(*(one() for _ in range(6))), 60)
+    assert all(s.count == 20 for s in surfaces)
+    assert held == [before + 1]  # only the computing request's connection, not the five waiting

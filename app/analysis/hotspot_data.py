@@ -1,10 +1,12 @@
 """The incidents behind every hotspot analysis: filters, periods, the study extent and binned counts.
 
 Everything here reads incidents through the sharing function (`safermap_visible_incidents`) and
-keeps only the caller's own partnership. Binning is done in SQL: incidents are first grouped by
-their (snapped) position, only the distinct positions are transformed to the partnership's metric
-CRS, and those are grouped again into grid cells, so a million rows never cross into Python one by
-one and thousands of incidents on one snapped point are one large count.
+keeps only the caller's own partnership. Incidents are grouped in SQL by their (snapped) position,
+only the distinct positions are transformed to the partnership's metric CRS (in one call), and
+those positions with their counts come to numpy as one WKB array to be binned into grid cells, so
+a million rows never cross into Python one by one and thousands of incidents on one snapped point
+are one large count. The study extent is kept in the database (table hotspot_extent) under the
+data versions it was read at, so a new process does not scan for it again.
 
 Periods are months (police.uk gives a month; `incident.month` is its first day): `from`/`to` take
 YYYY-MM or YYYY-MM-DD, and a month as an upper bound means its last day.
@@ -71,67 +73,104 @@ LEVELS = f"""
 
 # Metric bounds of every placed incident the caller sees, whatever the period or filters, so grids
 # line up across periods and categories. The extent is taken in WGS84 (cheap), then its outline,
-# densified, is transformed: a straight edge in lon/lat bows slightly in a projected CRS.
+# densified, is transformed: a straight edge in lon/lat bows slightly in a projected CRS. The data
+# versions come from the same statement (same snapshot): the extent is kept under them.
 EXTENT_SQL = f"""
     WITH by_dataset AS (
         SELECT t.dataset_id, ST_Extent(t.geom) AS e
         FROM {VISIBLE} AS t WHERE t.partnership_id = :p AND t.geom IS NOT NULL
         GROUP BY t.dataset_id
     )
-    SELECT ST_XMin(b) AS minx, ST_YMin(b) AS miny, ST_XMax(b) AS maxx, ST_YMax(b) AS maxy FROM (
+    SELECT ST_XMin(b) AS minx, ST_YMin(b) AS miny, ST_XMax(b) AS maxx, ST_YMax(b) AS maxy,
+           ({VERSIONS}) AS versions FROM (
         SELECT ST_Transform(ST_Segmentize(ST_SetSRID(ST_Envelope(ST_Extent(e)::geometry), 4326), 0.01),
                             CAST(:srid AS integer)) AS b
         FROM by_dataset WHERE dataset_id IN (SELECT dataset_id FROM ({LEVELS}) AS placeable)
     ) AS e"""
 
-# Counts per grid cell, in one statement with the data versions it was read at (same snapshot).
-# Rows are grouped by data set and position first (thousands of incidents share a snapped point),
-# so only distinct positions are transformed. Rows of a data set at aggregate level, and rows
-# without a location, are counted but never placed.
+# The extent kept for this caller, if it was read at the current data versions and in the current CRS.
+KEPT_EXTENT_SQL = """
+    SELECT minx, miny, maxx, maxy FROM hotspot_extent
+    WHERE partnership_id = :p AND access = :access AND versions = :versions AND srid = :srid"""
+
+# Keep an extent (the latest computation wins: each is right for the versions it names). Nothing is
+# kept for a partnership deleted meanwhile.
+KEEP_EXTENT_SQL = """
+    INSERT INTO hotspot_extent (partnership_id, access, versions, srid, minx, miny, maxx, maxy)
+    SELECT :p, :access, :versions, :srid, :minx, :miny, :maxx, :maxy
+    WHERE EXISTS (SELECT 1 FROM partnership WHERE id = :p)
+    ON CONFLICT (partnership_id, access) DO UPDATE
+    SET versions = EXCLUDED.versions, srid = EXCLUDED.srid, minx = EXCLUDED.minx, miny = EXCLUDED.miny,
+        maxx = EXCLUDED.maxx, maxy = EXCLUDED.maxy, computed_at = now()"""
+
+# The placed positions with their counts, in one statement with the data versions it was read at
+# (same snapshot). Rows are grouped by data set and position first (thousands of incidents share a
+# snapped point; the geometry itself is the key, hashed as it is stored); rows of a data set at
+# aggregate level, and rows without a location, are counted but never placed. Everything after the
+# grouping is one pass over the distinct positions. The distinct positions come back as ONE MultiPoint, transformed to the metric
+# CRS in one ST_Transform call (PROJ over the whole array: bit-identical to transforming each point,
+# a fraction of the cost) and sent as WKB, each point carrying its count as M (M is never
+# transformed). Python reads it as a numpy array and bins it (cells_simple / cells_linear below):
+# the binning, ~160k weighted corners for linear binning, costs more as SQL rows than as arrays.
 BINS_SQL = f"""
     WITH by_point AS (
-        SELECT t.dataset_id, ST_X(t.geom) AS lon, ST_Y(t.geom) AS lat, count(*) AS n
+        SELECT t.dataset_id, t.geom, count(*) AS n
         FROM {VISIBLE} AS t
         WHERE t.partnership_id = :p AND {{where}}
-        GROUP BY 1, 2, 3
-    ), levelled AS MATERIALIZED (
-        SELECT b.lon, b.lat, b.n, l.level IS NOT NULL AND b.lon IS NOT NULL AS placed,
+        GROUP BY 1, 2
+    ), levelled AS (
+        SELECT b.geom, b.n, l.level IS NOT NULL AND b.geom IS NOT NULL AS placed,
                coalesce(l.level = 'exact', false) AS ex
         FROM by_point b LEFT JOIN ({LEVELS}) AS l ON l.dataset_id = b.dataset_id
-    ), positions AS MATERIALIZED (  -- projected once, not once per use of x or y below
-        SELECT ST_X(m) AS x, ST_Y(m) AS y, n FROM (
-            SELECT ST_Transform(ST_SetSRID(ST_MakePoint(lon, lat), 4326), CAST(:srid AS integer)) AS m, n
-            FROM levelled WHERE placed) AS projected
-    ), cells AS ({{cells}}
     )
-    SELECT (SELECT array_agg(ix) FROM cells) AS ix, (SELECT array_agg(iy) FROM cells) AS iy,
-           (SELECT array_agg(n) FROM cells) AS n,
-           (SELECT coalesce(sum(n), 0) FROM levelled WHERE placed)::bigint AS placed,
-           (SELECT coalesce(sum(n), 0) FROM levelled WHERE NOT placed)::bigint AS unplaced,
-           (SELECT coalesce(bool_and(ex), true) FROM levelled) AS all_exact,
-           (SELECT coalesce(bool_and(ex), true) FROM levelled WHERE placed) AS placed_exact,
-           ({VERSIONS}) AS versions"""
+    SELECT ST_AsBinary(ST_Transform(ST_SetSRID(
+               ST_Collect(ST_MakePointM(ST_X(geom), ST_Y(geom), n)) FILTER (WHERE placed), 4326),
+               CAST(:srid AS integer)), 'NDR') AS points,
+           coalesce(sum(n) FILTER (WHERE placed), 0)::bigint AS placed,
+           coalesce(sum(n) FILTER (WHERE NOT placed), 0)::bigint AS unplaced,
+           coalesce(bool_and(ex), true) AS all_exact,
+           coalesce(bool_and(ex) FILTER (WHERE placed), true) AS placed_exact,
+           ({VERSIONS}) AS versions
+    FROM levelled"""
 
-# Each position counts in the cell it falls in ...
-CELLS_SIMPLE = """
-        SELECT floor((x - CAST(:x0 AS float8)) / CAST(:cell AS float8))::int AS ix,
-               floor((y - CAST(:y0 AS float8)) / CAST(:cell AS float8))::int AS iy, sum(n)::float8 AS n
-        FROM positions GROUP BY 1, 2"""
-# ... or, for density estimation, is shared between the four cells whose centres surround it, in
-# proportion to its nearness to each (linear binning: the binned KDE's error falls from first to
-# second order in the cell size, and the weights still sum to the count).
-CELLS_LINEAR = """
-        SELECT c.ix, c.iy, sum(c.w) AS n
-        FROM (SELECT floor(fx)::int AS i, floor(fy)::int AS j, fx - floor(fx) AS wx, fy - floor(fy) AS wy, n
-              FROM (SELECT (x - CAST(:x0 AS float8)) / CAST(:cell AS float8) - 0.5 AS fx,
-                           (y - CAST(:y0 AS float8)) / CAST(:cell AS float8) - 0.5 AS fy, n
-                    FROM positions) AS f
-              OFFSET 0) AS p  -- a fence: the weights are computed once per position, not per corner
-        CROSS JOIN LATERAL (VALUES (p.i, p.j, p.n * (1 - p.wx) * (1 - p.wy)),
-                                   (p.i + 1, p.j, p.n * p.wx * (1 - p.wy)),
-                                   (p.i, p.j + 1, p.n * (1 - p.wx) * p.wy),
-                                   (p.i + 1, p.j + 1, p.n * p.wx * p.wy)) AS c(ix, iy, w)
-        GROUP BY c.ix, c.iy"""
+# A MultiPoint M in little-endian WKB: a 9-byte header (byte order, type, count), then per point its
+# own byte order and type and x, y, m as float64.
+WKB_HEADER = 9
+WKB_POINT_M = np.dtype([("order", "u1"), ("type", "<u4"), ("x", "<f8"), ("y", "<f8"), ("m", "<f8")])
+WKB_POINT_M_TYPE = 2001  # ISO WKB: Point M
+
+
+def positions(wkb: bytes | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x, y, n) of the placed positions from BINS_SQL's MultiPoint M (numpy views, no loop)."""
+    if not wkb:
+        empty = np.zeros(0)
+        return empty, empty, empty
+    points = np.frombuffer(wkb, dtype=WKB_POINT_M, offset=WKB_HEADER)
+    if (points["order"] != 1).any() or (points["type"] != WKB_POINT_M_TYPE).any():
+        raise ValueError("BINS_SQL must return a little-endian MultiPoint M")
+    return points["x"], points["y"], points["m"]
+
+
+def cells_simple(x: np.ndarray, y: np.ndarray, n: np.ndarray, x0: float, y0: float,
+                 cell: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each position counts in the cell it falls in: floor((x - x0) / cell), as SQL would (the
+    same float64 operations, so top lists computed in SQL find the same cells)."""
+    return np.floor((x - x0) / cell).astype(np.int64), np.floor((y - y0) / cell).astype(np.int64), n
+
+
+def cells_linear(x: np.ndarray, y: np.ndarray, n: np.ndarray, x0: float, y0: float,
+                 cell: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For density estimation each position is shared between the four cells whose centres
+    surround it, in proportion to its nearness to each (linear binning: the binned KDE's error
+    falls from first to second order in the cell size, and the weights still sum to the count)."""
+    fx, fy = (x - x0) / cell - 0.5, (y - y0) / cell - 0.5
+    i, j = np.floor(fx), np.floor(fy)
+    wx, wy = fx - i, fy - j
+    i, j = i.astype(np.int64), j.astype(np.int64)
+    ix = np.concatenate([i, i + 1, i, i + 1])
+    iy = np.concatenate([j, j, j + 1, j + 1])
+    w = np.concatenate([n * (1 - wx) * (1 - wy), n * wx * (1 - wy), n * (1 - wx) * wy, n * wx * wy])
+    return ix, iy, w
 
 
 def with_filter(sql: str, flt: HotspotFilter) -> str:
@@ -255,9 +294,16 @@ async def data_context(session: AsyncSession, principal: HotspotPrincipal) -> Da
     return DataContext(row.srid, version_key(principal, row.versions))
 
 
+def access_text(principal: HotspotPrincipal) -> str:
+    return ":".join(str(v) for v in sharing.access_key(principal))
+
+
+def versions_text(versions: list[str]) -> str:
+    return ",".join(fill_versions(versions, VERSIONED_BY))
+
+
 def version_key(principal: HotspotPrincipal, versions: list[str]) -> str:
-    access = ":".join(str(v) for v in sharing.access_key(principal))
-    return access + "|" + ",".join(fill_versions(versions, VERSIONED_BY))
+    return access_text(principal) + "|" + versions_text(versions)
 
 
 # Small caches keyed by data version (periods, extents, count grids, results): cachetools LRUs
@@ -300,16 +346,42 @@ async def study_extent(session: AsyncSession, principal: HotspotPrincipal,
                        flt: HotspotFilter | None = None) -> tuple[float, float, float, float] | None:
     """(minx, miny, maxx, maxy) in the partnership's metric CRS of all the caller's placed
     incidents, regardless of period and filters (`flt` is accepted for symmetry and ignored), or
-    None when there are none."""
+    None when there are none. Looked for in this process's memory, then among the kept extents
+    (read at the current data versions), and only then computed (a scan of every incident)."""
     context = await data_context(session, principal)
     cached = _EXTENTS.get(context.version_key)
     if cached is not None:
         return cached or None
-    row = (await session.execute(text(EXTENT_SQL), {**sharing.access_params(principal),
-                                                    "srid": context.srid})).first()
-    extent = () if row is None or row.minx is None else (row.minx, row.miny, row.maxx, row.maxy)
-    _EXTENTS.put(context.version_key, extent)
-    return extent or None
+    access, versions = context.version_key.split("|", 1)
+    kept = (await session.execute(text(KEPT_EXTENT_SQL), {
+        "p": principal.partnership_id, "access": access, "versions": versions, "srid": context.srid})).first()
+    if kept is not None:
+        extent = bounds(kept)
+        _EXTENTS.put(context.version_key, extent or ())
+        return extent
+    row = (await session.execute(text(EXTENT_SQL), {**sharing.access_params(principal), "srid": context.srid,
+                                                    "tables": list(VERSIONED_BY)})).one()
+    extent = bounds(row)
+    read_at = versions_text(row.versions)  # the data may have changed since data_context: file it as read
+    if await autocommits(session):
+        await session.execute(text(KEEP_EXTENT_SQL), {
+            "p": principal.partnership_id, "access": access, "versions": read_at, "srid": context.srid,
+            **dict(zip(("minx", "miny", "maxx", "maxy"), extent or (None, None, None, None)))})
+    _EXTENTS.put(access + "|" + read_at, extent or ())
+    return extent
+
+
+def bounds(row: Any) -> tuple[float, float, float, float] | None:
+    return None if row.minx is None else (row.minx, row.miny, row.maxx, row.maxy)
+
+
+async def autocommits(session: AsyncSession) -> bool:
+    """Whether each statement of the session commits by itself (the read sessions of GET requests,
+    the CLI, benchmarks). Only those keep an extent: a row written inside a longer transaction
+    would hold its lock until that transaction ends, and every other caller keeping the same
+    extent would wait for it."""
+    connection = (await session.connection()).sync_connection
+    return connection is not None and connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
 
 
 @dataclass
@@ -353,22 +425,22 @@ async def load_bins(session: AsyncSession, principal: HotspotPrincipal, flt: Hot
     counts are then fractional, their sum still the number of incidents)."""
     x0, y0, nx, ny = grid_for(extent, cell_m)
     context = await data_context(session, principal)
-    sql = with_filter(BINS_SQL, flt).replace("{cells}", CELLS_LINEAR if linear else CELLS_SIMPLE)
-    row = (await session.execute(text(sql), {
+    row = (await session.execute(text(with_filter(BINS_SQL, flt)), {
         **sharing.access_params(principal), **flt.params(), "tables": list(VERSIONED_BY),
-        "x0": x0, "y0": y0, "cell": float(cell_m), "srid": context.srid})).one()
+        "srid": context.srid})).one()
     counts = np.zeros((ny, nx), dtype=np.float64)
     placed, unplaced = int(row.placed), int(row.unplaced)
-    if row.n:
-        ix, iy = np.asarray(row.ix, dtype=np.int64), np.asarray(row.iy, dtype=np.int64)
-        n = np.asarray(row.n, dtype=np.float64)
+    x, y, n = positions(row.points)
+    if n.size:
+        ix, iy, n = (cells_linear if linear else cells_simple)(x, y, n, x0, y0, float(cell_m))
         # Only data added since the extent was read can fall outside it (linear weights may reach
         # one cell beyond the edge, and are kept in the edge cell): outside, counted, not placed.
         reach = 1 if linear else 0
         inside = (ix >= -reach) & (ix < nx + reach) & (iy >= -reach) & (iy < ny + reach)
         outside = int(round(float(n[~inside].sum())))
         placed, unplaced = placed - outside, unplaced + outside
-        np.add.at(counts, (np.clip(iy[inside], 0, ny - 1), np.clip(ix[inside], 0, nx - 1)), n[inside])
+        flat = np.clip(iy[inside], 0, ny - 1) * nx + np.clip(ix[inside], 0, nx - 1)
+        counts += np.bincount(flat, weights=n[inside], minlength=nx * ny).reshape(ny, nx)
     return Bins(srid=context.srid, cell_m=float(cell_m), x0=x0, y0=y0, counts=counts, total=placed,
                 unplaced=unplaced, all_exact=bool(row.all_exact), version_key=version_key(principal, row.versions),
                 placed_exact=bool(row.placed_exact))

@@ -4,10 +4,10 @@ and the share of their incidents that falls inside a working camera's coverage.
 
 Counts come from the same bins as the change layer (hotspot_change.both_periods). Categories and
 coverage are counted in one statement for the chosen cells only, with the cell of each incident
-computed exactly as hotspot_data.BINS_SQL does (floor((x - x0) / cell) on the position the caller
-sees), so a cell's categories add up to its count. "Working" means status 'operational'; coverage is
-whatever camera_coverage holds (the plain wedge, or the line-of-sight polygon once computed).
-Only the caller's own partnership's incidents and cameras are used.
+computed exactly as the bins are (hotspot_data.cells_simple: floor((x - x0) / cell) on the position
+the caller sees, the same float64 operations), so a cell's categories add up to its count.
+"Working" means status 'operational'; coverage is whatever camera_coverage holds (the plain wedge,
+or the line-of-sight polygon once computed). Only the caller's own partnership's incidents and cameras are used.
 """
 from __future__ import annotations
 

@@ -25,6 +25,7 @@ from app import sharing
 from app.analysis.hotspot_data import (
     HotspotFilter,
     HotspotPrincipal,
+    autocommits,
     data_context,
     load_bins,
     resolve_period,
@@ -188,6 +189,12 @@ async def hotspot_surface(session: AsyncSession, principal: HotspotPrincipal, fl
     if surface is not None:
         return surface
     lock = _LOCKS.setdefault(key, asyncio.Lock())
+    if lock.locked() and await autocommits(session):
+        # Another request is computing this surface (a map asks for many tiles at once): wait for
+        # it without holding a pooled connection, which the others in the queue need meanwhile. A
+        # read session holds nothing else (each statement committed); the next statement, if any,
+        # takes a connection again.
+        await session.close()
     async with lock:
         dens = _DENSITIES.get(key)
         if dens is None:

@@ -18,7 +18,7 @@ from app.auth import Principal, end_sessions
 from app.errors import Conflict, Forbidden
 from app.models import Partnership
 from app.pages import admin_users as page
-from app.security import check_csrf, client_ip
+from app.security import check_csrf, client_ip, page_csrf_token
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 api_router = APIRouter(prefix="/api/users", tags=["admin"])
@@ -39,7 +39,7 @@ async def _render(request: Request, session, settings, me: Principal, message: s
                   secret: tuple[str, str] | None = None, status: int = 200) -> HTMLResponse:
     name = (await session.execute(select(Partnership.name).where(Partnership.id == me.partnership_id))).scalar_one()
     body = page.admin_users_html(
-        settings.static_dir, csrf=request.state.csrf_token, me_id=me.id, me_name=me.name, partnership=name,
+        settings.static_dir, csrf=page_csrf_token(request), me_id=me.id, me_name=me.name, partnership=name,
         users=list(await users.list_users(session, me.partnership_id)),
         tokens=list(await users.list_tokens(session, me.partnership_id)),
         roles=users.USER_ROLES, message=message, secret=secret)

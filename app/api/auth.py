@@ -25,7 +25,7 @@ from app.auth import (
 )
 from app.errors import NotFound, Unauthorized, problem
 from app.pages import sign_in
-from app.security import check_csrf, client_ip, set_csrf_cookie
+from app.security import check_csrf, client_ip, page_csrf_token, set_csrf_cookie
 from app.settings import Settings
 
 router = APIRouter(tags=["auth"])
@@ -62,7 +62,7 @@ def wants_html(request: Request) -> bool:
 def _page(request: Request, settings: Settings, next_url: str, message: str = "", status: int = 200,
           email: str = "", headers: dict[str, str] | None = None) -> HTMLResponse:
     body = sign_in.sign_in_html(settings.static_dir, sign_in.safe_next(next_url), message,
-                                csrf_token=request.state.csrf_token, email=email)
+                                csrf_token=page_csrf_token(request), email=email)
     return HTMLResponse(body, status_code=status, headers={**PAGE_HEADERS, **(headers or {})})
 
 

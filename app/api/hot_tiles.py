@@ -10,29 +10,42 @@ the route's dependencies are (app/api/deps.py) and the same pipeline step (TileP
 the same answer (app/tiles/http.py respond), audit and "last used" included (waited for after the
 answer by app.writer.SettleWrites, outside this).
 
+A tile to draw for a caller known to memory is drawn here too, through the same pipeline call the
+route makes (`TilePipeline.layer_tile`, with the same lazy read session): once the tile SQL itself
+is cheap (low zooms counted from the aggregate), solving the route's dependencies again cost about
+as much as drawing the tile. Should drawing fail for any reason, nothing has been answered and the
+route takes the request over, and answers it or its problem (a 503 when the pool is exhausted).
+
 Anything else goes on to the route, untouched: an unknown, expired or refused caller, a bad value,
-a tile to draw, memory that cannot be trusted right now. The route stays the one definition of
-the endpoint (documented, validated, its refusals problem+json); this only skips the machinery when
-the answer is already known. tests/test_hot_path.py checks the two give the same answers.
+memory that cannot be trusted right now. The route stays the one definition of the endpoint
+(documented, validated, its refusals problem+json); this only skips the machinery when the caller
+and the tile are already known. tests/test_hot_path.py checks the two give the same answers.
 """
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
+from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.deps import layer_filters, tile_params, visible_layer
 from app.auth import SESSION_COOKIE, Principal
+from app.db import LazySession
 from app.domain_errors import DomainError
 from app.live_state import LiveState
 from app.tiles.http import respond
-from app.tiles.pipeline import TilePipeline, TileRequest
+from app.tiles.pipeline import Answer, TilePipeline, TileRequest
 from app.writer import after_answer
 
 # The route's path; anything odd (a sign, a leading '+', a long number) is left to the route.
+log = logging.getLogger("safermap.tiles")
+
 TILE_PATH = re.compile(r"/tiles/([A-Za-z0-9_.-]{1,100})/(\d{1,2})/(\d{1,9})/(\d{1,9})\.mvt")
 
 
@@ -81,11 +94,27 @@ class HotTiles:
             return None
         tiles: TilePipeline = self.state.tiles
         ip = request.client.host if request.client else None
-        answer = await tiles.layer_tile_from_memory(principal, TileRequest(layer, tile, filters),
-                                                    request.headers.get("if-none-match"), ip,
-                                                    after=partial(after_answer, request.scope))
+        req = TileRequest(layer, tile, filters)
+        if_none_match = request.headers.get("if-none-match")
+        after = partial(after_answer, request.scope)
+        answer = await tiles.layer_tile_from_memory(principal, req, if_none_match, ip, after=after)
+        if answer is None:
+            answer = await self._draw(tiles, principal, req, if_none_match, ip, after)
         if answer is None:
             return None
         if request.headers.get("authorization") and (touched := live.touch(principal)) is not None:
             after_answer(request.scope, touched)
         return respond(answer)
+
+    async def _draw(self, tiles: TilePipeline, principal: Principal, req: TileRequest, if_none_match: str | None,
+                    ip: str | None, after: Callable[[asyncio.Future[bool]], None]) -> Answer | None:
+        """The route's `tiles.layer_tile` call, with the route's kind of session; None on any failure
+        (the route then takes over: it draws again, or answers the problem)."""
+        session = LazySession(self.state.read_sessionmaker)
+        try:
+            return await tiles.layer_tile(cast(AsyncSession, session), principal, req, if_none_match, ip, after=after)
+        except Exception as exc:  # noqa: BLE001 - handed to the route, which answers it properly
+            log.debug("drawing %s in the hot path failed (%r); the route takes over", req.layer.id, exc)
+            return None
+        finally:
+            await session.aclose()

@@ -200,7 +200,7 @@ async def list_incidents(
         body["numberMatched"] = matched
     body["numberReturned"] = len(rows)
     if any(r.level == "exact" for r in rows):
-        await _audit_exact(session, principal, request, box, len(rows))
+        await audit_exact_view(session, principal, request, box, len(rows))
     body["links"] = []
     if more:
         nxt = str(request.url.remove_query_params("offset").include_query_params(after=rows[-1].id, limit=limit))
@@ -209,11 +209,12 @@ async def list_incidents(
     return body
 
 
-async def _audit_exact(session, principal, request: Request, box, returned: int) -> None:
-    """Who saw exact incident locations, through which query, over which area."""
+async def audit_exact_view(session, principal, request: Request, box, returned: int, *,
+                           target: str = "api/incidents", layer: str = "incidents") -> None:
+    """Who saw exact incident locations, through which query, over which area (also for /ogc)."""
     area = [box.minlon, box.minlat, box.maxlon, box.maxlat] if box else None
-    await audit.record(session, "view.exact", principal=principal, target="api/incidents",
-                       detail={"layer": "incidents", "query": str(request.url.query), "bbox": area,
+    await audit.record(session, "view.exact", principal=principal, target=target,
+                       detail={"layer": layer, "query": str(request.url.query), "bbox": area,
                                "returned": returned},
                        ip=request.client.host if request.client else None)
     await session.commit()

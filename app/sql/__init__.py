@@ -47,6 +47,7 @@ ORDER = (
     "route_safety",          # safety attributes of the walkable network, published routes
     "incident_partitions",   # an import swaps in a whole data set-month (partitions of incident)
     "notify",                # LISTEN/NOTIFY for each process's live memory of callers and versions
+    "incident_cells",        # the per-data-version aggregate low-zoom incident tiles count from
 )
 
 

@@ -6,7 +6,9 @@
 -- sensitive categories from roles below their least role, and hands out the anonymous point
 -- (anonymous_locations.sql) instead of the real one below 'exact'. It is a plain SQL function (one
 -- SELECT), so the planner inlines it and filters on its `geom` still use the GiST indexes (a UNION ALL
--- of an exact branch over incident.geom and an anonymous one over geom_anon).
+-- of an exact branch over incident.geom and an anonymous one over geom_anon). The data sets' levels
+-- sit behind a fence (OFFSET 0): inlined, their CASE and its sharing-rule look-ups were evaluated
+-- again for every incident that used the level (a tile of 27k points spent most of its time there).
 
 -- Levels are ordered none < aggregate < sanitised < exact.
 CREATE OR REPLACE FUNCTION safermap_level_rank(level text) RETURNS integer
@@ -68,7 +70,7 @@ LANGUAGE sql STABLE AS $$
     SELECT i.id, i.partnership_id, i.dataset_id, i.category, i.month, to_char(i.month, 'YYYY-MM'),
            i.geom, i.location_text, i.lsoa_code, i.lsoa_name, i.outcome, i.external_ref,
            v.source_key, v.level
-    FROM safermap_dataset_levels(p_partnership, p_role, p_agency, p_cap) AS v
+    FROM (SELECT * FROM safermap_dataset_levels(p_partnership, p_role, p_agency, p_cap) OFFSET 0) AS v
     JOIN incident i ON i.dataset_id = v.dataset_id
     WHERE v.level = 'exact'
       AND NOT EXISTS (SELECT 1 FROM sensitive_category s
@@ -81,7 +83,7 @@ LANGUAGE sql STABLE AS $$
                 ELSE coalesce((SELECT a.label FROM anon_point a WHERE a.id = i.anon_point_id),
                               'Near grid cell') END,
            i.lsoa_code, i.lsoa_name, i.outcome, NULL, v.source_key, v.level
-    FROM safermap_dataset_levels(p_partnership, p_role, p_agency, p_cap) AS v
+    FROM (SELECT * FROM safermap_dataset_levels(p_partnership, p_role, p_agency, p_cap) OFFSET 0) AS v
     JOIN incident i ON i.dataset_id = v.dataset_id
     WHERE v.level IN ('sanitised', 'aggregate')
       AND NOT EXISTS (SELECT 1 FROM sensitive_category s

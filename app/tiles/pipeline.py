@@ -13,6 +13,10 @@ or a cache hit reads nothing from the database and the request's session is neve
 lazy: app/db.py LazySession); while that memory cannot be trusted the versions are read from the
 database, as one lookup. Exact views are audited by the background writer (app/audit.py
 ExactViews), not before the answer.
+
+Low-zoom incident cells are counted from a per-data-version aggregate (app/sql/incident_cells.sql,
+app/tiles/cells.py) whenever it is current, in the tile's own snapshot, for every partnership the
+caller counts; otherwise (and for dated tiles) from every point, as before.
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app import audit, sharing
 from app.audit import ExactViews
@@ -32,7 +36,17 @@ from app.catalog import Layer
 from app.settings import Settings
 from app.tiles import grid
 from app.tiles.cache import Body, TileCache, VersionSource, current_versions, etag, fill_versions, matches
-from app.tiles.sql import VERSIONS, Plan, TileFilters, area_params, extent_sql, tile_params, tile_sql
+from app.tiles.cells import CellBuilds
+from app.tiles.sql import (
+    VERSIONS,
+    Plan,
+    TileFilters,
+    aggregate_applies,
+    area_params,
+    extent_sql,
+    tile_params,
+    tile_sql,
+)
 from app.tiles.tilejson import tilejson_body
 
 MVT = "application/vnd.mapbox-vector-tile"
@@ -119,6 +133,9 @@ class TilePipeline:
         self._fingerprint = catalog_fingerprint
         self.live = live                # data versions in memory (None: always from the database)
         self.exact_views = exact_views  # the audit of exact views, off the answer's path
+        # Low-zoom incident cells from the per-data-version aggregate (False: always every point).
+        self.use_aggregate = True
+        self.cell_builds = CellBuilds()
 
     @classmethod
     def from_settings(cls, settings: Settings, catalog_fingerprint: Callable[[], str],
@@ -186,7 +203,8 @@ class TilePipeline:
         return body
 
     def _layer_job(self, principal: Principal, req: TileRequest) -> LayerJob:
-        return LayerJob(req, principal, self.suppress_below, self.fingerprint, self.live)
+        return LayerJob(req, principal, self.suppress_below, self.fingerprint, self.live,
+                        self.cell_builds if self.use_aggregate else None)
 
     def _exact_view_seen(self, principal: Principal, req: TileRequest, ip: str | None,
                          after: Callable[[asyncio.Future[bool]], None] | None) -> None:
@@ -218,8 +236,9 @@ class LayerJob:
     media_type = MVT
 
     def __init__(self, req: TileRequest, principal: Principal, k: int, fingerprint: str,
-                 live: VersionSource | None = None) -> None:
+                 live: VersionSource | None = None, cell_builds: CellBuilds | None = None) -> None:
         self.req, self.principal, self.k, self.fingerprint, self.live = req, principal, k, fingerprint, live
+        self.cell_builds = cell_builds  # None: never from the aggregate
 
     def key(self) -> tuple:
         # Two callers of one role but different agencies may see different tiles: the sharing
@@ -238,10 +257,19 @@ class LayerJob:
         layer, tile, filters = self.req.layer, self.req.tile, self.req.filters
         clustered = layer.cluster is not None and tile.z <= layer.cluster.max_zoom
         cells = max(1, round(256 / layer.cluster.cell_px)) if clustered and layer.cluster else None
+        params = tile_params(layer, tile, sharing.access_params(self.principal), filters=filters, k=self.k,
+                             cells=cells)
+        if self.cell_builds is not None and clustered and aggregate_applies(layer, tile.z, cells, filters):
+            row = (await session.execute(
+                text(tile_sql(layer, Plan(cells=True, filters=filters.shape(), aggregate=True))), params)).one()
+            if not row.stale:  # current for every partnership counted, in this very snapshot
+                return Drawn(bytes(row.tile or b""), fill_versions(row.versions, layer.versioned_by), False)
+            # Missing or older than the incidents: rebuilt off the answer's path, and this tile
+            # drawn from every point meanwhile (never from a stale aggregate).
+            if isinstance(session.bind, AsyncEngine):
+                self.cell_builds.start(session.bind, row.stale)
         row = (await session.execute(
-            text(tile_sql(layer, Plan(cells=clustered, filters=filters.shape()))),
-            tile_params(layer, tile, sharing.access_params(self.principal), filters=filters, k=self.k,
-                        cells=cells))).one()
+            text(tile_sql(layer, Plan(cells=clustered, filters=filters.shape()))), params)).one()
         return Drawn(bytes(row.tile or b""), fill_versions(row.versions, layer.versioned_by), bool(row.exact))
 
 

@@ -59,6 +59,7 @@ class Plan:
     cells: bool = False                                  # counts on grid cells, not one feature a row
     filters: tuple[bool, bool, bool] = (False, False, False)  # from, to, categories given
     embed: bool = False                                  # for an embed (see the module docstring)
+    aggregate: bool = False                              # cells counted from incident_cell (see _aggregate)
 
 
 VERSIONS = """
@@ -174,11 +175,56 @@ def _cells(layer: Layer, plan: Plan) -> str:
         ) AS f"""
 
 
+# The aggregate's grid (app/sql/incident_cells.sql): 16 cells a tile side, tile zooms 0..15.
+AGGREGATE_CELLS = 16
+AGGREGATE_MAX_ZOOM = 15
+AGGREGATE_SOURCE = "safermap_visible_incidents"
+CELL_ARGS = "(:p, CAST(:role AS text), CAST(:agency AS integer), CAST(:level_cap AS text), :z, :x, :y)"
+
+
+def aggregate_applies(layer: Layer, z: int, cells: int | None, filters: TileFilters) -> bool:
+    """Whether a tile's cells can be counted from the per-data-version aggregate: the incidents'
+    sharing function drawn as cells of the aggregate's grid, and no date filter (the aggregate
+    has no months; a dated tile is counted from every point, as before)."""
+    return (layer.shared and layer.source == AGGREGATE_SOURCE and cells == AGGREGATE_CELLS
+            and z <= AGGREGATE_MAX_ZOOM and filters.date_from is None and filters.date_to is None
+            and layer.filters.category in (None, "category"))
+
+
+def _aggregate(layer: Layer, plan: Plan) -> str:
+    """`_cells` for the incidents, from the aggregate instead of every point: the tile's cells the
+    caller may count (safermap_visible_incident_cells: the sharing rules, applied to the aggregate),
+    summed per cell and category, then exactly the same suppression, position and top category as
+    `_cells`. The caller's stale partnerships are returned with it: a tile drawn while any is
+    stale is thrown away (app/tiles/pipeline.py draws it from every point instead)."""
+    top = ", (array_agg(cat ORDER BY n DESC, cat))[1] AS top_category" if layer.filters.category else ""
+    top_out = ", top_category" if layer.filters.category else ""
+    cats = " WHERE c.category = ANY(:categories)" if plan.filters[2] else ""
+    return f"""
+        WITH by_cat AS (
+            SELECT c.cx, c.cy, c.category AS cat, sum(c.n) AS n, sum(c.sx) AS sx, sum(c.sy) AS sy,
+                   bool_and(c.level = 'exact') AS ex
+            FROM safermap_visible_incident_cells{CELL_ARGS} AS c{cats}
+            GROUP BY 1, 2, 3
+        ), cells AS (
+            SELECT sum(n)::int AS count, sum(sx) / sum(n) - :gx0 AS mx, sum(sy) / sum(n) - :gy0 AS my{top}
+            FROM by_cat
+            GROUP BY cx, cy
+            HAVING bool_and(ex) OR sum(n) >= :k
+        )
+        SELECT ST_AsMVT(f, :name, {EXTENT}, 'geom') AS tile, false AS exact FROM (
+            SELECT ST_MakePoint(round(mx * :unit), round(my * :unit)) AS geom, count{top_out} FROM cells
+        ) AS f"""
+
+
 # Built statements, keyed by the layer's whole definition (pydantic models are not hashable, and a
 # catalog reload must never reuse a statement built for a different definition).
 @cached(LRUCache(maxsize=512), key=lambda layer, plan: (layer.model_dump_json(), plan))
 def tile_sql(layer: Layer, plan: Plan) -> str:
     """The whole tile statement: (tile bytes, exact, data versions) from one snapshot."""
+    if plan.aggregate:
+        return (f"SELECT b.tile, b.exact, ({versions_sql(layer)}) AS versions, "
+                f"safermap_stale_incident_cells{FUNCTION_ARGS} AS stale FROM ({_aggregate(layer, plan)}) AS b")
     body = _cells(layer, plan) if plan.cells else _features(layer, plan)
     return f"SELECT b.tile, b.exact, ({versions_sql(layer, plan.embed)}) AS versions FROM ({body}) AS b"
 

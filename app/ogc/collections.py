@@ -1,0 +1,156 @@
+"""Which collections a caller may see, what they read, and their extents.
+
+A collection is a catalog layer the caller's role may see, or one partner data set of incidents
+that the sharing rules let the caller see one by one (sanitised or exact). Shared collections read
+through the catalog's sharing function, called with the caller (so the rules, sensitive categories
+and level caps all apply); the others read the catalog's view, scoped to the caller's partnership.
+Only rows that may be shown one by one are features: aggregate-level incidents are never listed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cachetools import TTLCache
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import sharing
+from app.auth import Principal
+from app.catalog import Catalog, Layer
+from app.ogc.cql import Kind, Queryable
+from app.tiles.sql import from_sql, ident
+
+DATASET_PREFIX = "dataset-"
+CELLS_ID = "incident_cells"
+CELLS_DESCRIPTION = (
+    "How many incidents lie in each square of {size:g} m (in the partnership's metric CRS), counting "
+    "every incident the sharing rules let you count, also those you may not see one by one (aggregate). "
+    "A square with fewer than the suppression threshold is left out unless you see every incident in it "
+    "exactly. bbox selects whole squares; datetime and filter (category, month, dataset) select the "
+    "incidents counted.")
+SHOWN = "t.geom IS NOT NULL AND t.level IN ('sanitised', 'exact')"
+# Extents cost a pass over the collection: kept a minute per caller's access and collection.
+EXTENT_TTL_S = 60.0
+_extents: TTLCache[tuple, dict[str, Any]] = TTLCache(maxsize=2_000, ttl=EXTENT_TTL_S)
+
+VISIBLE_DATASETS = """
+    SELECT d.id, d.source_key, d.name, v.level
+    FROM safermap_dataset_levels(:p, CAST(:role AS text), CAST(:agency AS integer), CAST(:level_cap AS text)) AS v
+    JOIN dataset d ON d.id = v.dataset_id
+    WHERE v.level IN ('sanitised', 'exact')
+    ORDER BY d.id
+"""
+
+
+@dataclass(frozen=True)
+class Collection:
+    id: str
+    title: str
+    description: str
+    layer: Layer
+    dataset_id: int | None = None
+    cells: bool = False          # counts on grid squares (app/ogc/cells.py), not one feature a row
+
+    @property
+    def shared(self) -> bool:
+        return self.layer.shared
+
+    @property
+    def date_column(self) -> str | None:
+        return self.layer.filters.date
+
+    def from_where(self, principal: Principal) -> tuple[str, list[str], dict[str, Any]]:
+        """The FROM item, the base conditions and their parameters, for this caller."""
+        params: dict[str, Any]
+        if self.cells:  # every level that may be counted (aggregate too); suppression comes later
+            where, params = ["t.geom IS NOT NULL"], sharing.access_params(principal)
+        elif self.shared:
+            where, params = [SHOWN], sharing.access_params(principal)
+        else:
+            where, params = ["t.partnership_id = :p", "t.geom IS NOT NULL"], {"p": principal.partnership_id}
+        if self.dataset_id is not None:
+            where.append("t.dataset_id = :dataset_id")
+            params["dataset_id"] = self.dataset_id
+        return f"{from_sql(self.layer)} AS t", where, params
+
+    @property
+    def properties(self) -> list[str]:
+        """The feature properties: the catalog's fields (and a shared row's level)."""
+        if self.cells:
+            return ["count"]
+        names = list(self.layer.fields)
+        if self.shared and "level" not in names:
+            names.append("level")
+        return names
+
+    @property
+    def queryables(self) -> dict[str, Queryable]:
+        """What a CQL2 filter may name: for incidents category, month and data set (and the other
+        text fields); for other layers their catalog fields. SQL comes from the catalog's checked
+        identifiers only."""
+        out: dict[str, Queryable] = {}
+        for name, kind in self.layer.fields.items():
+            if self.shared and name == "month_label":
+                continue
+            out[name] = Queryable(f"t.{ident(name)}", _kind(kind))
+        if self.date_column:
+            out["month"] = Queryable(f"t.{ident(self.date_column)}", "month",
+                                     "the incident's month, compared as 'YYYY-MM' (police.uk dates by month)")
+        if "dataset" in out:
+            out["dataset"] = Queryable("t.dataset", "string", "the data set's key, e.g. police-uk:greater-manchester")
+        return out
+
+
+def _kind(kind: str) -> Kind:
+    return "number" if kind == "number" else "boolean" if kind == "boolean" else "string"
+
+
+async def visible_collections(session: AsyncSession, catalog: Catalog, principal: Principal) -> list[Collection]:
+    """The caller's collections: the catalog layers their role may see, then one per data set."""
+    layers = catalog.visible_to(principal.role)
+    out = [Collection(layer.id, layer.title, layer.description, layer) for layer in layers]
+    incidents = next((layer for layer in layers if layer.id == "incidents"), None)
+    if incidents is not None:
+        from app.ogc.cells import CELL_M
+        out.append(Collection(CELLS_ID, "Incident counts by grid square", CELLS_DESCRIPTION.format(size=CELL_M),
+                              incidents, cells=True))
+        rows = (await session.execute(text(VISIBLE_DATASETS), sharing.access_params(principal))).all()
+        for r in rows:
+            out.append(Collection(f"{DATASET_PREFIX}{r.id}", f"Incidents: {r.name}",
+                                  f"The incidents of the data set {r.source_key} ({r.level} for you). "
+                                  + incidents.description, incidents, r.id))
+    return out
+
+
+async def find_collection(session: AsyncSession, catalog: Catalog, principal: Principal,
+                          collection_id: str) -> Collection | None:
+    for c in await visible_collections(session, catalog, principal):
+        if c.id == collection_id:
+            return c
+    return None
+
+
+async def extent(session: AsyncSession, collection: Collection, principal: Principal) -> dict[str, Any]:
+    """The collection's spatial (CRS84) and temporal extent over what this caller sees."""
+    key = (sharing.access_key(principal), collection.id)
+    if (hit := _extents.get(key)) is not None:
+        return hit
+    src, where, params = collection.from_where(principal)
+    months = (f", min(t.{ident(collection.date_column)}) AS t0, max(t.{ident(collection.date_column)}) AS t1"
+              if collection.date_column else ", NULL AS t0, NULL AS t1")
+    row = (await session.execute(text(
+        f"SELECT ST_XMin(e) AS x0, ST_YMin(e) AS y0, ST_XMax(e) AS x1, ST_YMax(e) AS y1, t0, t1 FROM ("
+        f"SELECT ST_Extent(t.geom) AS e{months} FROM {src} WHERE {' AND '.join(where)}) AS s"), params)).one()
+    out: dict[str, Any] = {"spatial": {"bbox": [[-180.0, -90.0, 180.0, 90.0]] if row.x0 is None else
+                                       [[row.x0, row.y0, row.x1, row.y1]],
+                                       "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}}
+    if collection.date_column:
+        end = None
+        if row.t1 is not None:  # the last month runs to its last day
+            nxt = row.t1.replace(year=row.t1.year + row.t1.month // 12, month=row.t1.month % 12 + 1)
+            end = f"{nxt.isoformat()}T00:00:00Z"
+        out["temporal"] = {"interval": [[f"{row.t0.isoformat()}T00:00:00Z" if row.t0 else None, end]],
+                           "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"}
+    _extents[key] = out
+    return out
