@@ -9,7 +9,7 @@
   statement instead of once per incident (same rows, same levels).
 
 Revision ID: 0019
-Revises: 0017 (the integrator re-chains it)
+Revises: 0018
 Create Date: 2026-12-03
 """
 from alembic import op
@@ -17,7 +17,7 @@ from alembic import op
 from app import sql
 
 revision = "0019"
-down_revision = "0017"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
