@@ -107,7 +107,7 @@ def run(report: dict) -> dict:
     if not shutil.which("wrk"):
         raise SystemExit("the hot-path bench needs wrk: `make bench-deps` (Debian package wrk)")
     t0 = time.perf_counter()
-    pid, _ = tiles_bench.ensure_database()
+    pid = tiles_bench.ensure_database()[0]
     token = tiles_bench.make_token(pid)
     auth = {"Authorization": f"Bearer {token}"}
     load_before = os.getloadavg()[0]

@@ -295,7 +295,7 @@ async def measure_http(pid: int, tiles: list[tuple[int, int, int]]) -> list[dict
 
 def run(report: dict) -> dict:
     t0 = time.perf_counter()
-    pid, load_s = tiles_bench.ensure_database()
+    pid, load_s, _cells_s = tiles_bench.ensure_database()
     load_before = os.getloadavg()[0]
     log("surface ...")
     surface_figures, surface = asyncio.run(measure_surface(pid))

@@ -152,7 +152,7 @@ def run(report: dict) -> dict:
     if shutil.which("ogr2ogr") is None:
         raise SystemExit("ogr2ogr is missing: install Debian's gdal-bin (make system-deps)")
     use_own_database()
-    pid, built = tiles_bench.ensure_database()
+    pid, built, _cells_s = tiles_bench.ensure_database()
     clustered = lay_out_in_key_order()
     token = tiles_bench.make_token(pid)
     with tiles_bench.safermap_server(workers=1) as server:
