@@ -284,7 +284,8 @@ async def tiny(settings: Settings):
         yield application
 
 
-async def test_a_cached_tile_and_a_304_need_no_database_while_others_get_503(tiny, db):
+async def test_a_cached_tile_and_a_304_need_no_database_while_others_get_503(tiny, db, caplog):
+    caplog.set_level("INFO", logger="safermap")
     pid = await factories.partnership(db, "hot-six")
     admin = await factories.person(db, pid, "admin")
     await factories.camera(db, pid, "HOT-6")
@@ -322,6 +323,16 @@ async def test_a_cached_tile_and_a_304_need_no_database_while_others_get_503(tin
             assert busy.headers["retry-after"] == "1"
             assert busy.json()["title"] == "Busy" and "SELECT" not in busy.text
             assert waited < 10, "answered at once, not left to time out"
+
+            # A tile not drawn yet needs a connection too: the hot path answers its 503 itself,
+            # after one wait for the pool, rather than hand it to the route to wait again.
+            caplog.clear()
+            cx, cy = lonlat_to_tile(LON, LAT, 15)
+            cold = await client.get(f"/tiles/cameras/15/{cx}/{cy}.mvt", headers=admin.headers)
+            assert cold.status_code == 503 and cold.headers["retry-after"] == "1"
+            assert cold.headers["content-type"].startswith("application/problem+json")
+            refusals = [r for r in caplog.records if "answered 503" in r.getMessage()]
+            assert [r.name for r in refusals] == ["safermap.tiles"], "the pool was waited for more than once"
         finally:
             event.remove(engine.sync_engine, "before_cursor_execute", count)
             await held.close()

@@ -13,8 +13,10 @@ answer by app.writer.SettleWrites, outside this).
 A tile to draw for a caller known to memory is drawn here too, through the same pipeline call the
 route makes (`TilePipeline.layer_tile`, with the same lazy read session): once the tile SQL itself
 is cheap (low zooms counted from the aggregate), solving the route's dependencies again cost about
-as much as drawing the tile. Should drawing fail for any reason, nothing has been answered and the
-route takes the request over, and answers it or its problem (a 503 when the pool is exhausted).
+as much as drawing the tile. A draw that cannot get a database connection in time is answered 503
+with Retry-After here, as the route would: handing it on would make the refused request wait for the
+pool a second time, exactly when the server is busiest. Should drawing fail for any other reason,
+nothing has been answered and the route takes the request over, and answers it or its problem.
 
 Anything else goes on to the route, untouched: an unknown, expired or refused caller, a bad value,
 memory that cannot be trusted right now. The route stays the one definition of the endpoint
@@ -32,12 +34,14 @@ from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.deps import layer_filters, tile_params, visible_layer
 from app.auth import SESSION_COOKIE, Principal
 from app.db import LazySession
 from app.domain_errors import DomainError
+from app.errors import BUSY, PoolTimeout, busy, problem
 from app.live_state import LiveState
 from app.tiles.http import respond
 from app.tiles.pipeline import Answer, TilePipeline, TileRequest
@@ -99,20 +103,25 @@ class HotTiles:
         after = partial(after_answer, request.scope)
         answer = await tiles.layer_tile_from_memory(principal, req, if_none_match, ip, after=after)
         if answer is None:
-            answer = await self._draw(tiles, principal, req, if_none_match, ip, after)
-        if answer is None:
-            return None
+            answer = await self._draw(request, tiles, principal, req, if_none_match, ip, after)
+        if answer is None or isinstance(answer, Response):
+            return answer
         if request.headers.get("authorization") and (touched := live.touch(principal)) is not None:
             after_answer(request.scope, touched)
         return respond(answer)
 
-    async def _draw(self, tiles: TilePipeline, principal: Principal, req: TileRequest, if_none_match: str | None,
-                    ip: str | None, after: Callable[[asyncio.Future[bool]], None]) -> Answer | None:
-        """The route's `tiles.layer_tile` call, with the route's kind of session; None on any failure
-        (the route then takes over: it draws again, or answers the problem)."""
+    async def _draw(self, request: Request, tiles: TilePipeline, principal: Principal, req: TileRequest,
+                    if_none_match: str | None, ip: str | None,
+                    after: Callable[[asyncio.Future[bool]], None]) -> Answer | Response | None:
+        """The route's `tiles.layer_tile` call, with the route's kind of session: the answer, the
+        route's 503 when no connection came in time, or None on any other failure (the route then
+        takes over: it draws again, or answers the problem)."""
         session = LazySession(self.state.read_sessionmaker)
         try:
             return await tiles.layer_tile(cast(AsyncSession, session), principal, req, if_none_match, ip, after=after)
+        except PoolTimeout:
+            log.warning("no database connection free: %s answered 503", request.url.path)
+            return busy(problem(request, 503, "Busy", BUSY))
         except Exception as exc:  # noqa: BLE001 - handed to the route, which answers it properly
             log.debug("drawing %s in the hot path failed (%r); the route takes over", req.layer.id, exc)
             return None
