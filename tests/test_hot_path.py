@@ -492,7 +492,7 @@ async def test_a_tile_to_draw_is_drawn_in_the_hot_path_and_a_failure_there_goes_
     real_draw = HotTiles._draw
 
     async def draw(self, *args, **kwargs):
-        hot_draws.append(args[2].tile)
+        hot_draws.append(args[3].tile)
         return await real_draw(self, *args, **kwargs)
     monkeypatch.setattr(HotTiles, "_draw", draw)
 
