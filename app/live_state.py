@@ -7,7 +7,8 @@ LISTEN/NOTIFY, so that a cached tile or a 304 costs no database round trip at al
   token revoked or re-dated, a principal disabled, re-roled or signed out everywhere, a partnership
   changed, a data version bumped, a sharing rule changed, a table truncated.
 - Principals are read from the database on first use and kept (by token digest, and by session
-  cookie: principal, token, session epoch) until a notification names them. A token's expiry is
+  cookie: principal, token, session epoch) until a notification names them; so are embedded maps
+  (by public id and key digest), for their tiles. A token's expiry is
   checked against the clock in memory. A read that a notification overtook is not kept.
 - Data versions and sharing grants are read whole when the connection is made and then follow the
   notifications.
@@ -27,8 +28,8 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Coroutine, Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -57,6 +58,8 @@ ALL_VERSIONS = "SELECT partnership_id, source, version FROM data_version"
 # Which partnerships share with an agency: safermap_visible_partnerships (app/sql/sharing.sql) for all.
 ALL_GRANTS = ("SELECT DISTINCT grantee_agency_id, partnership_id FROM sharing_rule "
               "WHERE grantee_agency_id IS NOT NULL AND level <> 'none'")
+
+E = TypeVar("E")  # an embedded map, as app/api/embeds.py reads it (with `id` and `partnership_id`)
 
 # Errors that mean the listening connection is gone or unusable.
 LOST = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
@@ -98,6 +101,7 @@ class LiveState:
         self._tokens: Bounded = Bounded(MAX_CALLERS)    # token digest -> Verified
         self._sessions: Bounded = Bounded(MAX_CALLERS)  # (principal, token, epoch) -> Verified
         self._touched: Bounded = Bounded(MAX_CALLERS)   # token id -> (when "last used" was queued, generation)
+        self._embeds: Bounded = Bounded(MAX_CALLERS)    # (public id, key digest) -> (embed, expires epoch s)
         self._versions: dict[int, dict[str, int]] = {}  # partnership -> table -> version
         self._grants: dict[int, frozenset[int]] | None = None  # agency -> partnerships sharing with it
         self._grants_seq = 0
@@ -174,6 +178,23 @@ class LiveState:
             return None
         hit = self._sessions.get((data["p"], data.get("t"), data.get("e", 0)))
         return None if hit is None or hit.expired(time.time()) else hit.principal
+
+    async def embed_for_key(self, public_id: str, key_hash: bytes,
+                            read: Callable[[], Awaitable[tuple[E, float] | None]]) -> E | None:
+        """The live embedded map a key opens: from memory when it can say, else `read()` from the
+        database (the embed and when it expires, epoch seconds; None: the key opens nothing), kept
+        unless a notification overtook the read. A key that opens nothing is not kept."""
+        key = (public_id, key_hash)
+        if await self._usable():
+            hit = self._embeds.get(key)
+            if hit is not None:
+                embed, expires = hit
+                return embed if time.time() < expires else None
+        mark = self._mark()
+        found = await read()
+        if found is not None and self._still(mark):
+            self._embeds.keep(key, found)
+        return None if found is None else found[0]
 
     def touch(self, principal: Principal) -> asyncio.Future[bool] | None:
         """Queue "last used" for the caller's token, at most once a minute (per process; the
@@ -273,6 +294,10 @@ class LiveState:
             elif kind == "P":
                 partnership_id = int(rest)
                 self._forget(lambda pr: pr.partnership_id == partnership_id)
+                self._forget_embeds(lambda e: e.partnership_id == partnership_id)
+            elif kind == "e":
+                embed_id = int(rest)
+                self._forget_embeds(lambda e: e.id == embed_id)
             elif kind == "g":
                 self._grants, self._grants_seq = None, self._grants_seq + 1
                 if self.ready:
@@ -295,6 +320,11 @@ class LiveState:
             for key in [k for k, v in kept.items() if which(v.principal)]:
                 del kept[key]
 
+    def _forget_embeds(self, which: Callable[[Any], bool]) -> None:
+        self._auth_seq += 1
+        for key in [k for k, (embed, _) in self._embeds.items() if which(embed)]:
+            del self._embeds[key]
+
     def _drop(self) -> None:
         """Forget everything and stop answering from memory until it is read again."""
         self.ready = False
@@ -303,6 +333,7 @@ class LiveState:
         self._grants_seq += 1
         self._tokens.clear()
         self._sessions.clear()
+        self._embeds.clear()
         self._versions, self._grants = {}, None
 
     def _lose(self, conn: asyncpg.Connection, why: str) -> None:

@@ -394,3 +394,56 @@ async def test_sensitive_categories_never_reach_an_embed_and_a_rule_change_shows
     await db.commit()
     r2 = await embed_tile(client, embed, "incidents", 14, INSIDE, headers={**TILE_FETCH, "If-None-Match": r.headers["etag"]})
     assert r2.status_code == 204
+
+
+async def test_embed_tiles_come_from_memory_and_a_change_elsewhere_stops_them_within_a_second(
+        app, client, make_caller, database_url):
+    """An intranet page asks for dozens of tiles at once: after the first, the embed behind the key
+    is known to the process's memory, so a cached tile or a 304 makes no database round trip. An
+    embed revoked, expired or re-keyed by another process (here another connection) is refused
+    within a second, as a revoked token is."""
+    import time
+
+    import psycopg
+    from sqlalchemy import event
+    admin = await make_caller("rochdale-memory", "admin")
+    r = await client.post("/api/cameras", json=camera("MEM-1", INSIDE, bearing=90, fov=60, range_m=50),
+                          headers=admin.headers)
+    assert r.status_code == 201
+    deadline = time.monotonic() + 30
+    while not app.state.live.ready:
+        assert time.monotonic() < deadline, "the live state did not start listening"
+        await asyncio.sleep(0.01)
+
+    async def refused_within(embed: dict, change: str) -> float:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(change, {"p": embed["public_id"]})
+        started = time.monotonic()
+        while (await embed_tile(client, embed, "cameras", 12, INSIDE)).status_code != 404:
+            assert time.monotonic() - started < 6, f"still served after {change!r}"
+            await asyncio.sleep(0.02)
+        return time.monotonic() - started
+
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+    engine = app.state.engine
+    for change in ("UPDATE embed SET revoked_at = now() WHERE public_id = %(p)s",
+                   "UPDATE embed SET expires_at = now() WHERE public_id = %(p)s",
+                   "UPDATE embed SET key_hash = sha256(key_hash) WHERE public_id = %(p)s",
+                   "DELETE FROM embed WHERE public_id = %(p)s"):
+        embed = await make_embed(client, admin, layers=["cameras"])
+        first = await embed_tile(client, embed, "cameras", 12, INSIDE)
+        assert first.status_code == 200
+        event.listen(engine.sync_engine, "before_cursor_execute", count)
+        try:
+            statements.clear()
+            cached = await embed_tile(client, embed, "cameras", 12, INSIDE)
+            not_modified = await embed_tile(client, embed, "cameras", 12, INSIDE,
+                                            headers={**TILE_FETCH, "If-None-Match": first.headers["etag"]})
+            assert (cached.status_code, cached.content) == (200, first.content) and not_modified.status_code == 304
+            assert statements == [], "a cached embed tile or a 304 ran a statement"
+        finally:
+            event.remove(engine.sync_engine, "before_cursor_execute", count)
+        assert await refused_within(embed, change) < 1.0

@@ -34,6 +34,7 @@ from app import audit
 from app.api.deps import Admin, CatalogDep, SessionDep, SettingsDep, TileDep, TilesDep
 from app.catalog import Catalog, Layer
 from app.errors import AppError, Forbidden, NotFound, Unprocessable, problem
+from app.live_state import LiveState
 from app.pages import embed as embed_page
 from app.roles import Role
 from app.tiles.http import respond
@@ -86,7 +87,8 @@ REVOKE_EMBED = text("""
 
 # A live embed by its public id and key digest; revoked or expired ones are simply not found.
 LIVE_EMBED = text(f"""
-    SELECT {EMBED_COLUMNS}, e.partnership_id, pa.name AS partnership_name
+    SELECT {EMBED_COLUMNS}, e.partnership_id, pa.name AS partnership_name,
+           extract(epoch FROM e.expires_at)::float8 AS expires_epoch
     FROM embed e JOIN partnership pa ON pa.id = e.partnership_id
     WHERE e.public_id = :public_id AND e.key_hash = :key_hash
       AND e.revoked_at IS NULL AND e.expires_at > now()
@@ -253,15 +255,31 @@ class LiveEmbed:
         return embed_access(self)
 
 
-async def live_embed(session: AsyncSession, public_id: str, key: str | None) -> LiveEmbed:
+async def live_embed(session: AsyncSession, public_id: str, key: str | None,
+                     live: LiveState | None = None) -> LiveEmbed:
+    """The live embed a key opens, or 404. With `live` (the tiles), from the process's memory when
+    it can say (kept exact by notifications, app/live_state.py): a map page asks for dozens of
+    tiles at once, and each would otherwise look its key up again."""
     if not key:
         raise NotFound(GONE)
-    row = (await session.execute(LIVE_EMBED, {"public_id": public_id, "key_hash": digest(key)})).first()
-    if row is None:
+    key_hash = digest(key)
+
+    async def read() -> tuple[LiveEmbed, float] | None:
+        row = (await session.execute(LIVE_EMBED, {"public_id": public_id, "key_hash": key_hash})).first()
+        if row is None:
+            return None
+        return LiveEmbed(row.id, row.partnership_id, row.partnership_name, row.public_id, row.title,
+                         tuple(row.layers), (row.x0, row.y0, row.x1, row.y1) if row.x0 is not None else None,
+                         tuple(row.allowed_origins), row.precision), row.expires_epoch
+
+    if live is not None:
+        embed = await live.embed_for_key(public_id, key_hash, read)
+    else:
+        found = await read()
+        embed = found[0] if found is not None else None
+    if embed is None:
         raise NotFound(GONE)
-    return LiveEmbed(row.id, row.partnership_id, row.partnership_name, row.public_id, row.title,
-                     tuple(row.layers), (row.x0, row.y0, row.x1, row.y1) if row.x0 is not None else None,
-                     tuple(row.allowed_origins), row.precision)
+    return embed
 
 
 def refuse_unless_framed(request: Request, allowed: tuple[str, ...] = ()) -> None:
@@ -345,7 +363,7 @@ async def embed_layer(public_id: PublicId, layer_id: Annotated[str, Path(descrip
                       key: KeyQuery = None) -> tuple[LiveEmbed, Layer]:
     """The live embed the key opens and one of its layers; tiles only for the embed page's scripts."""
     refuse_browser_misuse(request)
-    embed = await live_embed(session, public_id, key)
+    embed = await live_embed(session, public_id, key, request.app.state.live)
     layer = catalog.get(layer_id)
     if layer is None or layer_id not in embed.layers:
         raise NotFound(f"This embedded map has no layer {layer_id[:100]!r}.")

@@ -9,6 +9,7 @@
 --   P:<partnership id>                  a partnership's slug or metric CRS changed, or it was deleted
 --   v:<partnership id>:<source>:<version>   a data version set ('' after the colon: row deleted)
 --   g                                   sharing rules changed (which partnerships an agency sees)
+--   e:<embed id>                        an embedded map revoked, re-dated, re-keyed or changed, or deleted
 --   reset                               one of these tables was truncated: read everything again
 -- A changed `last_used_at` or sign-in counter sends nothing: the triggers fire only on the columns
 -- that decide who a caller is and what they may do.
@@ -28,6 +29,12 @@ END $$;
 CREATE OR REPLACE FUNCTION safermap_notify_partnership() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_notify('safermap_live', 'P:' || OLD.id);
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION safermap_notify_embed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('safermap_live', 'e:' || OLD.id);
     RETURN NULL;
 END $$;
 
@@ -80,6 +87,19 @@ DROP TRIGGER IF EXISTS partnership_live_delete ON partnership;
 CREATE TRIGGER partnership_live_delete AFTER DELETE ON partnership FOR EACH ROW
     EXECUTE FUNCTION safermap_notify_partnership();
 
+-- Every column an embed's tiles depend on; its view counters send nothing.
+DROP TRIGGER IF EXISTS embed_live_update ON embed;
+CREATE TRIGGER embed_live_update AFTER UPDATE ON embed FOR EACH ROW
+    WHEN (OLD.revoked_at IS DISTINCT FROM NEW.revoked_at OR OLD.expires_at IS DISTINCT FROM NEW.expires_at
+          OR OLD.key_hash IS DISTINCT FROM NEW.key_hash OR OLD.public_id IS DISTINCT FROM NEW.public_id
+          OR OLD.partnership_id IS DISTINCT FROM NEW.partnership_id OR OLD.layers IS DISTINCT FROM NEW.layers
+          OR OLD.precision IS DISTINCT FROM NEW.precision OR OLD.allowed_origins IS DISTINCT FROM NEW.allowed_origins
+          OR OLD.title IS DISTINCT FROM NEW.title OR OLD.area IS DISTINCT FROM NEW.area)
+    EXECUTE FUNCTION safermap_notify_embed();
+DROP TRIGGER IF EXISTS embed_live_delete ON embed;
+CREATE TRIGGER embed_live_delete AFTER DELETE ON embed FOR EACH ROW
+    EXECUTE FUNCTION safermap_notify_embed();
+
 DROP TRIGGER IF EXISTS data_version_live_insert ON data_version;
 CREATE TRIGGER data_version_live_insert AFTER INSERT ON data_version FOR EACH ROW
     EXECUTE FUNCTION safermap_notify_version();
@@ -101,7 +121,7 @@ DO $$
 DECLARE
     t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['api_token', 'principal', 'partnership', 'data_version', 'sharing_rule'] LOOP
+    FOREACH t IN ARRAY ARRAY['api_token', 'principal', 'partnership', 'data_version', 'sharing_rule', 'embed'] LOOP
         EXECUTE format('DROP TRIGGER IF EXISTS %I ON %I', t || '_live_truncate', t);
         EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %I FOR EACH STATEMENT '
                        'EXECUTE FUNCTION safermap_notify_reset()', t || '_live_truncate', t);
