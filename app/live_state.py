@@ -196,6 +196,13 @@ class LiveState:
             self._embeds.keep(key, found)
         return None if found is None else found[0]
 
+    def known_embed(self, public_id: str, key_hash: bytes) -> Any | None:
+        """The live embedded map behind a key if memory alone can say (no database), else None."""
+        if not self.ready or db.writes() > self._synced:
+            return None
+        hit = self._embeds.get((public_id, key_hash))
+        return None if hit is None or time.time() >= hit[1] else hit[0]
+
     def touch(self, principal: Principal) -> asyncio.Future[bool] | None:
         """Queue "last used" for the caller's token, at most once a minute (per process; the
         statement itself skips tokens another process touched within the minute)."""

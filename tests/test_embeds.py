@@ -447,3 +447,35 @@ async def test_embed_tiles_come_from_memory_and_a_change_elsewhere_stops_them_wi
         finally:
             event.remove(engine.sync_engine, "before_cursor_execute", count)
         assert await refused_within(embed, change) < 1.0
+
+
+async def test_embed_tiles_from_memory_answer_as_the_route_does(app, client, make_caller, db, monkeypatch):
+    """The hot path (app/api/hot_tiles.py) answers a known embed's cached tiles and 304s itself: the
+    same bytes, status and headers as the route, and the route's refusals still apply."""
+    admin = await make_caller("rochdale-hot", "admin")
+    await add_incident_points(db, admin.partnership_id, [(INSIDE[0], INSIDE[1], 7)])
+    embed = await make_embed(client, admin, layers=["incidents", "cameras"])
+    drawn = await embed_tile(client, embed, "incidents", 14, INSIDE)  # drawn by the route; the embed now known
+    assert drawn.status_code == 200 and drawn.content
+    tag = drawn.headers["etag"]
+    requests = [("incidents", 14, INSIDE, TILE_FETCH), ("incidents", 14, INSIDE, {**TILE_FETCH, "If-None-Match": tag}),
+                ("cameras", 16, OUTSIDE, TILE_FETCH),                              # outside the area: empty
+                ("incidents", 14, INSIDE, {"Sec-Fetch-Dest": "document"}),          # opened in a tab: 403
+                ("buildings", 14, INSIDE, TILE_FETCH)]                              # not the embed's layer: 404
+    from app.tiles.pipeline import TilePipeline
+    route_calls = []
+    real = TilePipeline.embed_tile
+
+    async def counted(self, *args, **kwargs):
+        route_calls.append(args[3])
+        return await real(self, *args, **kwargs)
+    monkeypatch.setattr(TilePipeline, "embed_tile", counted)
+    hot = [await embed_tile(client, embed, *r[:3], headers=r[3]) for r in requests]
+    assert [r.status_code for r in hot] == [200, 304, 204, 403, 404]
+    assert route_calls == [], "answered by the route, not from memory"
+    monkeypatch.setattr(app.state.live, "known_embed", lambda *_: None)  # memory says nothing: the route
+    routed = [await embed_tile(client, embed, *r[:3], headers=r[3]) for r in requests]
+    for a, b in zip(hot, routed):
+        assert (a.status_code, a.content) == (b.status_code, b.content)
+        assert {k: v for k, v in a.headers.items() if k != "date"} == {k: v for k, v in b.headers.items() if k != "date"}
+    assert hot[0].content == drawn.content and hot[0].headers["referrer-policy"] == "no-referrer"

@@ -235,6 +235,8 @@ async def revoke_embed(embed_id: EmbedId, session: SessionDep, principal: Admin)
 
 # -- the embed itself ------------------------------------------------------------------------------
 
+# The key is in a tile's URL too: never send it on as a Referer.
+TILE_HEADERS = {"Referrer-Policy": "no-referrer"}
 GONE = "This embedded map is not available: the link is wrong, or the map was revoked or has expired."
 
 
@@ -378,5 +380,4 @@ async def embed_tile(shown: Annotated[tuple[LiveEmbed, Layer], Depends(embed_lay
                      session: SessionDep, tiles: TilesDep,
                      if_none_match: Annotated[str | None, Header()] = None) -> Response:
     embed, layer = shown
-    return respond(await tiles.embed_tile(session, embed, layer, xyz, if_none_match),
-                   {"Referrer-Policy": "no-referrer"})
+    return respond(await tiles.embed_tile(session, embed, layer, xyz, if_none_match), TILE_HEADERS)

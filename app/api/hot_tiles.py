@@ -18,6 +18,9 @@ with Retry-After here, as the route would: handing it on would make the refused 
 pool a second time, exactly when the server is busiest. Should drawing fail for any other reason,
 nothing has been answered and the route takes the request over, and answers it or its problem.
 
+An embedded map's tiles (`GET /embed/{id}/tiles/...?key=`) are answered here the same way when
+the embed behind the key is known to memory; drawing those is left to the route.
+
 Anything else goes on to the route, untouched: an unknown, expired or refused caller, a bad value,
 memory that cannot be trusted right now. The route stays the one definition of the endpoint
 (documented, validated, its refusals problem+json); this only skips the machinery when the caller
@@ -37,6 +40,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.api import embeds
 from app.api.deps import layer_filters, tile_params, visible_layer
 from app.auth import SESSION_COOKIE, Principal
 from app.db import LazySession
@@ -51,6 +55,8 @@ from app.writer import after_answer
 log = logging.getLogger("safermap.tiles")
 
 TILE_PATH = re.compile(r"/tiles/([A-Za-z0-9_.-]{1,100})/(\d{1,2})/(\d{1,9})/(\d{1,9})\.mvt")
+# An embedded map's tiles (app/api/embeds.py embed_tile): the embed behind the key, from memory too.
+EMBED_TILE_PATH = re.compile(r"/embed/([A-Za-z0-9_-]{8,64})/tiles/([A-Za-z0-9_.-]{1,100})/(\d{1,2})/(\d{1,9})/(\d{1,9})\.mvt")
 
 
 class HotTiles:
@@ -60,12 +66,14 @@ class HotTiles:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
-            found = TILE_PATH.fullmatch(scope["path"])
-            if found is not None:
+            answer = None
+            if (found := TILE_PATH.fullmatch(scope["path"])) is not None:
                 answer = await self._from_memory(Request(scope), found)
-                if answer is not None:
-                    await answer(scope, receive, send)
-                    return
+            elif (found := EMBED_TILE_PATH.fullmatch(scope["path"])) is not None:
+                answer = await self._embed_from_memory(Request(scope), found)
+            if answer is not None:
+                await answer(scope, receive, send)
+                return
         await self.app(scope, receive, send)
 
     def _caller(self, request: Request, live: LiveState) -> Principal | None:
@@ -109,6 +117,26 @@ class HotTiles:
         if request.headers.get("authorization") and (touched := live.touch(principal)) is not None:
             after_answer(request.scope, touched)
         return respond(answer)
+
+    async def _embed_from_memory(self, request: Request, found: re.Match[str]) -> Response | None:
+        """As the route embeds.embed_tile: an embed known to memory, one of its layers, then a 304,
+        a cached tile or a known-empty one; anything else (drawing included) is the route's."""
+        public_id, layer_id, z, x, y = found.groups()
+        key = request.query_params.get("key")
+        if not key or len(key) > 200:
+            return None
+        embed = self.state.live.known_embed(public_id, embeds.digest(key))
+        layer = self.state.catalog.get(layer_id)
+        if embed is None or layer is None or layer_id not in embed.layers:
+            return None
+        try:
+            embeds.refuse_browser_misuse(request)
+            tile = await tile_params(int(z), int(x), int(y))
+        except DomainError:
+            return None
+        tiles: TilePipeline = self.state.tiles
+        answer = await tiles.embed_tile_from_memory(embed, layer, tile, request.headers.get("if-none-match"))
+        return None if answer is None else respond(answer, embeds.TILE_HEADERS)
 
     async def _draw(self, request: Request, tiles: TilePipeline, principal: Principal, req: TileRequest,
                     if_none_match: str | None, ip: str | None,

@@ -219,6 +219,24 @@ class TilePipeline:
         return await self.serve(session, EmbedJob(embed, layer, tile, self.suppress_below, self.fingerprint,
                                                   self.live), if_none_match)
 
+    async def embed_tile_from_memory(self, embed: EmbedView, layer: Layer, tile: grid.Tile,
+                                     if_none_match: str | None = None) -> Answer | None:
+        """`embed_tile` when memory alone has the answer (versions held, then a 304 or a cached
+        tile), else None (and nothing done). For app/api/hot_tiles.py."""
+        if self.live is None:
+            return None
+        job = EmbedJob(embed, layer, tile, self.suppress_below, self.fingerprint, self.live)
+        if job.known_empty():
+            tag = etag(*job.key(), "known-empty", versions=())
+            return await conditional(if_none_match, tag, lambda: _empty(tag, job.media_type))
+        held = await self.live.versions(embed.partnership_id, layer.versioned_by, None, shared=False)
+        if held is None:
+            return None
+        tag = etag(*job.key(), versions=fill_versions(held, layer.versioned_by))
+        if matches(if_none_match, tag):
+            return NotModified(tag)
+        return self.cache.peek(tag)
+
     async def tilejson(self, session: AsyncSession, principal: Principal, layer: Layer, filters: TileFilters,
                        base_url: str, if_none_match: str | None = None) -> Answer:
         """TileJSON 3.0.0 for a layer, with the bounds of the caller's data (filtered)."""
