@@ -4,7 +4,8 @@
   same uvicorn (one worker) as SaferMap;
 - SaferMap (one worker): a hot incidents tile from its tile cache, and the same tile answered 304;
 - 200 concurrent clients on that tile for 15 s, SaferMap and the floor: requests/s, p99, timeouts
-  and errors.
+  and errors;
+- the same tile of a partner intranet's embedded map (by its key), hot and not modified.
 
 The tile is one of the tile bench's (bench/tiles_bench.py: 1M incidents over Greater Manchester,
 the same scratch database, built once), drawn once before measuring. Ratios go to the report as
@@ -85,6 +86,19 @@ def floor_server(tile_path: str) -> Server:
                    "--no-access-log"], {"BENCH_TILE": tile_path}, "/health")
 
 
+def make_embed(pid: int) -> tuple[str, str]:
+    """An embedded map of the incidents (as an intranet shows it): its public id and key."""
+    import psycopg
+
+    from app.api.embeds import digest
+    public_id, key = secrets.token_urlsafe(12), "se_" + secrets.token_urlsafe(32)
+    with psycopg.connect(DB_URL, autocommit=True) as conn:
+        conn.execute("INSERT INTO embed (partnership_id, public_id, key_hash, title, layers, precision, "
+                     "allowed_origins, expires_at) VALUES (%s, %s, %s, 'bench', ARRAY['incidents'], 'aggregate', "
+                     "ARRAY['https://intranet.example'], now() + interval '1 day')", (pid, public_id, digest(key)))
+    return public_id, key
+
+
 def pick_tile(base: str, auth: dict[str, str], tiles: list[tuple[int, int, int]]) -> tuple[str, bytes, str]:
     """A tile of a few kB (as a map at street level asks for), drawn once so it is in the cache:
     (its path, bytes, ETag)."""
@@ -134,11 +148,21 @@ def run(report: dict) -> dict:
             log(f"{CROWD} clients for {CROWD_SECONDS} s ...")
             lines.append(wrk(cached, auth, CROWD, CROWD_SECONDS, f"SaferMap: {CROWD} clients, hot tile"))
             lines.append(wrk(floor.base + "/tile", {}, CROWD, CROWD_SECONDS, f"floor: {CROWD} clients"))
+            public_id, key = make_embed(pid)
+            embedded = f"{app.base}/embed/{public_id}{path}?key={key}"
+            first = httpx.get(embedded, headers={"Sec-Fetch-Site": "same-origin"}, timeout=120)
+            first.raise_for_status()
+            log("embedded map's tile ...")
+            lines.append(wrk(embedded, {}, CLIENTS, SECONDS, "embed: hot tile, key from memory"))
+            lines.append(wrk(embedded, {"If-None-Match": first.headers["etag"]}, CLIENTS, SECONDS,
+                             "embed: the same tile, not modified"))
     load_after = os.getloadavg()[0]
     floor_rps, cached_rps, nm_rps = (lines[i]["req_per_s"] for i in range(3))
     crowd = lines[3]
     ratios = {"cached_vs_floor": round(cached_rps / floor_rps, 3), "304_vs_floor": round(nm_rps / floor_rps, 3),
-              "crowd_vs_floor": round(crowd["req_per_s"] / lines[4]["req_per_s"], 3)}
+              "crowd_vs_floor": round(crowd["req_per_s"] / lines[4]["req_per_s"], 3),
+              "embed_vs_floor": round(lines[5]["req_per_s"] / floor_rps, 3),
+              "embed_not_modified_vs_floor": round(lines[6]["req_per_s"] / floor_rps, 3)}
     targets = {"cached_vs_floor >= 0.3": ratios["cached_vs_floor"] >= 0.3,
                "304_vs_floor >= 0.5": ratios["304_vs_floor"] >= 0.5,
                "200 clients: 0 timeouts": crowd["timeouts"] == 0, "200 clients: 0 errors": crowd["errors"] == 0,
