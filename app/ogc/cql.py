@@ -1,9 +1,10 @@
-"""CQL2-text filters (OGC API – Features Part 3) turned into SQL with bound parameters.
+"""CQL2 filters (OGC API – Features Part 3), as text or JSON, turned into SQL with bound parameters.
 
-pygeofilter parses the text; this module walks its tree and accepts only what it knows: comparisons,
-LIKE, IN, BETWEEN, IS NULL, AND/OR/NOT, and S_INTERSECTS with a literal geometry (CRS84). Properties
-come from the collection's queryables (a whitelist mapping each name to a fixed SQL expression);
-every literal becomes a bound parameter. Nothing the caller writes is ever part of the SQL text.
+pygeofilter parses either encoding into one tree; this module walks it and accepts only what it
+knows: comparisons, LIKE, IN, BETWEEN, IS NULL, AND/OR/NOT, and S_INTERSECTS with a literal geometry
+(in `filter-crs`: CRS84 unless the caller names another offered CRS). Properties come from the
+collection's queryables (a whitelist mapping each name to a fixed SQL expression); every literal
+becomes a bound parameter. Nothing the caller writes is ever part of the SQL text.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from pygeofilter import ast, values
+from pygeofilter.parsers.cql2_json import parse as parse_cql2_json
 from pygeofilter.parsers.cql2_text import parse as parse_cql2_text
 
 from app.domain_errors import InvalidValue
@@ -38,9 +40,10 @@ class Compiled:
 
 
 class _Compiler:
-    def __init__(self, queryables: dict[str, Queryable], prefix: str) -> None:
+    def __init__(self, queryables: dict[str, Queryable], prefix: str, srid: int, lat_first: bool) -> None:
         self.queryables = queryables
         self.prefix = prefix
+        self.srid, self.lat_first = srid, lat_first  # filter-crs: how literal geometries are read
         self.params: dict[str, Any] = {}
         self.nodes = 0
 
@@ -126,17 +129,23 @@ class _Compiler:
         if isinstance(geom, ast.Function) and geom.name.lower() == "bbox":  # BBOX(x0, y0, x1, y1)
             args = geom.arguments
             if len(args) != 4 or not all(isinstance(a, int | float) and not isinstance(a, bool) for a in args):
-                raise InvalidValue("filter: BBOX takes four numbers (CRS84).")
+                raise InvalidValue("filter: BBOX takes four numbers (in filter-crs).")
             geom = values.Envelope(*(float(a) for a in args))
         if isinstance(geom, values.Envelope):
-            return (f"ST_Intersects(t.geom, ST_MakeEnvelope({self.bind(float(geom.x1))}, {self.bind(float(geom.y1))}, "
-                    f"{self.bind(float(geom.x2))}, {self.bind(float(geom.y2))}, 4326))")
-        if not isinstance(geom, values.Geometry):
-            raise InvalidValue("filter: S_INTERSECTS needs a literal geometry (WKT, in CRS84).")
-        shape = json.dumps(geom.geometry)
-        if len(shape) > 100_000:
-            raise InvalidValue("filter: the geometry is too large.")
-        return f"ST_Intersects(t.geom, ST_SetSRID(ST_GeomFromGeoJSON(CAST({self.bind(shape)} AS text)), 4326))"
+            corners = [self.bind(float(v)) for v in (geom.x1, geom.y1, geom.x2, geom.y2)]
+            shape = f"ST_MakeEnvelope({', '.join(corners)}, {int(self.srid)})"
+        elif isinstance(geom, values.Geometry):
+            text = json.dumps(geom.geometry)
+            if len(text) > 100_000:
+                raise InvalidValue("filter: the geometry is too large.")
+            shape = f"ST_SetSRID(ST_GeomFromGeoJSON(CAST({self.bind(text)} AS text)), {int(self.srid)})"
+        else:
+            raise InvalidValue("filter: S_INTERSECTS needs a literal geometry (WKT or GeoJSON, in filter-crs).")
+        if self.lat_first:  # EPSG:4326 lists latitude first; the stored geometry is longitude first
+            shape = f"ST_FlipCoordinates({shape})"
+        if self.srid != 4326:  # metres (EPSG:27700, the partnership's CRS) through PROJ
+            shape = f"ST_Transform({shape}, 4326)"
+        return f"ST_Intersects(t.geom, {shape})"
 
 
 def _month(value: Any) -> date:
@@ -156,15 +165,29 @@ def _month(value: Any) -> date:
     raise InvalidValue("filter: a month is 'YYYY-MM' (or a date).")
 
 
-def compile_filter(text: str, queryables: dict[str, Queryable], prefix: str = "f") -> Compiled:
-    """A SQL condition over the alias `t` with its parameters, or a 400 naming what is wrong."""
+LANGUAGES = ("cql2-text", "cql2-json")
+
+
+def compile_filter(text: str, queryables: dict[str, Queryable], prefix: str = "f", lang: str = "cql2-text",
+                   srid: int = 4326, lat_first: bool = False) -> Compiled:
+    """A SQL condition over the alias `t` with its parameters, or a 400 naming what is wrong.
+    `srid`/`lat_first` say how the filter's geometries are written (filter-crs; CRS84 by default)."""
     if len(text) > MAX_FILTER_CHARS:
         raise InvalidValue(f"filter is longer than {MAX_FILTER_CHARS:,} characters.")
+    if lang not in LANGUAGES:
+        raise InvalidValue(f"filter-lang {lang[:40]!r} is not supported; use {' or '.join(LANGUAGES)}.")
     try:
-        tree = parse_cql2_text(text)
+        if lang == "cql2-json":
+            document = json.loads(text)
+            if not isinstance(document, dict | bool):
+                raise ValueError("a CQL2 JSON filter is an object")
+            tree = parse_cql2_json(document)
+        else:
+            tree = parse_cql2_text(text)
     except RecursionError as e:
         raise InvalidValue("filter is nested too deeply.") from e
-    except Exception as e:  # lark's errors, and the parser's own on odd literals
-        raise InvalidValue(f"filter is not valid CQL2 text: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__}") from e
-    compiler = _Compiler(queryables, prefix)
+    except Exception as e:  # lark's and json's errors, and the parsers' own on odd literals
+        said = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        raise InvalidValue(f"filter is not valid {'CQL2 JSON' if lang == 'cql2-json' else 'CQL2 text'}: {said}") from e
+    compiler = _Compiler(queryables, prefix, srid, lat_first)
     return Compiled(compiler.walk(tree), compiler.params)

@@ -40,9 +40,12 @@ def document(base: str, crs_uris: list[str]) -> dict[str, Any]:
         _param("datetime", "an instant or interval (RFC 3339; '..' for an open end); a month matches "
                            "when it overlaps it", {"type": "string"}),
         _param("crs", "the CRS of the answer's geometries", crs_schema),
-        _param("filter", "CQL2 text over the collection's queryables", {"type": "string"}),
-        _param("filter-lang", "cql2-text", {"type": "string", "enum": ["cql2-text"], "default": "cql2-text"}),
-        _param("filter-crs", "the CRS of filter geometries (CRS84 only)", {"type": "string"}),
+        _param("filter", "CQL2 (text or JSON, as filter-lang says) over the collection's queryables",
+               {"type": "string"}),
+        _param("filter-lang", "cql2-text or cql2-json",
+               {"type": "string", "enum": ["cql2-text", "cql2-json"], "default": "cql2-text"}),
+        _param("filter-crs", "the CRS of filter geometries (CRS84 unless another offered CRS is named)",
+               {"type": "string"}),
         _param("cursor", "keyset paging: take it from the next/prev links as it is", {"type": "string"}),
         f,
     ]

@@ -129,16 +129,12 @@ def selection(q: QueryParams, collection: Collection, partnership_srid: int) -> 
             sel.params.update(params)
         parts["datetime"] = q["datetime"]
     if q.get("filter"):
-        lang = q.get("filter-lang") or CQL2_TEXT
-        if lang != CQL2_TEXT:
-            raise InvalidValue(f"filter-lang {lang[:40]!r} is not supported; use cql2-text.")
-        fcrs = q.get("filter-crs")
-        if fcrs and crs_mod.parse_crs(fcrs, partnership_srid, "filter-crs") != crs_mod.WGS84_LONLAT:
-            raise InvalidValue("filter-crs: filter geometries are read in CRS84 only.")
-        compiled = compile_filter(q["filter"], collection.queryables)
+        fcrs = crs_mod.parse_crs(q.get("filter-crs"), partnership_srid, "filter-crs")
+        compiled = compile_filter(q["filter"], collection.queryables, lang=q.get("filter-lang") or CQL2_TEXT,
+                                  srid=fcrs.srid, lat_first=fcrs.lat_first)
         sel.where.append(compiled.sql)
         sel.params.update(compiled.params)
-        parts["filter"] = q["filter"]
+        parts["filter"] = [q["filter"], q.get("filter-lang") or CQL2_TEXT, fcrs.uri]
     sel.digest_parts = parts
     return sel
 
