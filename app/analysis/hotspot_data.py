@@ -337,13 +337,14 @@ _PERIODS = Bounded(256)
 _EXTENTS = Bounded(256)
 
 
-async def resolve_period(session: AsyncSession, principal: HotspotPrincipal, flt: HotspotFilter) -> HotspotFilter:
+async def resolve_period(session: AsyncSession, principal: HotspotPrincipal, flt: HotspotFilter,
+                         context: DataContext | None = None) -> HotspotFilter:
     """Fill in a missing period: no dates -> the latest month with data for the caller; only
     `from` -> up to the end of that latest month; only `to` -> that month alone. With no data at
     all the filter is returned unchanged."""
     if flt.date_from is not None and flt.date_to is not None:
         return flt
-    context = await data_context(session, principal)
+    context = context or await data_context(session, principal)
     key = (context.version_key, flt.without_period().key())
     latest = _PERIODS.get(key)
     if latest is None:
@@ -364,13 +365,14 @@ async def resolve_period(session: AsyncSession, principal: HotspotPrincipal, flt
     return replace(flt, date_from=start, date_to=end)
 
 
-async def study_extent(session: AsyncSession, principal: HotspotPrincipal,
-                       flt: HotspotFilter | None = None) -> tuple[float, float, float, float] | None:
+async def study_extent(session: AsyncSession, principal: HotspotPrincipal, flt: HotspotFilter | None = None,
+                       context: DataContext | None = None) -> tuple[float, float, float, float] | None:
     """(minx, miny, maxx, maxy) in the partnership's metric CRS of all the caller's placed
     incidents, regardless of period and filters (`flt` is accepted for symmetry and ignored), or
     None when there are none. Looked for in this process's memory, then among the kept extents
-    (read at the current data versions), and only then computed (a scan of every incident)."""
-    context = await data_context(session, principal)
+    (read at the current data versions), and only then computed (a scan of every incident).
+    `context`: the caller's data_context, if it was just read (saves reading it again)."""
+    context = context or await data_context(session, principal)
     cached = _EXTENTS.get(context.version_key)
     if cached is not None:
         return cached or None
@@ -441,12 +443,14 @@ def grid_for(extent: tuple[float, float, float, float], cell_m: float) -> tuple[
 
 
 async def load_bins(session: AsyncSession, principal: HotspotPrincipal, flt: HotspotFilter, cell_m: float,
-                    extent: tuple[float, float, float, float], linear: bool = False) -> Bins:
+                    extent: tuple[float, float, float, float], linear: bool = False,
+                    context: DataContext | None = None) -> Bins:
     """Counts of the caller's incidents matching `flt` in cells of `cell_m` metres covering `extent`.
     `linear`: share each position between its four nearest cell centres (for density estimation;
-    counts are then fractional, their sum still the number of incidents)."""
+    counts are then fractional, their sum still the number of incidents). `context`: the caller's
+    data_context, if it was just read (only its srid is used: the versions come with the counts)."""
     x0, y0, nx, ny = grid_for(extent, cell_m)
-    context = await data_context(session, principal)
+    context = context or await data_context(session, principal)
     row = (await session.execute(text(with_filter(BINS_SQL, flt)), {
         **sharing.access_params(principal), **flt.params(), "tables": list(VERSIONED_BY),
         "srid": context.srid})).one()
