@@ -37,12 +37,26 @@ VERSIONED_BY = ("incident", "dataset", "sharing_rule", "sensitive_category", "an
 VISIBLE = f"safermap_visible_incidents{sharing.FUNCTION_ARGS}"
 
 # Optional filters, added to the WHERE clause only when given (so each shape gets its own plan).
+# The period's dates are written into the statement as literals, not bound: asyncpg prepares each
+# statement once per connection, and after five runs PostgreSQL may switch to a generic plan, which
+# cannot know how many months `month >= $n` keeps (it guesses 0.5%). For a year or two of a million
+# incidents that plan walked the (partnership_id, month) index to every row, twice the CPU of the
+# sequential scan a plan for the real dates uses (1.1 s against 0.55 s). With the dates in the text
+# every period gets a plan for its own dates. They are `date` values (typed, checked), never text.
 FILTER_SQL = {
-    "date_from": "t.month >= :date_from",
-    "date_to": "t.month <= :date_to",
+    "date_from": "t.month >= {}",
+    "date_to": "t.month <= {}",
     "categories": "t.category = ANY(:categories)",
     "datasets": "t.dataset = ANY(:datasets)",
 }
+LITERAL_FILTERS = ("date_from", "date_to")
+
+
+def date_literal(value: date) -> str:
+    """A date as an SQL literal; anything else is refused (it is written into the statement)."""
+    if not isinstance(value, date):
+        raise TypeError(f"a period bound must be a date, not {type(value).__name__}")
+    return f"DATE '{date(value.year, value.month, value.day).isoformat()}'"
 
 # The partnership's metric CRS and the data versions of what the sharing function reads.
 CONTEXT_SQL = f"SELECT pa.srid, ({VERSIONS}) AS versions FROM partnership pa WHERE pa.id = :p"
@@ -105,26 +119,31 @@ KEEP_EXTENT_SQL = """
 
 # The placed positions with their counts, in one statement with the data versions it was read at
 # (same snapshot). Rows are grouped by data set and position first (thousands of incidents share a
-# snapped point; the geometry itself is the key, hashed as it is stored); rows of a data set at
-# aggregate level, and rows without a location, are counted but never placed. Everything after the
-# grouping is one pass over the distinct positions. The distinct positions come back as ONE MultiPoint, transformed to the metric
-# CRS in one ST_Transform call (PROJ over the whole array: bit-identical to transforming each point,
-# a fraction of the cost) and sent as WKB, each point carrying its count as M (M is never
+# snapped point); the key is the position's two coordinates, float8s that hash cheaply, rather than
+# the geometry (hashing and comparing a million varlena points cost ~12% more of the statement).
+# Sanitised rows are no extra work per row: the sharing function hands out the stored anonymous
+# point (geom_anon) in place of the real one. Rows of a data set at aggregate level, and rows
+# without a location, are counted but never placed. Everything after the grouping is one pass over
+# the distinct positions. The distinct positions come back as ONE MultiPoint, transformed to the
+# metric CRS in one ST_Transform call (PROJ over the whole array: bit-identical to transforming each
+# point, a fraction of the cost) and sent as WKB, each point carrying its count as M (M is never
 # transformed). Python reads it as a numpy array and bins it (cells_simple / cells_linear below):
 # the binning, ~160k weighted corners for linear binning, costs more as SQL rows than as arrays.
+# Of a cold 1M-incident surface (~0.5 s of database CPU) about half is reading the rows through the
+# sharing function and most of the rest the grouping; the transform and WKB are ~25 ms.
 BINS_SQL = f"""
     WITH by_point AS (
-        SELECT t.dataset_id, t.geom, count(*) AS n
+        SELECT t.dataset_id, ST_X(t.geom) AS x, ST_Y(t.geom) AS y, count(*) AS n
         FROM {VISIBLE} AS t
         WHERE t.partnership_id = :p AND {{where}}
-        GROUP BY 1, 2
+        GROUP BY 1, 2, 3
     ), levelled AS (
-        SELECT b.geom, b.n, l.level IS NOT NULL AND b.geom IS NOT NULL AS placed,
+        SELECT b.x, b.y, b.n, l.level IS NOT NULL AND b.x IS NOT NULL AS placed,
                coalesce(l.level = 'exact', false) AS ex
         FROM by_point b LEFT JOIN ({LEVELS}) AS l ON l.dataset_id = b.dataset_id
     )
     SELECT ST_AsBinary(ST_Transform(ST_SetSRID(
-               ST_Collect(ST_MakePointM(ST_X(geom), ST_Y(geom), n)) FILTER (WHERE placed), 4326),
+               ST_Collect(ST_MakePointM(x, y, n)) FILTER (WHERE placed), 4326),
                CAST(:srid AS integer)), 'NDR') AS points,
            coalesce(sum(n) FILTER (WHERE placed), 0)::bigint AS placed,
            coalesce(sum(n) FILTER (WHERE NOT placed), 0)::bigint AS unplaced,
@@ -212,11 +231,14 @@ class HotspotFilter:
 
     def where(self) -> str:
         """The SQL conditions for the filters that are set ('true' when none are)."""
-        clauses = [FILTER_SQL[name] for name, value in self._values().items() if value]
+        clauses = [FILTER_SQL[name].format(date_literal(value)) if name in LITERAL_FILTERS else FILTER_SQL[name]
+                   for name, value in self._values().items() if value]
         return " AND ".join(clauses) or "true"
 
     def params(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self._values().items() if v}
+        """The bound parameters of where() (the dates are in its text)."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self._values().items()
+                if v and k not in LITERAL_FILTERS}
 
     def _values(self) -> dict[str, Any]:
         return {"date_from": self.date_from, "date_to": self.date_to,
@@ -315,13 +337,14 @@ _PERIODS = Bounded(256)
 _EXTENTS = Bounded(256)
 
 
-async def resolve_period(session: AsyncSession, principal: HotspotPrincipal, flt: HotspotFilter) -> HotspotFilter:
+async def resolve_period(session: AsyncSession, principal: HotspotPrincipal, flt: HotspotFilter,
+                         context: DataContext | None = None) -> HotspotFilter:
     """Fill in a missing period: no dates -> the latest month with data for the caller; only
     `from` -> up to the end of that latest month; only `to` -> that month alone. With no data at
     all the filter is returned unchanged."""
     if flt.date_from is not None and flt.date_to is not None:
         return flt
-    context = await data_context(session, principal)
+    context = context or await data_context(session, principal)
     key = (context.version_key, flt.without_period().key())
     latest = _PERIODS.get(key)
     if latest is None:
@@ -342,13 +365,14 @@ async def resolve_period(session: AsyncSession, principal: HotspotPrincipal, flt
     return replace(flt, date_from=start, date_to=end)
 
 
-async def study_extent(session: AsyncSession, principal: HotspotPrincipal,
-                       flt: HotspotFilter | None = None) -> tuple[float, float, float, float] | None:
+async def study_extent(session: AsyncSession, principal: HotspotPrincipal, flt: HotspotFilter | None = None,
+                       context: DataContext | None = None) -> tuple[float, float, float, float] | None:
     """(minx, miny, maxx, maxy) in the partnership's metric CRS of all the caller's placed
     incidents, regardless of period and filters (`flt` is accepted for symmetry and ignored), or
     None when there are none. Looked for in this process's memory, then among the kept extents
-    (read at the current data versions), and only then computed (a scan of every incident)."""
-    context = await data_context(session, principal)
+    (read at the current data versions), and only then computed (a scan of every incident).
+    `context`: the caller's data_context, if it was just read (saves reading it again)."""
+    context = context or await data_context(session, principal)
     cached = _EXTENTS.get(context.version_key)
     if cached is not None:
         return cached or None
@@ -419,12 +443,14 @@ def grid_for(extent: tuple[float, float, float, float], cell_m: float) -> tuple[
 
 
 async def load_bins(session: AsyncSession, principal: HotspotPrincipal, flt: HotspotFilter, cell_m: float,
-                    extent: tuple[float, float, float, float], linear: bool = False) -> Bins:
+                    extent: tuple[float, float, float, float], linear: bool = False,
+                    context: DataContext | None = None) -> Bins:
     """Counts of the caller's incidents matching `flt` in cells of `cell_m` metres covering `extent`.
     `linear`: share each position between its four nearest cell centres (for density estimation;
-    counts are then fractional, their sum still the number of incidents)."""
+    counts are then fractional, their sum still the number of incidents). `context`: the caller's
+    data_context, if it was just read (only its srid is used: the versions come with the counts)."""
     x0, y0, nx, ny = grid_for(extent, cell_m)
-    context = await data_context(session, principal)
+    context = context or await data_context(session, principal)
     row = (await session.execute(text(with_filter(BINS_SQL, flt)), {
         **sharing.access_params(principal), **flt.params(), "tables": list(VERSIONED_BY),
         "srid": context.srid})).one()

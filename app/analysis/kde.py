@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import sharing
 from app.analysis.hotspot_data import (
+    DataContext,
     HotspotFilter,
     HotspotPrincipal,
     autocommits,
@@ -170,8 +171,10 @@ async def hotspot_surface(session: AsyncSession, principal: HotspotPrincipal, fl
     for many tiles at once) wait for one computation instead of each starting their own."""
     if classes not in CLASS_METHODS:
         raise InvalidValue(f"classes must be one of {', '.join(CLASS_METHODS)}.")
-    flt = await resolve_period(session, principal, flt)
-    extent = await study_extent(session, principal, flt)
+    # The data context (CRS, data versions) read once, for the period, the extent and the bins.
+    context = await data_context(session, principal)
+    flt = await resolve_period(session, principal, flt, context)
+    extent = await study_extent(session, principal, flt, context)
     if extent is None:
         cell, bandwidth = default_cell_and_bandwidth((0.0, 0.0, 0.0, 0.0))
     else:
@@ -183,7 +186,6 @@ async def hotspot_surface(session: AsyncSession, principal: HotspotPrincipal, fl
         bandwidth = float(bandwidth_m)
     check_cell_and_bandwidth(cell, bandwidth)
 
-    context = await data_context(session, principal)
     key = (context.version_key, flt.key(), cell, bandwidth)
     surface = _SURFACES.get((*key, classes))
     if surface is not None:
@@ -198,7 +200,7 @@ async def hotspot_surface(session: AsyncSession, principal: HotspotPrincipal, fl
     async with lock:
         dens = _DENSITIES.get(key)
         if dens is None:
-            dens = await _density(session, principal, flt, extent, cell, bandwidth)
+            dens = await _density(session, principal, flt, extent, cell, bandwidth, context)
             _DENSITIES.put(key, dens)
             if dens.version_key != context.version_key:  # data changed meanwhile: file it as read
                 _DENSITIES.put((dens.version_key, *key[1:]), dens)
@@ -210,12 +212,13 @@ async def hotspot_surface(session: AsyncSession, principal: HotspotPrincipal, fl
 
 
 async def _density(session: AsyncSession, principal: HotspotPrincipal, flt: HotspotFilter,
-                   extent: tuple[float, float, float, float] | None, cell: float, bandwidth: float) -> _Density:
+                   extent: tuple[float, float, float, float] | None, cell: float, bandwidth: float,
+                   context: DataContext) -> _Density:
     if extent is None:
-        context = await data_context(session, principal)
         return _Density(context.srid, 0.0, 0.0, np.zeros((0, 0)), 0, 0, True, False, context.version_key)
     # The grid reaches a bandwidth beyond the outermost incident, so no kernel is cut off.
-    bins = await load_bins(session, principal, flt, cell, padded(extent, bandwidth + cell), linear=True)
+    bins = await load_bins(session, principal, flt, cell, padded(extent, bandwidth + cell), linear=True,
+                           context=context)
     density = quartic_kde(bins.counts, cell, bandwidth)
     return _Density(bins.srid, bins.x0, bins.y0, density, bins.total, bins.unplaced, bins.all_exact,
                     not bins.placed_exact, bins.version_key)
