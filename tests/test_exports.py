@@ -5,16 +5,21 @@ eastings and northings beside lon/lat, GeoJSON and FlatGeobuf; incidents at the 
 export audited; bad input a problem, never a 500."""
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
 import math
 import shutil
+import socket
 import subprocess
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas
+import httpx
+import psycopg
 import pytest
 from pyproj import Transformer
 from sqlalchemy import text
@@ -419,3 +424,93 @@ async def test_csv_text_never_runs_as_a_spreadsheet_formula_and_numbers_stay_num
     feature = (await client.get("/api/exports/incidents.geojson", headers=admin.headers)).json()["features"][0]
     assert feature["properties"]["category"] == HOSTILE["Crime type"]
     assert feature["properties"]["location_text"] == HOSTILE["Location"]
+
+
+# -- failures -----------------------------------------------------------------------------------------
+@pytest.fixture
+async def served(app) -> AsyncIterator[str]:
+    """The test app under uvicorn in this event loop, on a loopback port: what a client sees of a
+    broken answer is the server's doing, which the in-process transport does not show."""
+    import uvicorn
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="critical"))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await serving
+
+
+@dataclass
+class Held:
+    """The export's read, held at a point of the test's choosing (no timing involved)."""
+    before_rows: int
+    held: asyncio.Event = field(default_factory=asyncio.Event)
+    resume: asyncio.Event = field(default_factory=asyncio.Event)
+    backend: int | None = None
+
+    async def kill_backend(self, database_url: str) -> None:
+        await asyncio.wait_for(self.held.wait(), 60)
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as admin:
+            await admin.execute("SELECT pg_terminate_backend(%s)", (self.backend,))
+        self.resume.set()
+
+
+@pytest.fixture
+def hold_export(monkeypatch):
+    """hold_export(n): the next export's read stops after n rows (chunks of 1 row) until resumed."""
+    from app.exports import query
+    real_stream = query.stream
+
+    def hold(before_rows: int) -> Held:
+        point = Held(before_rows)
+
+        async def stream(conn, sql, params, chunk=None):
+            point.backend = conn.get_server_pid()
+            if before_rows == 0:
+                point.held.set()
+                await point.resume.wait()
+            rows = 0
+            async for got in real_stream(conn, sql, params, 1):
+                yield got
+                rows += len(got)
+                if rows == before_rows:
+                    point.held.set()
+                    await point.resume.wait()
+
+        monkeypatch.setattr(query, "stream", stream)
+        return point
+
+    return hold
+
+
+@pytest.mark.parametrize("fmt", ["csv", "geojson"])
+async def test_a_streamed_export_the_database_fails_half_way_is_a_broken_download(served, hold_export, world,
+                                                                                 database_url, caplog, fmt):
+    """The export's database backend is killed after its first rows went out (status 200 and
+    headers sent): over real HTTP the client must see a transfer cut off, never a well-formed file
+    that silently lacks rows; and the failure is logged."""
+    point = hold_export(1)
+    async with httpx.AsyncClient(timeout=60) as http, \
+            http.stream("GET", f"{served}/api/exports/incidents.{fmt}", headers=world.admin.headers) as r:
+        assert r.status_code == 200
+        await point.kill_backend(database_url)
+        with pytest.raises(httpx.RemoteProtocolError, match="incomplete"):
+            await r.aread()
+    assert any("incidents." + fmt in rec.getMessage() and "cut off after 1 rows" in rec.getMessage()
+               for rec in caplog.records), [rec.getMessage() for rec in caplog.records]
+
+
+async def test_a_streamed_export_that_fails_before_its_first_row_is_a_problem_not_a_200(served, hold_export, world,
+                                                                                      database_url):
+    point = hold_export(0)
+    async with httpx.AsyncClient(timeout=60) as http:
+        answer = asyncio.create_task(http.get(f"{served}/api/exports/incidents.csv", headers=world.admin.headers))
+        await point.kill_backend(database_url)
+        r = await answer
+    assert r.status_code == 500 and r.headers["content-type"].startswith("application/problem+json")
+    assert "request id" in r.json()["detail"]

@@ -103,28 +103,30 @@ async def write_file(path: Path, fmt: str, layer: Layer, srid: int, prov: Proven
 
 async def geojson_text(chunks: AsyncIterator[list[Any]], prov: Provenance) -> AsyncGenerator[bytes, None]:
     """A FeatureCollection (RFC 7946, WGS84), the provenance as its `safermap` member; each row
-    arrives as a Feature already encoded by PostgreSQL."""
-    head = {"type": "FeatureCollection", "name": prov.layer.id, "safermap": prov.as_dict()}
-    yield (json.dumps(head, default=str)[:-1] + ', "features": [\n').encode()
+    arrives as a Feature already encoded by PostgreSQL. The opening comes with the first rows, so
+    the first piece is read only once the statement has run (app.exports.api starts the answer then)."""
+    opening = json.dumps({"type": "FeatureCollection", "name": prov.layer.id, "safermap": prov.as_dict()},
+                         default=str)[:-1] + ', "features": [\n'
     first = True
     async for rows in chunks:
-        body = ",\n".join(r[0] for r in rows)
-        yield ((",\n" if not first else "") + body).encode()
+        yield ((opening if first else ",\n") + ",\n".join(r[0] for r in rows)).encode()
         first = False
-    yield b"\n]}\n"
+    yield ((opening if first else "") + "\n]}\n").encode()
 
 
 async def csv_text(chunks: AsyncIterator[list[Any]], layer: Layer) -> AsyncGenerator[bytes, None]:
     """A header row, then one row per feature: the attributes, lon/lat (WGS84) and easting/northing
     (the partnership's metric CRS: EPSG:27700 in Great Britain). Text that a spreadsheet would run
-    as a formula is defended (app.csv_cells); numbers stay numbers."""
+    as a formula is defended (app.csv_cells); numbers stay numbers. The header comes with the first
+    rows, as GeoJSON's opening does."""
     defend = csv_cells.guard([i for i, c in enumerate(columns(layer)) if c.kind == "string"])
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(csv_header(layer))
-    yield out.getvalue().encode()
     async for rows in chunks:
+        writer.writerows(map(defend, rows))
+        yield out.getvalue().encode()
         out.seek(0)
         out.truncate()
-        writer.writerows(map(defend, rows))
+    if out.tell():  # no rows: the header alone
         yield out.getvalue().encode()
