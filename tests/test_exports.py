@@ -514,3 +514,46 @@ async def test_a_streamed_export_that_fails_before_its_first_row_is_a_problem_no
         r = await answer
     assert r.status_code == 500 and r.headers["content-type"].startswith("application/problem+json")
     assert "request id" in r.json()["detail"]
+
+
+# -- load ---------------------------------------------------------------------------------------------
+async def test_past_the_concurrency_cap_an_export_is_refused_503_with_retry_after(app, client, world, db):
+    """Every slot held (as running exports hold them): the next export is refused at once, a
+    problem with Retry-After, and not audited; once one is given back, exports run again."""
+    slots = app.state.export_slots
+    assert slots.free == slots.size == app.state.settings.resolved_export_concurrency()
+    held = [slots.take() for _ in range(slots.size)]
+    try:
+        for fmt in ("csv", "gpkg"):
+            r = await client.get(f"/api/exports/incidents.{fmt}", headers=world.admin.headers)
+            assert r.status_code == 503 and r.headers["content-type"].startswith("application/problem+json")
+            assert int(r.headers["retry-after"]) > 0 and "export" in r.json()["detail"]
+        assert (await db.execute(text("SELECT count(*) FROM audit_event WHERE action = 'export'"))).scalar_one() == 0
+    finally:
+        held.pop().release()
+    for fmt in ("csv", "geojson", "gpkg", "fgb"):
+        r = await client.get(f"/api/exports/incidents.{fmt}", headers=world.admin.headers)
+        assert r.status_code == 200
+    for slot in held:
+        slot.release()
+    assert slots.free == slots.size  # every export gave its slot back
+
+
+async def test_exports_that_fail_are_refused_or_are_abandoned_give_their_slot_back(app, client, served, hold_export,
+                                                                                     world):
+    slots = app.state.export_slots
+    for path in ("/api/exports/nothing.csv", "/api/exports/incidents.shp", "/api/exports/incidents.csv?from=x"):
+        assert (await client.get(path, headers=world.admin.headers)).status_code in (400, 404)
+    assert slots.free == slots.size
+    point = hold_export(1)
+    async with httpx.AsyncClient(timeout=60) as http, \
+            http.stream("GET", f"{served}/api/exports/incidents.csv", headers=world.admin.headers) as r:
+        assert r.status_code == 200
+        await asyncio.wait_for(point.held.wait(), 60)
+        assert slots.free == slots.size - 1  # held while the answer is being sent
+    point.resume.set()  # the client has gone half-way
+    for _ in range(1200):  # up to a minute for the server to notice (when it next writes)
+        if slots.free == slots.size:
+            break
+        await asyncio.sleep(0.05)
+    assert slots.free == slots.size

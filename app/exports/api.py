@@ -21,15 +21,17 @@ from typing import Annotated, BinaryIO
 import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app import audit
 from app.api.deps import CatalogDep, CategoriesDep, DatasetsDep, PeriodDep, SessionDep, Viewer
 from app.auth import Principal
+from app.catalog import Layer
 from app.exports import writers
 from app.exports.provenance import Provenance
 from app.exports.query import FORMATS, ExportFilter, check_format, find_layer
 from app.exports.run import MEDIA_TYPES, Counter, Export, audit_events, raw_connection
+from app.exports.slots import Slot, SlotResponse
 from app.params import parse_bbox
 
 log = logging.getLogger("safermap.exports")
@@ -67,6 +69,16 @@ async def export_layer(
     principal.require(layer.least_role)
     check_format(fmt)
     flt = ExportFilter(period, categories, datasets, parse_bbox(bbox))
+    slot = request.app.state.export_slots.take()  # held until the answer is over (app/exports/slots.py)
+    try:
+        return await _export(request, session, principal, layer, fmt, flt, slot)
+    except BaseException:
+        slot.release()
+        raise
+
+
+async def _export(request: Request, session: AsyncSession, principal: Principal, layer: Layer, fmt: str,
+                  flt: ExportFilter, slot: Slot) -> SlotResponse:
     export = Export(principal, principal.partnership_slug, principal.srid, layer, fmt, flt,
                     request.app.state.settings.suppress_below)
     engine = request.app.state.engine
@@ -84,8 +96,8 @@ async def export_layer(
         except BaseException:
             await pieces.aclose()
             raise
-        return StreamingResponse(_started(first, pieces, export, counter), media_type=MEDIA_TYPES[fmt],
-                                 headers=headers)
+        return SlotResponse(_started(first, pieces, export, counter), slot, media_type=MEDIA_TYPES[fmt],
+                            headers=headers)
     folder = Path(tempfile.mkdtemp(prefix="safermap-export-"))
     try:
         path = folder / f"{layer.id}.{fmt}"
@@ -98,8 +110,7 @@ async def export_layer(
         size = path.stat().st_size
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    return StreamingResponse(_send(file), media_type=MEDIA_TYPES[fmt],
-                             headers={**headers, "Content-Length": str(size)})
+    return SlotResponse(_send(file), slot, media_type=MEDIA_TYPES[fmt], headers={**headers, "Content-Length": str(size)})
 
 
 async def _streamed(engine: AsyncEngine, export: Export, prov: Provenance,
