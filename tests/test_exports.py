@@ -426,6 +426,15 @@ async def test_csv_text_never_runs_as_a_spreadsheet_formula_and_numbers_stay_num
     assert feature["properties"]["location_text"] == HOSTILE["Location"]
 
 
+def test_the_csv_guard_defends_text_at_any_number_of_positions_and_leaves_numbers():
+    from app.csv_cells import TRIGGERS, guard
+    for first in TRIGGERS:
+        assert guard([1])((7, first + "x", -2.24)) == [7, "'" + first + "x", -2.24]
+    assert guard([0, 2])(("=a", -2.24, "@b", None)) == ["'=a", -2.24, "'@b", None]
+    safe = ("Burglary", -2.24, "", None)
+    assert guard([0, 2, 3])(safe) is safe and guard([])(("=a",)) == ("=a",)
+
+
 # -- failures -----------------------------------------------------------------------------------------
 @pytest.fixture
 async def served(app) -> AsyncIterator[str]:
