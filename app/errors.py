@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -234,7 +235,8 @@ def install(app: FastAPI) -> None:
         return problem(request, exc.status_code, title, detail)
 
     @app.exception_handler(DBAPIError)
-    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+    @app.exception_handler(asyncpg.PostgresError)  # from plain asyncpg, as exports read
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
         code = sqlstate(exc)
         known = SQLSTATE_CLASSES.get(code) or SQLSTATE_CLASSES.get(code[:2])
         if known:

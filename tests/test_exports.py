@@ -525,6 +525,32 @@ async def test_a_streamed_export_that_fails_before_its_first_row_is_a_problem_no
     assert "request id" in r.json()["detail"]
 
 
+
+@pytest.mark.parametrize("fmt", ["csv", "gpkg"])
+async def test_an_export_whose_statement_is_cancelled_before_its_first_row_is_a_503_to_narrow(client, hold_export,
+                                                                                             world, database_url,
+                                                                                             fmt):
+    """The export's statement waits on a lock and is cancelled (as statement_timeout would): a
+    problem saying it took too long, as for any other request, not a 500 or a 200 with no rows."""
+    point = hold_export(0)
+    answer = asyncio.create_task(client.get(f"/api/exports/incidents.{fmt}", headers=world.admin.headers))
+    await asyncio.wait_for(point.held.wait(), 60)
+    async with await psycopg.AsyncConnection.connect(database_url) as locker:
+        await locker.execute("LOCK TABLE incident IN ACCESS EXCLUSIVE MODE")
+        point.resume.set()
+        for _ in range(1200):  # up to a minute for the export's statement to reach the lock
+            waiting = await (await locker.execute(
+                "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s", (point.backend,))).fetchone()
+            if waiting and waiting[0]:
+                break
+            await asyncio.sleep(0.05)
+        await locker.execute("SELECT pg_cancel_backend(%s)", (point.backend,))
+        await locker.rollback()
+    r = await answer
+    assert r.status_code == 503 and r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["title"] == "Too slow"
+
+
 # -- load ---------------------------------------------------------------------------------------------
 async def test_past_the_concurrency_cap_an_export_is_refused_503_with_retry_after(app, client, world, db):
     """Every slot held (as running exports hold them): the next export is refused at once, a

@@ -65,6 +65,7 @@ async def write_file(path: Path, fmt: str, layer: Layer, srid: int, prov: Proven
     schema = arrow_schema(layer)
     queue: asyncio.Queue[list[Any] | BaseException | None] = asyncio.Queue(maxsize=PREFETCH)
     written = 0
+    read_error: list[Exception] = []
 
     async def produce() -> None:
         async with contextlib.aclosing(chunks):  # closed here, so its transaction ends here
@@ -73,6 +74,7 @@ async def write_file(path: Path, fmt: str, layer: Layer, srid: int, prov: Proven
                     await queue.put(rows)
                 await queue.put(None)
             except Exception as e:  # handed to the writer, which raises it
+                read_error.append(e)
                 await queue.put(e)
 
     def batches() -> Iterator[pa.RecordBatch]:
@@ -94,6 +96,10 @@ async def write_file(path: Path, fmt: str, layer: Layer, srid: int, prov: Proven
     producer = asyncio.create_task(produce())
     try:
         await anyio.to_thread.run_sync(write)
+    except Exception:
+        if read_error:  # GDAL reports it as "Error while accessing batch from stream": the read's
+            raise read_error[0] from None  # own error says what went wrong, and is answered as such
+        raise
     finally:
         producer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
