@@ -63,8 +63,10 @@ async def export_layer(
     (`from`, `to`, `category`, `dataset`, `bbox`); a layer ignores those it has no column for.
 
     Incidents come at your level for each data set: exact, anonymous points (sanitised), or, where
-    you may only count, `count`s on 500 m grid cells with small counts held back. Every export is
-    audited."""
+    you may only count, `count`s on 250 m grid squares with small counts held back. Every export is
+    audited. Each server process runs a few exports at once (SAFERMAP_EXPORT_CONCURRENCY); past
+    that the answer is 503 with Retry-After. A download cut off by a failure is left incomplete
+    (no final chunk), never a well-formed file that lacks rows."""
     layer = find_layer(catalog.layers, layer_id)
     principal.require(layer.least_role)
     check_format(fmt)
