@@ -447,6 +447,9 @@ async def served(app) -> AsyncIterator[str]:
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:
+            if serving.done():
+                await serving  # it failed to start: say why
+                raise RuntimeError("uvicorn stopped before it started")
             await asyncio.sleep(0.01)
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
@@ -535,16 +538,19 @@ async def test_an_export_whose_statement_is_cancelled_before_its_first_row_is_a_
     point = hold_export(0)
     answer = asyncio.create_task(client.get(f"/api/exports/incidents.{fmt}", headers=world.admin.headers))
     await asyncio.wait_for(point.held.wait(), 60)
-    async with await psycopg.AsyncConnection.connect(database_url) as locker:
+    async with await psycopg.AsyncConnection.connect(database_url) as locker, \
+            await psycopg.AsyncConnection.connect(database_url, autocommit=True) as watcher:
         await locker.execute("LOCK TABLE incident IN ACCESS EXCLUSIVE MODE")
         point.resume.set()
+        # (watched from a connection outside any transaction: one sees pg_stat_activity as it was
+        # when its transaction first looked)
         for _ in range(1200):  # up to a minute for the export's statement to reach the lock
-            waiting = await (await locker.execute(
+            waiting = await (await watcher.execute(
                 "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s", (point.backend,))).fetchone()
             if waiting and waiting[0]:
                 break
             await asyncio.sleep(0.05)
-        await locker.execute("SELECT pg_cancel_backend(%s)", (point.backend,))
+        await watcher.execute("SELECT pg_cancel_backend(%s)", (point.backend,))
         await locker.rollback()
     r = await answer
     assert r.status_code == 503 and r.headers["content-type"].startswith("application/problem+json")
