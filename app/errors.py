@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -87,6 +88,15 @@ class PreconditionRequired(AppError):
     pass
 
 
+class Busy(AppError):
+    """A moment's overload this process refuses itself (e.g. every export slot taken): 503 with
+    Retry-After, as for a full database pool."""
+
+    def __init__(self, detail: str, retry_after_s: int | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s or RETRY_AFTER_S
+
+
 # Exception type -> (status, title). An exception takes the entry of the nearest type in its MRO.
 STATUS_CODES: dict[type[Exception], tuple[int, str]] = {
     domain.DomainError: (400, "Bad request"),
@@ -108,6 +118,7 @@ STATUS_CODES: dict[type[Exception], tuple[int, str]] = {
     UnsupportedMediaType: (415, "Unsupported media type"),
     Unprocessable: (422, "Invalid input"),
     PreconditionRequired: (428, "Precondition required"),
+    Busy: (503, "Busy"),
 }
 
 
@@ -136,9 +147,9 @@ def problem(request: Request, status: int, title: str, detail: str, **extra: obj
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
-def busy(response: JSONResponse) -> JSONResponse:
+def busy(response: JSONResponse, retry_after_s: int | None = None) -> JSONResponse:
     """A moment's overload (503): say when to come back rather than leave the client guessing."""
-    response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    response.headers["Retry-After"] = str(retry_after_s or RETRY_AFTER_S)
     return response
 
 
@@ -209,7 +220,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(domain.DomainError)
     async def domain_error(request: Request, exc: domain.DomainError) -> JSONResponse:
         status, title = status_of(exc)
-        return problem(request, status, title, exc.detail, **exc.extra)
+        answer = problem(request, status, title, exc.detail, **exc.extra)
+        return busy(answer, exc.retry_after_s) if isinstance(exc, Busy) else answer
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -223,7 +235,8 @@ def install(app: FastAPI) -> None:
         return problem(request, exc.status_code, title, detail)
 
     @app.exception_handler(DBAPIError)
-    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+    @app.exception_handler(asyncpg.PostgresError)  # from plain asyncpg, as exports read
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
         code = sqlstate(exc)
         known = SQLSTATE_CLASSES.get(code) or SQLSTATE_CLASSES.get(code[:2])
         if known:

@@ -40,6 +40,7 @@ from app.auth import Sessions
 from app.catalog import Catalog
 from app.db import make_engine, make_read_sessionmaker, make_sessionmaker, plan_pool, server_limits
 from app.exports import api as exports_api
+from app.exports.slots import ExportSlots
 from app.live_state import LiveState
 from app.ogc import routes as ogc_routes
 from app.pages.base import csp
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = Sessions(settings.resolved_secret_key(), settings.session_max_age_s)
     app.state.csrf = Csrf(settings.resolved_secret_key())
     app.state.sign_in_limiter = RateLimiter(settings.sign_in_per_ip_per_minute)
+    app.state.export_slots = ExportSlots(settings.resolved_export_concurrency())
     errors.install(app)
     app.include_router(hotspots.router)  # before tiles: /tiles/{layer_id}/... would take /tiles/hotspot-cells/...
     for module in (health, auth, cameras, camera_photos, incidents, tiles, maps, embeds, admin_users, sharing, audit,

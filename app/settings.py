@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     static_dir: Path = ROOT / "static"
 
     max_features_limit: int = Field(default=10_000, ge=1, le=1_000_000)  # the documented maximum `limit`
+    # Exports (GET /api/exports/...) each worker runs at once; more are answered 503 with
+    # Retry-After. Unset: half the cores, at least 1 (an export keeps about a core busy here, its
+    # writer or encoder, and one in PostgreSQL reading the rows).
+    export_concurrency: int | None = Field(default=None, ge=1, le=1024)
     # The tile cache of each worker (app/tiles/cache.py): at most this many tiles and bytes; 0 turns it off.
     tile_cache_entries: int = Field(default=2_000, ge=0, le=10_000_000)
     tile_cache_bytes: int = Field(default=256 * MIB, ge=0, le=64 * GIB)
@@ -139,6 +143,9 @@ class Settings(BaseSettings):
 
     def resolved_workers(self) -> int:
         return self.workers or os.cpu_count() or 1
+
+    def resolved_export_concurrency(self) -> int:
+        return self.export_concurrency or max(1, (os.cpu_count() or 1) // 2)
 
     @property
     def embedded(self) -> bool:

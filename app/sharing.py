@@ -7,7 +7,8 @@ Levels, least to most: none < aggregate (counts only) < sanitised (anonymous poi
 """
 from __future__ import annotations
 
-from typing import Any
+from datetime import date
+from typing import Any, Literal
 
 from app.settings import get_settings
 
@@ -67,3 +68,35 @@ def suppressed(count: int, all_exact: bool, k: int | None = None) -> bool:
     """A count of 1..k-1 is held back unless the caller sees every counted incident exactly."""
     k = suppress_below() if k is None else k
     return not all_exact and 0 < count < k
+
+
+# The data sets a caller may see at some level, with that level and the first and last month each
+# holds from date_from to date_to (NULL: no bound); the months are NULL when it holds none there.
+# Each data set's months come from the (dataset_id, month) index: two index probes per data set,
+# not a scan of its incidents.
+DATASETS_SQL = f"""
+    SELECT d.source_key AS key, d.name, pa.name AS partnership, v.level, d.kind = 'police_uk' AS police_uk,
+           (d.name ILIKE '%synthetic%' OR d.source_key ILIKE '%synthetic%') AS synthetic,
+           (SELECT min(i.month) FROM incident i WHERE i.dataset_id = v.dataset_id
+              AND (CAST(:date_from AS date) IS NULL OR i.month >= CAST(:date_from AS date))
+              AND (CAST(:date_to AS date) IS NULL OR i.month <= CAST(:date_to AS date))) AS first,
+           (SELECT max(i.month) FROM incident i WHERE i.dataset_id = v.dataset_id
+              AND (CAST(:date_from AS date) IS NULL OR i.month >= CAST(:date_from AS date))
+              AND (CAST(:date_to AS date) IS NULL OR i.month <= CAST(:date_to AS date))) AS last
+    FROM safermap_dataset_levels{FUNCTION_ARGS} AS v
+    JOIN dataset d ON d.id = v.dataset_id
+    JOIN partnership pa ON pa.id = d.partnership_id
+    WHERE v.level <> 'none' AND (CAST(:own AS boolean) IS FALSE OR v.partnership_id = :p)
+    ORDER BY pa.name, d.name
+"""
+DatasetScope = Literal["visible", "own"]
+
+
+def datasets_query(principal: Any, scope: DatasetScope, date_from: date | None = None,
+                   date_to: date | None = None) -> tuple[str, dict[str, Any]]:
+    """DATASETS_SQL and its parameters (named, :p style) for a caller. `visible`: the data sets of
+    every partnership whose rules show them to the caller, as the sharing function reads them (an
+    export says where its rows come from); `own`: those of the caller's own partnership only
+    (hotspot analyses use only its own incidents)."""
+    return DATASETS_SQL, {**access_params(principal), "own": scope == "own",
+                          "date_from": date_from, "date_to": date_to}

@@ -49,3 +49,20 @@ async def test_admins_filter_the_trail_read_it_on_a_page_and_download_it_as_csv(
     assert exported["events"][0]["detail"]["rows"] == 2, "downloading the trail is itself recorded"
     r = await client.get("/api/audit", headers=admin.headers, params={"from": "2024-13"})
     assert r.status_code == 400
+
+
+async def test_the_trail_as_csv_never_runs_a_name_as_a_spreadsheet_formula(client, make_caller, db):
+    import csv
+    import io
+
+    from tests.factories import person
+    admin = await make_caller("leigh", role="admin")
+    hostile = await person(db, admin.partnership_id, "admin", name="=cmd|' /C calc'!A0")
+    r = await client.post("/api/cameras", headers=hostile.headers, json={
+        "type": "Feature", "geometry": {"type": "Point", "coordinates": [-2.63, 53.54]},
+        "properties": {"reference": "L-1"}})
+    assert r.status_code == 201, r.text
+    r = await client.get("/api/audit.csv", headers=admin.headers, params={"action": "camera.create"})
+    [row] = list(csv.DictReader(io.StringIO(r.text)))
+    assert row["principal_name"] == "'=cmd|' /C calc'!A0"
+    assert row["principal_id"] == str(hostile.principal_id)  # numbers as they are

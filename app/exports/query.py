@@ -192,10 +192,17 @@ async def stream(conn: Any, sql: str, params: dict[str, Any], chunk: int | None 
     """The rows of `sql` in chunks, through a server-side cursor on a plain asyncpg connection,
     inside one read-only transaction (one snapshot for the whole export)."""
     text, args = positional(sql, params)
-    async with conn.transaction(readonly=True):
+    transaction = conn.transaction(readonly=True)
+    await transaction.start()
+    try:
         cursor = await conn.cursor(text, *args)
-        while True:
-            rows = await cursor.fetch(chunk or CHUNK)  # read when called: tests shrink it
-            if not rows:
-                return
+        while rows := await cursor.fetch(chunk or CHUNK):  # CHUNK read when called: tests shrink it
             yield rows
+    except BaseException:
+        # Not `async with conn.transaction()`: on a connection the server has dropped, its exit
+        # raises "connection is closed" in place of the error that says why (e.g. a terminated
+        # backend), which is the one to log.
+        if not conn.is_closed():
+            await transaction.rollback()
+        raise
+    await transaction.commit()

@@ -22,6 +22,7 @@ import pyarrow as pa
 from pyogrio import set_gdal_config_options
 from pyogrio.raw import write_arrow
 
+from app import csv_cells
 from app.catalog import Layer
 from app.exports.provenance import Provenance
 from app.exports.query import GEOMETRY_TYPES, columns, csv_header
@@ -64,6 +65,7 @@ async def write_file(path: Path, fmt: str, layer: Layer, srid: int, prov: Proven
     schema = arrow_schema(layer)
     queue: asyncio.Queue[list[Any] | BaseException | None] = asyncio.Queue(maxsize=PREFETCH)
     written = 0
+    read_error: list[Exception] = []
 
     async def produce() -> None:
         async with contextlib.aclosing(chunks):  # closed here, so its transaction ends here
@@ -72,6 +74,7 @@ async def write_file(path: Path, fmt: str, layer: Layer, srid: int, prov: Proven
                     await queue.put(rows)
                 await queue.put(None)
             except Exception as e:  # handed to the writer, which raises it
+                read_error.append(e)
                 await queue.put(e)
 
     def batches() -> Iterator[pa.RecordBatch]:
@@ -93,6 +96,10 @@ async def write_file(path: Path, fmt: str, layer: Layer, srid: int, prov: Proven
     producer = asyncio.create_task(produce())
     try:
         await anyio.to_thread.run_sync(write)
+    except Exception:
+        if read_error:  # GDAL reports it as "Error while accessing batch from stream": the read's
+            raise read_error[0] from None  # own error says what went wrong, and is answered as such
+        raise
     finally:
         producer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -102,26 +109,30 @@ async def write_file(path: Path, fmt: str, layer: Layer, srid: int, prov: Proven
 
 async def geojson_text(chunks: AsyncIterator[list[Any]], prov: Provenance) -> AsyncGenerator[bytes, None]:
     """A FeatureCollection (RFC 7946, WGS84), the provenance as its `safermap` member; each row
-    arrives as a Feature already encoded by PostgreSQL."""
-    head = {"type": "FeatureCollection", "name": prov.layer.id, "safermap": prov.as_dict()}
-    yield (json.dumps(head, default=str)[:-1] + ', "features": [\n').encode()
+    arrives as a Feature already encoded by PostgreSQL. The opening comes with the first rows, so
+    the first piece is read only once the statement has run (app.exports.api starts the answer then)."""
+    opening = json.dumps({"type": "FeatureCollection", "name": prov.layer.id, "safermap": prov.as_dict()},
+                         default=str)[:-1] + ', "features": [\n'
     first = True
     async for rows in chunks:
-        body = ",\n".join(r[0] for r in rows)
-        yield ((",\n" if not first else "") + body).encode()
+        yield ((opening if first else ",\n") + ",\n".join(r[0] for r in rows)).encode()
         first = False
-    yield b"\n]}\n"
+    yield ((opening if first else "") + "\n]}\n").encode()
 
 
 async def csv_text(chunks: AsyncIterator[list[Any]], layer: Layer) -> AsyncGenerator[bytes, None]:
     """A header row, then one row per feature: the attributes, lon/lat (WGS84) and easting/northing
-    (the partnership's metric CRS: EPSG:27700 in Great Britain)."""
+    (the partnership's metric CRS: EPSG:27700 in Great Britain). Text that a spreadsheet would run
+    as a formula is defended (app.csv_cells); numbers stay numbers. The header comes with the first
+    rows, as GeoJSON's opening does."""
+    defend = csv_cells.guard([i for i, c in enumerate(columns(layer)) if c.kind == "string"])
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(csv_header(layer))
-    yield out.getvalue().encode()
     async for rows in chunks:
+        writer.writerows(map(defend, rows))
+        yield out.getvalue().encode()
         out.seek(0)
         out.truncate()
-        writer.writerows(rows)
+    if out.tell():  # no rows: the header alone
         yield out.getvalue().encode()

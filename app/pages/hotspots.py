@@ -27,26 +27,6 @@ from app.pages.base import full_map_page
 from app.pages.overview import partnership_name
 
 BACKGROUND_LAYERS = ("buildings", "streets")  # drawn bottom to top
-SYNTHETIC = "%synthetic%"
-# The data sets of the caller's own partnership that the caller may see at some level, with that
-# level, and the months they hold. Each data set's months come from the (dataset_id, month) index,
-# so this costs two index probes per data set, not a scan of its incidents. Hotspot analyses use
-# only the partnership's own incidents (partnership_id = :p).
-VISIBLE_DATASETS = """
-    SELECT v.source_key AS key, d.name, v.level, d.kind = 'police_uk' AS police_uk,
-           (d.name ILIKE :synthetic OR d.source_key ILIKE :synthetic) AS synthetic,
-           (SELECT min(i.month) FROM incident i WHERE i.dataset_id = v.dataset_id
-              AND (CAST(:date_from AS date) IS NULL OR i.month >= CAST(:date_from AS date))
-              AND (CAST(:date_to AS date) IS NULL OR i.month <= CAST(:date_to AS date))) AS first,
-           (SELECT max(i.month) FROM incident i WHERE i.dataset_id = v.dataset_id
-              AND (CAST(:date_from AS date) IS NULL OR i.month >= CAST(:date_from AS date))
-              AND (CAST(:date_to AS date) IS NULL OR i.month <= CAST(:date_to AS date))) AS last
-    FROM safermap_dataset_levels(:p, CAST(:role AS text), CAST(:agency AS integer),
-                                 CAST(:level_cap AS text)) AS v
-    JOIN dataset d ON d.id = v.dataset_id
-    WHERE v.partnership_id = :p AND v.level <> 'none'
-    ORDER BY d.name
-"""
 LEVEL_WORDS = {"exact": "exact positions", "sanitised": "anonymous points", "aggregate": "counts only"}
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
           "October", "November", "December")
@@ -68,10 +48,10 @@ async def visible_datasets(session: AsyncSession, principal: Any, flt: HotspotFi
                            *, with_data_only: bool = True) -> list[DatasetAccess]:
     """The caller's own partnership's data sets they may see, at their level. With a filter, only
     the data sets it selects that hold incidents in its period (what a surface of it is made of)."""
-    params = {**sharing.access_params(principal), "synthetic": SYNTHETIC,
-              "date_from": flt.date_from.replace(day=1) if flt and flt.date_from else None,
-              "date_to": flt.date_to if flt else None}
-    rows = (await session.execute(text(VISIBLE_DATASETS), params)).all()
+    date_from = flt.date_from.replace(day=1) if flt and flt.date_from else None
+    # the partnership's own only: hotspot analyses read only its own incidents
+    sql, params = sharing.datasets_query(principal, "own", date_from, flt.date_to if flt else None)
+    rows = (await session.execute(text(sql), params)).all()
     out = [DatasetAccess(r.key, r.name, r.level, r.police_uk, r.synthetic, r.first, r.last) for r in rows]
     if flt and flt.datasets:
         out = [d for d in out if d.key in flt.datasets]
