@@ -170,8 +170,11 @@ class SecurityMiddleware:
         if b"\x00" in query or b"%00" in query.lower():
             return _problem(400, "Bad request", "The query string contains a NUL character.", path)
         # /ogc pages count as API calls (paging a million incidents at 1,000 a page stays under the limit).
-        if path.startswith(("/api/", "/tiles/", "/ogc/")) or path == "/ogc":
-            limiter = self.tile_limiter if path.startswith("/tiles/") else self.api_limiter
+        # Embedded maps have no caller but their address (an intranet's users may share one): their
+        # tiles count as tiles, their pages as API calls.
+        if path.startswith(("/api/", "/tiles/", "/ogc/", "/embed/")) or path == "/ogc":
+            tiles = path.startswith("/tiles/") or (path.startswith("/embed/") and "/tiles/" in path)
+            limiter = self.tile_limiter if tiles else self.api_limiter
             wait = limiter.take(_caller_key(scope, headers, cookies))
             if wait:
                 return _problem(429, "Too many requests",

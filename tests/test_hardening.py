@@ -100,6 +100,24 @@ async def test_rate_limit_per_token_answers_429_with_retry_after(settings, make_
         assert (await c.get("/health")).status_code == 200
 
 
+async def test_embedded_maps_are_rate_limited_by_address(settings, make_caller):
+    """An embed key sits in an intranet page's HTML: whoever has it may ask for its tiles, but not
+    without limit. Its tiles count against the address as tiles do, its page as an API call."""
+    admin = await make_caller(role="admin")
+    async with client_of(settings, tile_rate_limit_per_minute=4, rate_limit_per_minute=30) as c:
+        r = await c.post("/api/embeds", json={"title": "t", "layers": ["cameras"], "precision": "aggregate",
+                                              "allowed_origins": ["https://intranet.example"]}, headers=admin.headers)
+        assert r.status_code == 201, r.text
+        embed = r.json()
+        key = embed["url"].split("key=")[1]
+        tile = f"/embed/{embed['public_id']}/tiles/cameras/12/2020/1316.mvt?key={key}"
+        fetch = {"Sec-Fetch-Dest": "empty", "Sec-Fetch-Site": "same-origin"}
+        statuses = [(await c.get(tile, headers=fetch)).status_code for _ in range(5)]
+        assert statuses[:4] == [204] * 4 and statuses[4] == 429
+        page = await c.get(f"/embed/{embed['public_id']}?key={key}", headers={"Sec-Fetch-Dest": "iframe"})
+        assert page.status_code == 200  # the page's own budget is the API's
+
+
 async def test_nul_in_the_query_string_is_a_400(client, make_caller):
     caller = await make_caller(role="viewer")
     for url in ("/api/cameras?q=%00", "/api/incidents?category=a%00b", "/maps/sign-in?next=/maps/%00"):
