@@ -312,6 +312,9 @@ async def load_file(conn: asyncpg.Connection, runs: RunRecorder, partnership_id:
                                            "rows_rejected": stats.rejected, "months": notes})
             if loaded.months:  # last: from here to the COMMIT readers of incident wait
                 progress.update(task, description=f"{path.name}: replacing months")
+                # Emptied now, the staged tables cost the COMMIT nothing (made in this transaction,
+                # they are truncated in place; dropped, their files and buffers would go at COMMIT).
+                await conn.execute(f"TRUNCATE {', '.join(police_uk_copy.TEMP_TABLES if staged is not None else (STAGE_TABLE,))}")
                 await conn.fetchval(MONTH_SWAP, partnership_id, run_id, loaded.dataset_ids, loaded.months)
         except asyncio.CancelledError:
             # The connection may be mid-COPY, unfit for a ROLLBACK; dropping it rolls back just as well.

@@ -125,6 +125,7 @@ POINTS_FILL = f"""
 GOOD_JOIN_BY_HASH = "SET LOCAL enable_nestloop = off; SET LOCAL enable_mergejoin = off; SET LOCAL work_mem = '64MB'"
 GOOD_JOIN_RESET = "RESET enable_nestloop; RESET enable_mergejoin; RESET work_mem"
 CHUNK = 1 << 20
+TEMP_TABLES = ("police_uk_stage", RAW_TABLE, VALUES_TABLE, POINTS_TABLE)  # all that staging by COPY makes
 
 
 @dataclass
