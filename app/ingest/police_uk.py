@@ -217,8 +217,8 @@ async def _load(conn: asyncpg.Connection, runs: RunRecorder, partnership_id: int
         months = sorted(by_force[force])
         for month in months:
             table = _quoted(await conn.fetchval(LOAD_TABLE, run_id, dataset_id, month))
-            if staged is not None:
-                by_month = (force, month.strftime("%Y-%m")) if staged.force_months > 1 else ()
+            if staged is not None and (force, month) in staged.months:
+                by_month = (force, month.strftime("%Y-%m")) if len(staged.months) > 1 else ()
                 await conn.execute(police_uk_copy.GOOD_JOIN_BY_HASH)
                 await conn.execute(police_uk_copy.insert_good(table, staged), partnership_id, run_id, month,
                                    dataset_id, *by_month)
@@ -271,7 +271,7 @@ async def _stage_file(conn: asyncpg.Connection, runs: RunRecorder, partnership_i
         # (without statistics the planner takes the points' coordinates for far from distinct, and
         # hashes the million records instead of the points: seconds instead of a fraction of one)
         await conn.execute(f"ANALYZE {police_uk_copy.POINTS_TABLE} (longitude, latitude)")
-        if staged.force_months > 1:  # each month's INSERT picks its records out of the raw table
+        if len(staged.months) > 1:  # each month's INSERT picks its records out of the raw table
             await conn.execute(f"ANALYZE {police_uk_copy.RAW_TABLE}")
     else:  # (a COPY that did not apply left stats untouched)
         with path.open(encoding="utf-8-sig", newline="") as f:

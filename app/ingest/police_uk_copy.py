@@ -131,10 +131,11 @@ TEMP_TABLES = ("police_uk_stage", RAW_TABLE, VALUES_TABLE, POINTS_TABLE)  # all 
 @dataclass
 class Staged:
     """What stage() left: whether any value is odd (else every raw record is plainly good), how many
-    records the parser kept beside them (in the staging table), and the raw force-months."""
+    records the parser kept beside them (in the staging table), and the force-months of the plainly
+    good records (the parser's may add others: a kept record's force can come from 'Falls within')."""
     odd: bool
     kept: int
-    force_months: int
+    months: frozenset[tuple[str, date]]
 
 
 def insert_good(table: str, staged: Staged) -> str:
@@ -142,7 +143,7 @@ def insert_good(table: str, staged: Staged) -> str:
     $1 partnership, $2 run, $3 month (a date), $4 data set; and, when the file holds more than one
     force-month, $5 the force and $6 the month as the file spells it (YYYY-MM)."""
     where = [f"NOT {ODD}"] if staged.odd else []
-    if staged.force_months > 1:
+    if len(staged.months) > 1:
         where += ["r.reported_by = $5", "r.month = $6"]
     return f"""
         INSERT INTO {table} (partnership_id, dataset_id, import_run_id, external_ref, category, month, geom,
@@ -218,11 +219,11 @@ async def stage(conn: asyncpg.Connection, path: Path, stats: ParseStats,
                 stats.reject(r["line"] + 1, str(e))
         pairs = {pair: n - others[pair] for pair, n in pairs.items()}
     # (a pair with a plainly good record has a force and a month that are plainly good: 'YYYY-MM')
-    stats.force_months.update((force, date(int(month[:4]), int(month[5:7]), 1))
-                              for (force, month), n in pairs.items() if n > 0)
+    good = frozenset((force, date(int(month[:4]), int(month[5:7]), 1)) for (force, month), n in pairs.items() if n > 0)
+    stats.force_months.update(good)
     stats.force_months.update((r[0], r[3]) for r in kept)
     if kept:
         await conn.copy_records_to_table("police_uk_stage", records=kept,
                                          columns=("force", "external_ref", "category", "month", "lon", "lat",
                                                   "location_text", "lsoa_code", "lsoa_name", "outcome", "context"))
-    return Staged(odd=odd, kept=len(kept), force_months=sum(1 for n in pairs.values() if n > 0))
+    return Staged(odd=odd, kept=len(kept), months=good)
