@@ -1,8 +1,9 @@
 """Import police.uk street-level crime CSVs (`safermap import police-uk`).
 
-Each file is one import_run. Its rows are parsed (app.ingest.police_uk_parse) while they stream
-through COPY into a temporary staging table; then, in the same transaction, each force-month present
-in the file is written from the staging table into a table of its own, with no index and no trigger
+Each file is one import_run. The server parses it by COPY into a temporary table when it can
+(app.ingest.police_uk_copy), else its rows are parsed here (app.ingest.police_uk_parse) while they
+stream through COPY into a temporary staging table; then, in the same transaction, each force-month
+present in the file is written from there into a table of its own, with no index and no trigger
 (incident is partitioned by data set and month, migration 0018), its indexes are built, and at the
 very end all of them are swapped in for the old months at once (app/sql/incident_partitions.sql).
 A republished month therefore replaces the old one whole, a failure at any point leaves the old one
