@@ -210,7 +210,7 @@ async def stage(conn: asyncpg.Connection, path: Path, stats: ParseStats,
     if odd:
         cols = {name: i for i, name in enumerate(HEADER)}
         months: dict[str, date] = {}
-        others = Counter()  # odd records by their raw (force, month): what is left of each pair is good
+        others: Counter[tuple[str, str]] = Counter()  # odd records by their raw (force, month): what is left of each pair is good
         for r in await conn.fetch(OTHERS):
             others[r["reported_by"], r["month"]] += 1
             try:
