@@ -1,16 +1,21 @@
 """Staging by COPY (app.ingest.police_uk_copy) gives what the Python parser gives: the same rows and
-the same rejects with the same line numbers, or steps aside for files only the parser can read."""
+the same rejects with the same line numbers, or steps aside for files only the parser can read; and an
+import by COPY loads the same incidents as one by the parser."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import asyncpg
 import pytest
+from rich.console import Console
+from sqlalchemy import text
 
 from app.ingest import police_uk_copy
-from app.ingest.police_uk import STAGE_COLUMNS, STAGE_CREATE, STAGE_TABLE
+from app.ingest.police_uk import STAGE_COLUMNS, STAGE_CREATE, STAGE_TABLE, import_paths
 from app.ingest.police_uk_parse import ParseStats, parse
 from app.settings import to_libpq_url
+from tests.factories import partnership
 
 HEADER = ("Crime ID,Month,Reported by,Falls within,Longitude,Latitude,Location,LSOA code,LSOA name,"
           "Crime type,Last outcome category,Context")
@@ -99,3 +104,51 @@ async def test_another_header_is_left_to_the_parser(conn, tmp_path):
     path = tmp_path / "2024-01-test-constabulary-street.csv"
     path.write_text(HEADER.replace("Context", "Notes") + "\n" + GOOD + "\n", encoding="utf-8")
     assert not (await both_ways(conn, path))[0]
+
+
+INCIDENTS = text("""
+    SELECT d.name AS dataset, i.external_ref, i.category, i.month, ST_AsEWKB(i.geom) AS geom, i.location_text,
+           i.lsoa_code, i.lsoa_name, i.outcome, i.context, ST_AsEWKB(i.geom_anon) AS geom_anon, i.anon_point_id
+    FROM incident i JOIN partnership p ON p.id = i.partnership_id JOIN dataset d ON d.id = i.dataset_id
+    WHERE p.slug = :slug
+""")
+RUN = text("""
+    SELECT r.status, r.rows_total, r.rows_loaded, r.rows_rejected, r.rejects
+    FROM import_run r JOIN partnership p ON p.id = r.partnership_id WHERE p.slug = :slug
+""")
+
+
+@pytest.mark.parametrize("lines, months", [
+    ([GOOD] * 3 + ODD_BUT_GOOD + REJECTED + [GOOD, GOOD.replace("2024-01", "2024-02")], 2),
+    ([GOOD] * 3 + [ODD_BUT_GOOD[2]] + REJECTED, 1),  # one month plainly good, another force's kept
+])
+async def test_an_import_by_copy_loads_what_an_import_by_the_parser_loads(settings, db, tmp_path, monkeypatch,
+                                                                          lines, months):
+    """Forces' months, odd but good records and rejects: the incidents written straight from the
+    raw table (and the parser's kept ones beside them) are those the parser's import writes."""
+    by_copy, by_parser = tmp_path / "copy" / "street.csv", tmp_path / "parser" / "street.csv"
+    for path, tail in ((by_copy, ""), (by_parser, "\n")):  # a blank line at the end: COPY steps aside
+        path.parent.mkdir()
+        path.write_text(HEADER + "\n" + "\n".join(lines) + "\n" + tail, encoding="utf-8")
+    stage = police_uk_copy.stage
+    applied = []
+
+    async def spy(*args, **kwargs):
+        applied.append(await stage(*args, **kwargs))
+        return applied[-1]
+
+    monkeypatch.setattr(police_uk_copy, "stage", spy)
+    for slug, path in (("by-copy", by_copy), ("by-parser", by_parser)):
+        await partnership(db, slug)
+        assert await import_paths(settings, [path], slug, Console(file=io.StringIO())) is True
+    assert applied[0] is not None and len(applied[0].months) == months and applied[0].odd and applied[1] is None
+    loaded = {}
+    for slug in ("by-copy", "by-parser"):
+        rows = (await db.execute(INCIDENTS, {"slug": slug})).all()
+        loaded[slug] = sorted((tuple(r) for r in rows), key=repr)
+        assert (await db.execute(RUN, {"slug": slug})).one() == (
+            await db.execute(RUN, {"slug": "by-parser"})).one()
+    await db.commit()
+    good = len(lines) - len(REJECTED)
+    assert loaded["by-copy"] == loaded["by-parser"] and len(loaded["by-copy"]) == good
+    assert len({r[0] for r in loaded["by-copy"]}) == 2  # Test Constabulary's and the one 'Falls within' names

@@ -1,8 +1,9 @@
 """Import police.uk street-level crime CSVs (`safermap import police-uk`).
 
-Each file is one import_run. Its rows are parsed (app.ingest.police_uk_parse) while they stream
-through COPY into a temporary staging table; then, in the same transaction, each force-month present
-in the file is written from the staging table into a table of its own, with no index and no trigger
+Each file is one import_run. The server parses it by COPY into a temporary table when it can
+(app.ingest.police_uk_copy), else its rows are parsed here (app.ingest.police_uk_parse) while they
+stream through COPY into a temporary staging table; then, in the same transaction, each force-month
+present in the file is written from there into a table of its own, with no index and no trigger
 (incident is partitioned by data set and month, migration 0018), its indexes are built, and at the
 very end all of them are swapped in for the old months at once (app/sql/incident_partitions.sql).
 A republished month therefore replaces the old one whole, a failure at any point leaves the old one
@@ -98,13 +99,14 @@ MONTH_SWAP = "SELECT safermap_incident_month_swap($1, $2, $3::int[], $4::date[])
 # few nearest anonymous points of each point, is needed and stays).
 LOAD_JOIN_BY_HASH = "SET LOCAL enable_mergejoin = off; SET LOCAL enable_sort = off; SET LOCAL work_mem = '64MB'"
 LOAD_JOIN_RESET = "RESET enable_mergejoin; RESET enable_sort; RESET work_mem"  # (for what runs at COMMIT)
-# One force-month into its load table, from the staged records (`source`: the staging table, or
-# police_uk_copy.SOURCE). Each incident gets its anonymous location (sanitised sharing,
+# One force-month into its load table, from the staging table (all the file's records when Python
+# parsed it; when COPY staged it, only the odd records the parser kept: the plainly good ones go
+# straight from the raw table by police_uk_copy.insert_good). Each incident gets its anonymous location (sanitised sharing,
 # migration 0006) as it is written: computed once per distinct point (police.uk points are shared by
 # thousands of incidents), so no row is written twice.
 INSERT_LOAD = """
     WITH pts AS MATERIALIZED (
-        SELECT DISTINCT s.lon, s.lat FROM {source} s
+        SELECT DISTINCT s.lon, s.lat FROM police_uk_stage s
         WHERE s.force = $3 AND s.month = $4 AND s.lon IS NOT NULL AND s.lat IS NOT NULL
     ), anon AS MATERIALIZED (
         SELECT p.lon, p.lat, l.anon_point_id, l.geom_anon
@@ -114,7 +116,7 @@ INSERT_LOAD = """
                           location_text, lsoa_code, lsoa_name, outcome, context, geom_anon, anon_point_id)
     SELECT $1, $5, $2, s.external_ref, s.category, s.month, ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326),
            s.location_text, s.lsoa_code, s.lsoa_name, s.outcome, s.context, a.geom_anon, a.anon_point_id
-    FROM {source} s
+    FROM police_uk_stage s
     LEFT JOIN anon a ON a.lon = s.lon AND a.lat = s.lat
     WHERE s.force = $3 AND s.month = $4
 """
@@ -200,8 +202,9 @@ class Loaded:
 
 
 async def _load(conn: asyncpg.Connection, runs: RunRecorder, partnership_id: int, run_id: int,
-                stats: ParseStats, source: str) -> Loaded:
-    """Write every force-month the staging table holds into a load table and index it."""
+                stats: ParseStats, staged: police_uk_copy.Staged | None) -> Loaded:
+    """Write every force-month staged into a load table and index it: from the raw table and the
+    staging table when COPY staged the file (`staged`), else from the staging table alone."""
     by_force: dict[str, list[date]] = {}
     for force, month in stats.force_months:
         by_force.setdefault(force, []).append(month)
@@ -214,11 +217,18 @@ async def _load(conn: asyncpg.Connection, runs: RunRecorder, partnership_id: int
         dataset_id = await conn.fetchval(DATASET_LOCK, partnership_id, key)
         months = sorted(by_force[force])
         for month in months:
-            table = await conn.fetchval(LOAD_TABLE, run_id, dataset_id, month)
-            await conn.execute(LOAD_JOIN_BY_HASH)
-            await conn.execute(INSERT_LOAD.format(table=_quoted(table), source=source), partnership_id, run_id, force, month,
-                               dataset_id)
-            await conn.execute(LOAD_JOIN_RESET)
+            table = _quoted(await conn.fetchval(LOAD_TABLE, run_id, dataset_id, month))
+            if staged is not None and (force, month) in staged.months:
+                by_month = (force, month.strftime("%Y-%m")) if len(staged.months) > 1 else ()
+                await conn.execute(police_uk_copy.GOOD_JOIN_BY_HASH)
+                await conn.execute(police_uk_copy.insert_good(table, staged), partnership_id, run_id, month,
+                                   dataset_id, *by_month)
+                await conn.execute(police_uk_copy.GOOD_JOIN_RESET)
+            if staged is None or staged.kept:
+                await conn.execute(LOAD_JOIN_BY_HASH)
+                await conn.execute(INSERT_LOAD.format(table=table), partnership_id, run_id,
+                                   force, month, dataset_id)
+                await conn.execute(LOAD_JOIN_RESET)
             loaded.dataset_ids.append(dataset_id)
             loaded.months.append(month)
         replaced = await runs.conn.fetchval(COUNT_MONTHS, dataset_id, months)
@@ -241,10 +251,10 @@ async def _stage(conn: asyncpg.Connection, runs: RunRecorder, run_id: int, recor
         await runs.progress(run_id, stats.total)
 
 
-async def _stage_file(conn: asyncpg.Connection, runs: RunRecorder, run_id: int, path: Path, stats: ParseStats,
-                      progress: Progress, task) -> str:
-    """Stage the file: by COPY when police_uk_copy can, else parsed here line by line; the SQL to
-    read the staged records from."""
+async def _stage_file(conn: asyncpg.Connection, runs: RunRecorder, partnership_id: int, run_id: int, path: Path,
+                      stats: ParseStats, progress: Progress, task) -> police_uk_copy.Staged | None:
+    """Stage the file: by COPY when police_uk_copy can (what it staged), else parsed here line by
+    line into the staging table (None)."""
     beat = [0]
 
     async def on_bytes(done: int, lines: int) -> None:
@@ -253,20 +263,26 @@ async def _stage_file(conn: asyncpg.Connection, runs: RunRecorder, run_id: int, 
             beat[0] = lines
             await runs.progress(run_id, max(lines - 1, 0))
 
-    source = STAGE_TABLE
-    if await police_uk_copy.stage(conn, path, stats, on_bytes):
-        source = police_uk_copy.SOURCE
+    staged = await police_uk_copy.stage(conn, path, stats, on_bytes)
+    if staged is not None:
         await runs.progress(run_id, stats.total)
         progress.update(task, rows=stats.total)
-        await conn.execute(f"ANALYZE {police_uk_copy.RAW_TABLE}")
+        await conn.execute(police_uk_copy.POINTS_CREATE)
+        await conn.execute(police_uk_copy.POINTS_FILL, partnership_id)
+        # (without statistics the planner takes the points' coordinates for far from distinct, and
+        # hashes the million records instead of the points: seconds instead of a fraction of one)
+        await conn.execute(f"ANALYZE {police_uk_copy.POINTS_TABLE} (longitude, latitude)")
+        if len(staged.months) > 1:  # each month's INSERT picks its records out of the raw table
+            await conn.execute(f"ANALYZE {police_uk_copy.RAW_TABLE}")
     else:  # (a COPY that did not apply left stats untouched)
         with path.open(encoding="utf-8-sig", newline="") as f:
             records = _tracked(parse(f, stats), stats, progress, task, f.buffer)
             await _stage(conn, runs, run_id, records, stats)
     # Statistics for the per-force-month INSERTs: guessing, the planner takes the filter on force and
     # month for a few rows and joins the anonymous locations by nested loop, once per staged row.
-    await conn.execute(f"ANALYZE {STAGE_TABLE}")
-    return source
+    if staged is None or staged.kept:
+        await conn.execute(f"ANALYZE {STAGE_TABLE}")
+    return staged
 
 
 async def load_file(conn: asyncpg.Connection, runs: RunRecorder, partnership_id: int, path: Path,
@@ -286,9 +302,9 @@ async def load_file(conn: asyncpg.Connection, runs: RunRecorder, partnership_id:
         await tx.start()
         try:
             await conn.execute(STAGE_CREATE)
-            source = await _stage_file(conn, runs, run_id, path, stats, progress, task)
+            staged = await _stage_file(conn, runs, partnership_id, run_id, path, stats, progress, task)
             progress.update(task, description=f"{path.name}: loading and indexing months")
-            loaded = await _load(conn, runs, partnership_id, run_id, stats, source)
+            loaded = await _load(conn, runs, partnership_id, run_id, stats, staged)
             notes = loaded.notes
             # In the same transaction: the trail records an import exactly when it happened.
             await audit.record_raw(conn, "import.police-uk", partnership_id=partnership_id,
@@ -297,6 +313,9 @@ async def load_file(conn: asyncpg.Connection, runs: RunRecorder, partnership_id:
                                            "rows_rejected": stats.rejected, "months": notes})
             if loaded.months:  # last: from here to the COMMIT readers of incident wait
                 progress.update(task, description=f"{path.name}: replacing months")
+                # Emptied now, the staged tables cost the COMMIT nothing (made in this transaction,
+                # they are truncated in place; dropped, their files and buffers would go at COMMIT).
+                await conn.execute(f"TRUNCATE {', '.join(police_uk_copy.TEMP_TABLES if staged is not None else (STAGE_TABLE,))}")
                 await conn.fetchval(MONTH_SWAP, partnership_id, run_id, loaded.dataset_ids, loaded.months)
         except asyncio.CancelledError:
             # The connection may be mid-COPY, unfit for a ROLLBACK; dropping it rolls back just as well.
