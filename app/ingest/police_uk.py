@@ -56,6 +56,9 @@ RUN_REFUSED = """
     INSERT INTO import_run (partnership_id, kind, file, checksum, status, message, finished_at)
     VALUES ($1, $2, $3, $4, 'refused', $5, now())
 """
+# The file's checksum is read beside the load (a second core hashes while the server COPYs) and
+# written once known, before the outcome.
+RUN_CHECKSUM = "UPDATE import_run SET checksum = $2 WHERE id = $1"
 RUN_FINISH = """
     UPDATE import_run SET status = $2, rows_total = $3, rows_loaded = $4, rows_rejected = $5,
            rejects = $6::jsonb, message = $7, finished_at = now()
@@ -293,7 +296,8 @@ async def load_file(conn: asyncpg.Connection, runs: RunRecorder, partnership_id:
     transaction the server then rolls back, marks the run 'cancelled' and re-raises."""
     started = time.perf_counter()
     stats = ParseStats()
-    run_id = await runs.start(RUN_START, partnership_id, KIND, path.name, sha256(path))
+    hashing = asyncio.ensure_future(asyncio.to_thread(sha256, path))
+    run_id = await runs.start(RUN_START, partnership_id, KIND, path.name, None)
     task = progress.add_task(path.name, total=path.stat().st_size, rows=0)
     # Managed by hand, not `async with`: a cancelled transaction is ended by closing its connection,
     # after which asyncpg's __aexit__ would replace the CancelledError with "connection is closed".
@@ -328,12 +332,14 @@ async def load_file(conn: asyncpg.Connection, runs: RunRecorder, partnership_id:
     except asyncio.CancelledError as e:
         message = (f"cancelled by {cancel_reason(e)} after {stats.total:,} rows, "
                    "nothing of this file was loaded")
+        await runs.conn.execute(RUN_CHECKSUM, run_id, await hashing)
         await runs.cancelled(run_id, stats.total, stats.rejected, message)
         progress.update(task, description=f"{path.name}: cancelled")
         raise
     except Exception as e:  # anything at all: the transaction has rolled back, so say so and go on
         reason = "the file is not UTF-8 text" if isinstance(e, UnicodeDecodeError) else str(e).splitlines()[0]
         message = f"failed after {stats.total:,} rows, nothing of this file was loaded: {reason}"
+        await runs.conn.execute(RUN_CHECKSUM, run_id, await hashing)
         await runs.finish(run_id, RUN_FINISH, "failed", stats.total, 0, stats.rejected,
                           json.dumps(stats.rejects), message)
         progress.update(task, description=f"{path.name}: failed")
@@ -343,6 +349,7 @@ async def load_file(conn: asyncpg.Connection, runs: RunRecorder, partnership_id:
         message += f"; {stats.rejected:,} rows rejected, the first {len(stats.rejects):,} are listed"
     if late is not None:
         message += f"; {cancel_reason(late)} came during the commit, which completed"
+    await runs.conn.execute(RUN_CHECKSUM, run_id, await hashing)
     await runs.finish(run_id, RUN_FINISH, "loaded", stats.total, stats.loaded, stats.rejected,
                       json.dumps(stats.rejects), message)
     progress.update(task, description=f"{path.name}: done", completed=path.stat().st_size)
