@@ -238,16 +238,6 @@ async def items(collection_id: str, request: Request, session: SessionDep, princ
     if rows is None:
         rows = await _read_rows(session, c, select, params, cursor, sel.limit + 1)
     more = len(rows) > sel.limit
-    if versions is not None and more and cursor is not None and cursor.direction == "next":
-        # A client that follows next links: read the page after this one while it parses this one.
-        following = paging.Cursor("next", rows[sel.limit - 1].id)
-        maker = request.app.state.read_sessionmaker
-
-        async def read_ahead() -> list[Any]:
-            async with maker() as ahead_session:
-                return await _read_rows(ahead_session, c, select, dict(params), following, sel.limit + 1)
-
-        request.app.state.ogc_ahead.start((*ahead_key, following), versions, read_ahead)
     rows = rows[:sel.limit]
     if cursor is not None and cursor.direction == "prev":
         rows.reverse()
@@ -265,6 +255,17 @@ async def items(collection_id: str, request: Request, session: SessionDep, princ
     if c.shared and any(r.level == "exact" for r in rows):
         await audit_exact_view(session, principal, request, None, len(rows),
                                target=f"ogc/collections/{c.id}", layer=c.layer.id)
+    if versions is not None and more and cursor is not None and cursor.direction == "next":
+        # A client that follows next links: read the page after this one while it parses this one
+        # (started after this page's own statements, so that it does not hold up this answer).
+        following = paging.Cursor("next", rows[-1].id)
+        maker = request.app.state.read_sessionmaker
+
+        async def read_ahead() -> list[Any]:
+            async with maker() as ahead_session:
+                return await _read_rows(ahead_session, c, select, dict(params), following, sel.limit + 1)
+
+        request.app.state.ogc_ahead.start((*ahead_key, following), versions, read_ahead)
 
     links = _self_links(request, GEOJSON, "This page")
     page_url = request.url.remove_query_params(["cursor", "f"])
