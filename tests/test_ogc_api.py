@@ -2,6 +2,7 @@
 datetime, limit and keyset paging, CRS by reference, the sharing rules and the exact-view audit."""
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import text
 
 from tests import factories
@@ -277,3 +278,26 @@ async def test_a_page_read_ahead_is_not_served_after_a_sharing_change(client, ap
         seen += [f["id"] for f in body["features"]]
         url = next((link["href"] for link in body["links"] if link["rel"] == "next"), None)
     assert seen == sorted(ids)
+
+
+async def test_extents_of_incidents_cells_and_data_sets_follow_what_each_lists(client, db, make_caller):
+    """incidents and dataset-N span the rows shown one by one; incident_cells also those only counted."""
+    owner = await make_caller("ogc-csp", "admin")
+    shown = await factories.dataset(db, owner.partnership_id, "shown", "exact")
+    counted = await factories.dataset(db, owner.partnership_id, "counted", "aggregate")
+    await factories.incidents(db, owner.partnership_id, shown, [(-2.30, 53.45, "Drugs", "2024-01"),
+                                                                 (-2.25, 53.48, "Drugs", "2024-02")])
+    await factories.incidents(db, owner.partnership_id, counted, [(-2.05, 53.55, "Robbery", "2024-05", 6)])
+    await db.commit()
+    viewer = await make_caller("ogc-csp", "viewer")
+    cols = {c["id"]: c["extent"] for c in
+            (await client.get("/ogc/collections", headers=viewer.headers)).json()["collections"]}
+    assert f"dataset-{counted}" not in cols
+    for cid in ("incidents", f"dataset-{shown}"):
+        assert cols[cid]["spatial"]["bbox"][0] == pytest.approx([-2.30, 53.45, -2.25, 53.48], abs=1e-6), cid
+        assert cols[cid]["temporal"]["interval"] == [["2024-01-01T00:00:00Z", "2024-03-01T00:00:00Z"]], cid
+    x0, y0, x1, y1 = cols["incident_cells"]["spatial"]["bbox"][0]
+    assert [x0, y0] == pytest.approx([-2.30, 53.45], abs=1e-6) and -2.1 < x1 < -2.0 and 53.5 < y1 < 53.6  # the counted rows' anonymous point
+    assert cols["incident_cells"]["temporal"]["interval"] == [["2024-01-01T00:00:00Z", "2024-06-01T00:00:00Z"]]
+    single = (await client.get(f"/ogc/collections/dataset-{shown}", headers=viewer.headers)).json()
+    assert single["extent"] == cols[f"dataset-{shown}"]

@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Callable, Coroutine, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +45,7 @@ class Prefetcher:
         self._kept: OrderedDict[Hashable, _Ahead] = OrderedDict()
         self._running = 0
 
-    def start(self, key: Hashable, versions: list[str], read: Callable[[], Awaitable[list[Any]]]) -> None:
+    def start(self, key: Hashable, versions: list[str], read: Callable[[], Coroutine[Any, Any, list[Any]]]) -> None:
         """Read the rows for `key` in the background (unless too many reads run already)."""
         if self._running >= MAX_RUNNING or key in self._kept:
             return
@@ -54,7 +54,7 @@ class Prefetcher:
             _, old = self._kept.popitem(last=False)
             old.task.cancel()
         self._running += 1
-        task = asyncio.get_running_loop().create_task(read(), name="safermap-ogc-ahead")
+        task: asyncio.Task[list[Any]] = asyncio.get_running_loop().create_task(read(), name="safermap-ogc-ahead")
         task.add_done_callback(self._done)
         self._kept[key] = _Ahead(task, tuple(versions), time.monotonic())
 

@@ -115,7 +115,7 @@ async def _describe(request: Request, session, c: Collection, principal) -> dict
     base = f"{_base(request)}/collections/{c.id}"
     return {
         "id": c.id, "title": c.title, "description": c.description, "itemType": "feature",
-        "extent": await extent(session, c, principal),
+        "extent": await extent(session, c, principal, request.app.state.live),
         "crs": crs_mod.supported_uris(principal.srid), "storageCrs": crs_mod.STORAGE_CRS,
         "links": [
             {"rel": "self", "type": JSON, "title": c.title, "href": base},
