@@ -43,6 +43,7 @@ from app.exports import api as exports_api
 from app.exports.slots import ExportSlots
 from app.live_state import LiveState
 from app.ogc import routes as ogc_routes
+from app.ogc.prefetch import Prefetcher
 from app.pages.base import csp
 from app.security import Csrf, RateLimiter, SecurityMiddleware
 from app.settings import Settings, SettingsError, get_settings
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await live.stop()
+            await app.state.ogc_ahead.close()
             await app.state.tiles.cell_builds.close()
             await writer.close()  # the queued audit of exact views and "last used" are written first
             await engine.dispose()
@@ -110,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.live = live
     app.state.tiles = TilePipeline.from_settings(settings, lambda: app.state.catalog.fingerprint, live,
                                                  ExactViews(writer, lambda: live.generation))
+    app.state.ogc_ahead = Prefetcher()  # OGC pages read ahead for clients that page (app/ogc/prefetch.py)
     app.state.sessions = Sessions(settings.resolved_secret_key(), settings.session_max_age_s)
     app.state.csrf = Csrf(settings.resolved_secret_key())
     app.state.sign_in_limiter = RateLimiter(settings.sign_in_per_ip_per_minute)

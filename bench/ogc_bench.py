@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from bench import tiles_bench
+from bench import summary, tiles_bench
 
 PAGE = 1_000
 TARGET_S = 60.0
@@ -185,6 +185,7 @@ def main() -> None:
     result = run(report)
     for key, value in result.items():
         print(f"  {key:<20} {value}")
+    summary.print_summary(summary.summarise(report))
     path.write_text(json.dumps(report, indent=2, default=str))
     print(f"report: {path}")
 

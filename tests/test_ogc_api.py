@@ -2,6 +2,7 @@
 datetime, limit and keyset paging, CRS by reference, the sharing rules and the exact-view audit."""
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import text
 
 from tests import factories
@@ -252,3 +253,51 @@ async def test_incident_cells_count_what_may_be_counted_and_hold_back_small_coun
     xs = [x for x, _ in r["features"][0]["geometry"]["coordinates"][0]]
     assert max(xs) - min(xs) == 250
     assert not (await db.execute(text("SELECT count(*) FROM audit_event WHERE action = 'view.exact'"))).scalar_one()
+
+
+async def test_a_page_read_ahead_is_not_served_after_a_sharing_change(client, app, db, make_caller):
+    """A client that follows next links gets the following page read ahead; a change committed
+    before it asks for that page (here the data set is no longer shared exactly) still applies."""
+    owner, ds, ids = await _scene(db, make_caller, role="admin", n=9)
+    viewer = await make_caller("ogc-csp", "viewer")  # the data set's own level: exact
+    first = (await client.get("/ogc/collections/incidents/items", params={"limit": 3},
+                              headers=viewer.headers)).json()
+    second_url = next(link["href"] for link in first["links"] if link["rel"] == "next")
+    second = (await client.get(second_url, headers=viewer.headers)).json()
+    assert {f["properties"]["level"] for f in first["features"] + second["features"]} == {"exact"}
+    await app.state.ogc_ahead.settle()  # the third page has been read ahead, at level exact
+    await db.execute(text("UPDATE dataset SET sharing_level = 'sanitised' WHERE id = :d"), {"d": ds})
+    await db.commit()
+    third_url = next(link["href"] for link in second["links"] if link["rel"] == "next")
+    third = (await client.get(third_url, headers=viewer.headers)).json()
+    assert third["features"] and {f["properties"]["level"] for f in third["features"]} == {"sanitised"}
+    # With nothing changed, pages read ahead are the pages read on the spot: every row once, in order.
+    seen, url = [], "/ogc/collections/incidents/items?limit=2"
+    while url:
+        body = (await client.get(url, headers=owner.headers)).json()
+        seen += [f["id"] for f in body["features"]]
+        url = next((link["href"] for link in body["links"] if link["rel"] == "next"), None)
+    assert seen == sorted(ids)
+
+
+async def test_extents_of_incidents_cells_and_data_sets_follow_what_each_lists(client, db, make_caller):
+    """incidents and dataset-N span the rows shown one by one; incident_cells also those only counted."""
+    owner = await make_caller("ogc-csp", "admin")
+    shown = await factories.dataset(db, owner.partnership_id, "shown", "exact")
+    counted = await factories.dataset(db, owner.partnership_id, "counted", "aggregate")
+    await factories.incidents(db, owner.partnership_id, shown, [(-2.30, 53.45, "Drugs", "2024-01"),
+                                                                 (-2.25, 53.48, "Drugs", "2024-02")])
+    await factories.incidents(db, owner.partnership_id, counted, [(-2.05, 53.55, "Robbery", "2024-05", 6)])
+    await db.commit()
+    viewer = await make_caller("ogc-csp", "viewer")
+    cols = {c["id"]: c["extent"] for c in
+            (await client.get("/ogc/collections", headers=viewer.headers)).json()["collections"]}
+    assert f"dataset-{counted}" not in cols
+    for cid in ("incidents", f"dataset-{shown}"):
+        assert cols[cid]["spatial"]["bbox"][0] == pytest.approx([-2.30, 53.45, -2.25, 53.48], abs=1e-6), cid
+        assert cols[cid]["temporal"]["interval"] == [["2024-01-01T00:00:00Z", "2024-03-01T00:00:00Z"]], cid
+    x0, y0, x1, y1 = cols["incident_cells"]["spatial"]["bbox"][0]
+    assert [x0, y0] == pytest.approx([-2.30, 53.45], abs=1e-6) and -2.1 < x1 < -2.0 and 53.5 < y1 < 53.6  # the counted rows' anonymous point
+    assert cols["incident_cells"]["temporal"]["interval"] == [["2024-01-01T00:00:00Z", "2024-06-01T00:00:00Z"]]
+    single = (await client.get(f"/ogc/collections/dataset-{shown}", headers=viewer.headers)).json()
+    assert single["extent"] == cols[f"dataset-{shown}"]

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
+from app import sharing
 from app.api.deps import CatalogDep, SessionDep, Viewer
 from app.api.incidents import COUNT_CAP, audit_exact_view
 from app.domain_errors import InvalidValue
@@ -22,6 +23,7 @@ from app.ogc.collections import Collection, extent, find_collection, visible_col
 from app.ogc.openapi import OPENAPI_TYPE
 from app.ogc.openapi import document as openapi_document
 from app.ogc.query import feature_sql, selection
+from app.tiles.cache import current_versions
 
 router = APIRouter(prefix="/ogc", tags=["ogc"], include_in_schema=False)
 
@@ -114,7 +116,7 @@ async def _describe(request: Request, session, c: Collection, principal) -> dict
     base = f"{_base(request)}/collections/{c.id}"
     return {
         "id": c.id, "title": c.title, "description": c.description, "itemType": "feature",
-        "extent": await extent(session, c, principal),
+        "extent": await extent(session, c, principal, request.app.state.live),
         "crs": crs_mod.supported_uris(principal.srid), "storageCrs": crs_mod.STORAGE_CRS,
         "links": [
             {"rel": "self", "type": JSON, "title": c.title, "href": base},
@@ -191,6 +193,28 @@ def _html_feature(row: Any) -> dict[str, Any]:
     return {"id": row.id, "properties": feature["properties"], "geometry_text": json.dumps(feature["geometry"])}
 
 
+async def _read_rows(session, c: Collection, select: str, params: dict[str, Any], cursor: paging.Cursor | None,
+                     need: int) -> list[Any]:
+    """Up to `need` rows of `select` beyond the cursor, in key order (descending for prev)."""
+    if c.shared and not c.cells:  # incidents: windows of the key (app/ogc/paging.py says why)
+        return await paging.fetch_windowed(session, select, params, cursor, need)
+    rng, order = "true", "t.id"
+    if cursor is not None:
+        rng = "t.id > :page_k" if cursor.direction == "next" else "t.id < :page_k"
+        order = "t.id" if cursor.direction == "next" else "t.id DESC"
+        params = {**params, "page_k": cursor.key}
+    statement = select.replace("{range}", rng) + f" ORDER BY {order} LIMIT :lim"
+    return list((await session.execute(text(statement), {**params, "lim": need})).all())
+
+
+async def _versions(session, request: Request, c: Collection, principal) -> list[str] | None:
+    """The data versions a collection's rows depend on (from memory when it is exact), or None for
+    a layer that names none: its pages are never read ahead."""
+    if not c.layer.versioned_by:
+        return None
+    return await current_versions(session, c.layer, principal, request.app.state.live)
+
+
 @router.get("/collections/{collection_id}/items")
 async def items(collection_id: str, request: Request, session: SessionDep, principal: Viewer,
                 catalog: CatalogDep) -> Response:
@@ -205,17 +229,15 @@ async def items(collection_id: str, request: Request, session: SessionDep, princ
     level = "t.level" if c.shared and not c.cells else "NULL"
     select = (f"SELECT t.id, {level} AS level, {feature_sql(sel.crs, c.properties)} AS fj "
               f"FROM {src} WHERE {filters} AND {{range}}")
-    if c.shared and not c.cells:  # incidents: windows of the key (app/ogc/paging.py says why)
-        rows = await paging.fetch_windowed(session, select, params, cursor, sel.limit + 1)
-    else:
-        rng, order = "true", "t.id"
-        if cursor is not None:
-            rng = "t.id > :page_k" if cursor.direction == "next" else "t.id < :page_k"
-            order = "t.id" if cursor.direction == "next" else "t.id DESC"
-            params["page_k"] = cursor.key
-        statement = select.replace("{range}", rng) + f" ORDER BY {order} LIMIT :lim"
-        rows = list((await session.execute(text(statement),
-                                           {**params, "lim": sel.limit + 1})).all())
+    # Rows read ahead while the client parsed the previous page (app/ogc/prefetch.py), else now.
+    ahead_key = (principal.id, sharing.access_key(principal), principal.srid, catalog.fingerprint, c.id, digest,
+                 sel.crs.uri, sel.limit)
+    versions = await _versions(session, request, c, principal) if cursor is not None and not as_html else None
+    rows = None
+    if versions is not None and cursor is not None:
+        rows = await request.app.state.ogc_ahead.take((*ahead_key, cursor), versions)
+    if rows is None:
+        rows = await _read_rows(session, c, select, params, cursor, sel.limit + 1)
     more = len(rows) > sel.limit
     rows = rows[:sel.limit]
     if cursor is not None and cursor.direction == "prev":
@@ -234,6 +256,17 @@ async def items(collection_id: str, request: Request, session: SessionDep, princ
     if c.shared and any(r.level == "exact" for r in rows):
         await audit_exact_view(session, principal, request, None, len(rows),
                                target=f"ogc/collections/{c.id}", layer=c.layer.id)
+    if versions is not None and more and cursor is not None and cursor.direction == "next":
+        # A client that follows next links: read the page after this one while it parses this one
+        # (started after this page's own statements, so that it does not hold up this answer).
+        following = paging.Cursor("next", rows[-1].id)
+        maker = request.app.state.read_sessionmaker
+
+        async def read_ahead() -> list[Any]:
+            async with maker() as ahead_session:
+                return await _read_rows(ahead_session, c, select, dict(params), following, sel.limit + 1)
+
+        request.app.state.ogc_ahead.start((*ahead_key, following), versions, read_ahead)
 
     links = _self_links(request, GEOJSON, "This page")
     page_url = request.url.remove_query_params(["cursor", "f"])
