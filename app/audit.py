@@ -3,21 +3,23 @@ imports, camera changes, changes of users, rules and embeds). The app's database
 INSERT and SELECT it (migration 0004).
 
 Most events are written in the transaction of the change they describe. Views of exact incident
-locations from tiles are the exception (`ExactViews`): the answer does not wait for them; the
-background writer (app/writer.py) records them within moments, and on shutdown before it stops."""
+locations are the exception (`ExactViews` for tiles, `record_after_answer` for pages of incidents
+from /api/incidents and /ogc): the answer does not wait for them; the background writer
+(app/writer.py) records them within moments, the request ends only once they are written, and on
+shutdown the writer writes what is queued before it stops."""
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.auth import Principal
-from app.writer import Writer
+from app.writer import Writer, after_answer
 
 INSERT_EVENT = text("""
     INSERT INTO audit_event (partnership_id, principal_id, principal_name, action, target, detail, ip)
@@ -36,6 +38,25 @@ async def record(session: AsyncSession, action: str, *, principal: Principal | N
         "principal_name": principal.name if principal else None,
         "action": action, "target": target, "detail": json.dumps(detail or {}, default=str), "ip": ip,
     })
+
+
+def record_after_answer(writer: Writer, scope: MutableMapping[str, Any], action: str, *, principal: Principal,
+                        target: str = "", detail: dict[str, Any] | None = None, ip: str | None = None) -> bool:
+    """Queue an event of a read to the background writer: written in the writer's next batch, and
+    waited for once the answer has gone (app.writer.after_answer), so the reader's answer does not
+    wait for the audit's commit. False (nothing queued) when the writer is not running; the caller
+    then records it in its own transaction."""
+    params = {"partnership_id": principal.partnership_id, "principal_id": principal.id,
+              "principal_name": principal.name, "action": action, "target": target,
+              "detail": json.dumps(detail or {}, default=str), "ip": ip}
+
+    async def job(conn: AsyncConnection) -> None:
+        await conn.execute(INSERT_EVENT, params)
+    done = writer.submit(job)
+    if done is None:
+        return False
+    after_answer(scope, done)
+    return True
 
 
 INSERT_EVENT_ASYNCPG = """

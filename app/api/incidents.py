@@ -211,12 +211,16 @@ async def list_incidents(
 
 async def audit_exact_view(session, principal, request: Request, box, returned: int, *,
                            target: str = "api/incidents", layer: str = "incidents") -> None:
-    """Who saw exact incident locations, through which query, over which area (also for /ogc)."""
+    """Who saw exact incident locations, through which query, over which area (also for /ogc):
+    one event a page, queued to the background writer so that the page does not wait for its
+    commit (in the request's own transaction when no writer runs)."""
     area = [box.minlon, box.minlat, box.maxlon, box.maxlat] if box else None
-    await audit.record(session, "view.exact", principal=principal, target=target,
-                       detail={"layer": layer, "query": str(request.url.query), "bbox": area,
-                               "returned": returned},
-                       ip=request.client.host if request.client else None)
+    detail = {"layer": layer, "query": str(request.url.query), "bbox": area, "returned": returned}
+    ip = request.client.host if request.client else None
+    if audit.record_after_answer(request.app.state.writer, request.scope, "view.exact", principal=principal,
+                                 target=target, detail=detail, ip=ip):
+        return
+    await audit.record(session, "view.exact", principal=principal, target=target, detail=detail, ip=ip)
     await session.commit()
 
 
