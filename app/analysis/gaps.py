@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import sharing
 from app.auth import Principal
+from app.params import date_literal
 
 VISIBLE = f"safermap_visible_incidents{sharing.FUNCTION_ARGS}"
 
@@ -139,21 +140,18 @@ class IncidentFilter:
     categories: tuple[str, ...] = ()
 
     def sql(self, alias: str = "i") -> str:
+        # Dates as literals: a plan for these dates, not a generic one (app.params.date_literal).
         clauses = []
-        if self.date_from:
-            clauses.append(f"{alias}.month >= :date_from")
+        if self.date_from:  # a month matches when it overlaps
+            clauses.append(f"{alias}.month >= {date_literal(self.date_from.replace(day=1))}")
         if self.date_to:
-            clauses.append(f"{alias}.month <= :date_to")
+            clauses.append(f"{alias}.month <= {date_literal(self.date_to)}")
         if self.categories:
             clauses.append(f"{alias}.category = ANY(:categories)")
         return "".join(f" AND {c}" for c in clauses)
 
     def params(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        if self.date_from:
-            out["date_from"] = self.date_from.replace(day=1)  # a month matches when it overlaps
-        if self.date_to:
-            out["date_to"] = self.date_to
         if self.categories:
             out["categories"] = list(self.categories)
         return out

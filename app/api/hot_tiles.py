@@ -109,7 +109,8 @@ class HotTiles:
         req = TileRequest(layer, tile, filters)
         if_none_match = request.headers.get("if-none-match")
         after = partial(after_answer, request.scope)
-        answer = await tiles.layer_tile_from_memory(principal, req, if_none_match, ip, after=after)
+        answer: Answer | Response | None = await tiles.layer_tile_from_memory(principal, req, if_none_match, ip,
+                                                                              after=after)
         if answer is None:
             answer = await self._draw(request, tiles, principal, req, if_none_match, ip, after)
         if answer is None or isinstance(answer, Response):

@@ -22,7 +22,7 @@ from app.api.deps import Analyst, CategoriesDep, PeriodDep, SessionDep, Viewer
 from app.api.schemas import ApiModel
 from app.ingest import run_record
 from app.ingest.police_uk_parse import CATEGORIES, slugify
-from app.params import parse_bbox
+from app.params import date_literal, parse_bbox
 
 router = APIRouter(tags=["incidents"])
 
@@ -173,12 +173,10 @@ async def list_incidents(
     if box:
         where.append("i.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)")
         params.update(x0=box.minlon, y0=box.minlat, x1=box.maxlon, y1=box.maxlat)
-    if period.start:
-        where.append("i.month >= :start")
-        params["start"] = period.first_month
+    if (first := period.first_month) is not None:  # literals: a plan for these dates (date_literal)
+        where.append(f"i.month >= {date_literal(first)}")
     if period.end:
-        where.append("i.month <= :end")
-        params["end"] = period.end
+        where.append(f"i.month <= {date_literal(period.end)}")
     if categories:
         where.append("i.category = ANY(:categories)")
         params["categories"] = list(categories)
@@ -242,12 +240,10 @@ async def list_categories(
     A count that includes incidents you do not see exactly is held back when it is below the
     suppression threshold (`suppress_below`, 5 by default): it is null, with `suppressed: true`."""
     within, params = "", sharing.access_params(principal)
-    if period.start:
-        within += " AND i.month >= :start"
-        params["start"] = period.first_month
+    if (first := period.first_month) is not None:  # as literals (app.params.date_literal)
+        within += f" AND i.month >= {date_literal(first)}"
     if period.end:
-        within += " AND i.month <= :end"
-        params["end"] = period.end
+        within += f" AND i.month <= {date_literal(period.end)}"
     rows = (await session.execute(text(CATEGORY_COUNTS.format(period=within)), params)).all()
     k = sharing.suppress_below()
     categories = []

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from app.catalog import Layer
 from app.domain_errors import InvalidValue, UnknownItem
-from app.params import BBox, Period
+from app.params import BBox, Period, date_literal
 from app.sharing import AGGREGATE_CELL_M, access_params
 from app.tiles.sql import from_sql, ident
 
@@ -90,14 +90,14 @@ def _where(layer: Layer, flt: ExportFilter) -> tuple[list[str], dict[str, Any]]:
     if flt.bbox:
         clauses.append("t.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)")
         params.update(x0=flt.bbox.minlon, y0=flt.bbox.minlat, x1=flt.bbox.maxlon, y1=flt.bbox.maxlat)
+    # Dates as literals, so a plan is made for them (app.params.date_literal); incidents are dated
+    # by month: a month matches when it overlaps the period.
     date_col = layer.filters.date
-    if date_col and flt.period.start:
-        clauses.append(f"t.{ident(date_col)} >= :date_from")
-        # incidents are dated by month: a month matches when it overlaps the period
-        params["date_from"] = flt.period.first_month if date_col == "month" else flt.period.start
+    start = flt.period.first_month if date_col == "month" else flt.period.start
+    if date_col and start is not None:
+        clauses.append(f"t.{ident(date_col)} >= {date_literal(start)}")
     if date_col and flt.period.end:
-        clauses.append(f"t.{ident(date_col)} <= :date_to")
-        params["date_to"] = flt.period.end
+        clauses.append(f"t.{ident(date_col)} <= {date_literal(flt.period.end)}")
     if layer.filters.category and flt.categories:
         clauses.append(f"t.{ident(layer.filters.category)} = ANY(:categories)")
         params["categories"] = list(flt.categories)
