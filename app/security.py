@@ -12,6 +12,7 @@ import json
 import math
 import secrets
 import time
+from collections.abc import Callable
 
 from cachetools import TTLCache
 from fastapi import HTTPException
@@ -76,15 +77,17 @@ class RateLimiter:
 
     REFILL_S = 60.0
 
-    def __init__(self, per_minute: int, max_keys: int = 50_000) -> None:
+    def __init__(self, per_minute: int, max_keys: int = 50_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.capacity = float(max(per_minute, 1))
         self.rate = self.capacity / self.REFILL_S
-        # caller -> (tokens, when last taken), on the monotonic clock
-        self.buckets: TTLCache = TTLCache(maxsize=max_keys, ttl=self.REFILL_S, timer=time.monotonic)
+        self.clock = clock  # monotonic seconds (a test may hold it still)
+        # caller -> (tokens, when last taken), on that clock
+        self.buckets: TTLCache = TTLCache(maxsize=max_keys, ttl=self.REFILL_S, timer=clock)
 
     def take(self, key: str) -> int:
         """0 when allowed, else the seconds to wait."""
-        now = time.monotonic()
+        now = self.clock()
         tokens, at = self.buckets.pop(key, (self.capacity, now))
         tokens = min(self.capacity, tokens + (now - at) * self.rate)
         if tokens >= 1:

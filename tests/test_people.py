@@ -174,6 +174,10 @@ async def test_repeated_failures_lock_the_email_with_429_and_retry_after(web, ap
 
 
 async def test_each_address_has_a_sign_in_budget(web, app):
+    from app.security import RateLimiter
+    # The app's budget on a clock held still: on a slow machine 24 password checks take long
+    # enough for the bucket to refill (one sign-in every 3 s), and the test would measure that.
+    app.state.sign_in_limiter = RateLimiter(app.state.settings.sign_in_per_ip_per_minute, clock=lambda: 1000.0)
     answers = [await sign_in(web, f"x{i}@example.gov.uk", "wrong password") for i in range(24)]
     assert [a.status_code for a in answers[:20]] == [401] * 20  # 20 a minute by default
     throttled = [a for a in answers[20:] if a.status_code == 429]
