@@ -33,7 +33,8 @@ from app.settings import ROOT, Settings
 
 # The embedded cluster, on whatever port this checkout resolved (54329 unless that was taken).
 SERVER = f"postgresql://postgres@127.0.0.1:{resolve_port(Settings(database_url=None))}"
-DB_NAME = "safermap_bench_tiles"
+# SAFERMAP_BENCH_TILES_DB: another scratch database (e.g. a copy, so helpers do not migrate a shared one)
+DB_NAME = os.environ.get("SAFERMAP_BENCH_TILES_DB", "safermap_bench_tiles")
 DB_URL = f"{SERVER}/{DB_NAME}"
 INCIDENTS = 1_000_000
 POINTS = 40_000

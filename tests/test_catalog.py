@@ -130,7 +130,7 @@ def test_incidents_and_gaps_name_the_sharing_functions_they_read():
     assert not any(l.shared for l in catalog.layers.values() if l.id not in ("incidents", "gaps"))
 
 
-PLANS = [Plan(), Plan(filters=(True, True, True)), Plan(cells=True), Plan(embed=True), Plan(cells=True, embed=True)]
+PLANS = [Plan(), Plan(filters=(date(2024, 1, 1), date(2024, 2, 29), True)), Plan(cells=True), Plan(embed=True), Plan(cells=True, embed=True)]
 
 
 @pytest.mark.parametrize("layer_id", sorted(Catalog.load(LAYERS).layers))

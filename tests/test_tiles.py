@@ -242,7 +242,7 @@ async def test_tile_query_uses_the_spatial_index(database_url, make_caller):
     owner = create_engine(to_sync_url(database_url))
     try:
         for clustered in (True, False):
-            sql = tile_sql(layer, Plan(cells=clustered, filters=(True, True, True)))
+            sql = tile_sql(layer, Plan(cells=clustered, filters=(date(2024, 1, 1), date(2024, 2, 29), True)))
             access = {"p": caller.partnership_id, "role": "admin", "agency": None, "level_cap": "exact"}
             params = tile_params(layer, Tile(8090, 5300, 14), access, cells=16 if clustered else None,
                                  filters=TileFilters(date(2024, 1, 1), date(2024, 2, 29), ("Burglary",)))
