@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     # Retry-After. Unset: half the cores, at least 1 (an export keeps about a core busy here, its
     # writer or encoder, and one in PostgreSQL reading the rows).
     export_concurrency: int | None = Field(default=None, ge=1, le=1024)
+    # Tiles each worker draws at once (app/tiles/pipeline.py DrawGate); more wait their turn without
+    # holding a connection, up to pool_timeout_s, then are answered 503 with Retry-After. Unset: two
+    # per core shared out among the workers, at least 2. Drawing is CPU work in PostgreSQL: on 2
+    # cores, ten tiles drawn at once (the whole pool) each took about as long as ten in a row, and
+    # starved this process of the CPU it needs to answer them.
+    tile_draws: int | None = Field(default=None, ge=1, le=1024)
     # The tile cache of each worker (app/tiles/cache.py): at most this many tiles and bytes; 0 turns it off.
     tile_cache_entries: int = Field(default=2_000, ge=0, le=10_000_000)
     tile_cache_bytes: int = Field(default=256 * MIB, ge=0, le=64 * GIB)
@@ -143,6 +149,9 @@ class Settings(BaseSettings):
 
     def resolved_workers(self) -> int:
         return self.workers or os.cpu_count() or 1
+
+    def resolved_tile_draws(self) -> int:
+        return self.tile_draws or max(2, 2 * (os.cpu_count() or 1) // self.resolved_workers())
 
     def resolved_export_concurrency(self) -> int:
         return self.export_concurrency or max(1, (os.cpu_count() or 1) // 2)

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 import httpx
@@ -337,6 +338,30 @@ async def test_a_cached_tile_and_a_304_need_no_database_while_others_get_503(tin
             event.remove(engine.sync_engine, "before_cursor_execute", count)
             await held.close()
         assert (await client.get("/api/cameras", headers=admin.headers)).status_code == 200
+
+
+async def test_tiles_beyond_the_draw_limit_wait_without_a_connection_then_get_503(tiny, db):
+    """Tiles drawn at once are limited (app/tiles/pipeline.py DrawGate): one more waits its turn,
+    holding no connection (others' requests still get one), and past the pool's wait is answered
+    503 with Retry-After; once a slot is free it is drawn."""
+    pid = await factories.partnership(db, "hot-gate")
+    admin = await factories.person(db, pid, "admin")
+    await factories.camera(db, pid, "GATE-1")
+    x, y = lonlat_to_tile(LON, LAT, 16)
+    url = f"/tiles/cameras/16/{x}/{y}.mvt"
+    gate = tiny.state.tiles.draws
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=tiny), base_url="http://t") as client:
+        assert (await client.get("/api/cameras", headers=admin.headers)).status_code == 200  # caller in memory
+        async with AsyncExitStack() as every_slot:
+            for _ in range(gate.size):
+                await every_slot.enter_async_context(gate.slot())
+            waiting, other = await asyncio.gather(client.get(url, headers=admin.headers),
+                                                  client.get("/api/cameras", headers=admin.headers))
+            assert other.status_code == 200, "a tile waiting for its turn held the only connection"
+            assert waiting.status_code == 503 and waiting.headers["retry-after"] == "1"
+            assert waiting.headers["content-type"].startswith("application/problem+json")
+        drawn = await client.get(url, headers=admin.headers)
+        assert drawn.status_code == 200 and drawn.content
 
 
 async def test_an_exact_view_is_audited_after_the_answer_once_a_minute(client, db, make_caller):

@@ -149,7 +149,7 @@ class HotTiles:
         try:
             return await tiles.layer_tile(cast(AsyncSession, session), principal, req, if_none_match, ip, after=after)
         except PoolTimeout:
-            log.warning("no database connection free: %s answered 503", request.url.path)
+            log.warning("no database connection (or tile drawing slot) free: %s answered 503", request.url.path)
             return busy(problem(request, 503, "Busy", BUSY))
         except Exception as exc:  # noqa: BLE001 - handed to the route, which answers it properly
             log.debug("drawing %s in the hot path failed (%r); the route takes over", req.layer.id, exc)

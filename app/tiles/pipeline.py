@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -33,6 +34,7 @@ from app import audit, sharing
 from app.audit import ExactViews
 from app.auth import Principal
 from app.catalog import Layer
+from app.errors import PoolTimeout
 from app.settings import Settings
 from app.tiles import grid
 from app.tiles.cache import Body, TileCache, VersionSource, current_versions, etag, fill_versions, matches
@@ -122,12 +124,44 @@ class TileRequest:
     filters: TileFilters = TileFilters()
 
 
+class DrawGate:
+    """At most `size` tiles drawn at once by this process; the others wait their turn (first come,
+    first served) holding no connection, at most `wait_s`, then the request is answered 503 with
+    Retry-After as when the pool has no connection free (app/errors.py). Drawing a tile is CPU
+    work in PostgreSQL: with more drawn at once than there are cores each takes as much longer,
+    and the longest (dense every-point tiles) set the tail, while the server process competes
+    with them for the CPU it needs to answer the others. In a queue each waits for the ones ahead
+    and is then drawn at full speed."""
+
+    def __init__(self, size: int, wait_s: float) -> None:
+        self.size, self.wait_s = size, wait_s
+        self._slots = asyncio.Semaphore(size)
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        try:
+            async with asyncio.timeout(self.wait_s):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise PoolTimeout(f"no tile drawing slot free within {self.wait_s} s") from None
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+    async def draw(self, job: Job, session: AsyncSession) -> Drawn:
+        async with self.slot():
+            return await job.draw(session)
+
+
 class TilePipeline:
     """One per app (app.state.tiles): the tile cache and the rules every kind of tile shares."""
 
     def __init__(self, cache: TileCache, suppress_below: int, catalog_fingerprint: Callable[[], str],
-                 live: VersionSource | None = None, exact_views: ExactViews | None = None) -> None:
+                 live: VersionSource | None = None, exact_views: ExactViews | None = None,
+                 draws: DrawGate | None = None) -> None:
         self.cache = cache
+        self.draws = draws  # None: no limit on tiles drawn at once
         self.suppress_below = suppress_below
         # The catalog's fingerprint is part of every key, so a changed catalog redraws everything.
         self._fingerprint = catalog_fingerprint
@@ -141,7 +175,8 @@ class TilePipeline:
     def from_settings(cls, settings: Settings, catalog_fingerprint: Callable[[], str],
                       live: VersionSource | None = None, exact_views: ExactViews | None = None) -> TilePipeline:
         return cls(TileCache(settings.tile_cache_entries, settings.tile_cache_bytes), settings.suppress_below,
-                   catalog_fingerprint, live, exact_views)
+                   catalog_fingerprint, live, exact_views,
+                   DrawGate(settings.resolved_tile_draws(), settings.pool_timeout_s))
 
     @property
     def fingerprint(self) -> str:
@@ -157,7 +192,7 @@ class TilePipeline:
     async def _cached_or_drawn(self, session: AsyncSession, job: Job, tag: str) -> Body:
         body = self.cache.get(tag)
         if body is None:
-            drawn = await job.draw(session)
+            drawn = await (job.draw(session) if self.draws is None else self.draws.draw(job, session))
             # The versions read with the tile (same snapshot) name it, even if data changed meanwhile.
             body = Body(drawn.data, etag(*job.key(), versions=drawn.versions), job.media_type, drawn.exact)
             self.cache.put(body)
