@@ -13,9 +13,10 @@ answer by app.writer.SettleWrites, outside this).
 A tile to draw for a caller known to memory is drawn here too, through the same pipeline call the
 route makes (`TilePipeline.layer_tile`, with the same lazy read session): once the tile SQL itself
 is cheap (low zooms counted from the aggregate), solving the route's dependencies again cost about
-as much as drawing the tile. A draw that cannot get a database connection in time is answered 503
-with Retry-After here, as the route would: handing it on would make the refused request wait for the
-pool a second time, exactly when the server is busiest. Should drawing fail for any other reason,
+as much as drawing the tile. A draw that cannot get a database connection (or its turn to draw:
+app/tiles/pipeline.py DrawGate) in time is answered 503 with Retry-After here, as the route would:
+handing it on would make the refused request wait for the pool a second time, exactly when the
+server is busiest. Should drawing fail for any other reason,
 nothing has been answered and the route takes the request over, and answers it or its problem.
 
 An embedded map's tiles (`GET /embed/{id}/tiles/...?key=`) are answered here the same way when

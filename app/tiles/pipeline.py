@@ -14,6 +14,9 @@ lazy: app/db.py LazySession); while that memory cannot be trusted the versions a
 database, as one lookup. Exact views are audited by the background writer (app/audit.py
 ExactViews), not before the answer.
 
+Tiles are drawn a few at a time (DrawGate: about two per core); the others wait their turn,
+holding no connection.
+
 Low-zoom incident cells are counted from a per-data-version aggregate (app/sql/incident_cells.sql,
 app/tiles/cells.py) whenever it is current, in the tile's own snapshot, for every partnership the
 caller counts; otherwise (and for dated tiles) from every point, as before.
