@@ -8,7 +8,8 @@ whose figure is missing) is listed as not measured, never as met.
     target                              measured / reference
     cached tile        >= 0.3x          cached req/s / bare FastAPI route req/s (the app floor)
     304                >= 0.5x          304 req/s / app floor req/s
-    cold tiles         >= 3x tipg, >= 1x bare ST_AsMVT, p99 no worse than either
+    cold tiles         >= 3x tipg, >= 1x bare ST_AsMVT, p99 no worse than either (under the same
+                       16 clients: the bare query's clients queue for its 2 connections)
     200 clients        0 timeouts, 0 errors, p99 < 500 ms
     import             <= 4x bare COPY  (report["import"]["import_vs_bare_copy"])
     hotspot surface    < 1 s cold for 1M incidents
@@ -65,7 +66,10 @@ def tiles_targets(tiles: dict | None) -> dict[str, dict]:
     cold = _row(tiles, lambda n: "1w" in n and "cold" in n)
     # tipg serving every point, as the bare query does (its default 10k-feature cap drops points)
     tipg = _row(tiles, lambda n: "tipg" in n and "every point" in n) or _row(tiles, lambda n: "tipg" in n)
-    bare = _row(tiles, lambda n: "floor" in n or "st_asmvt" in n)
+    bare = _row(tiles, lambda n: ("floor" in n or "st_asmvt" in n) and "clients" not in n)
+    # Latency is compared under the same load: the bare query with as many clients as SaferMap's
+    # line, queued for its 2 connections (the 2-client floor has no queue at all).
+    bare_loaded = _row(tiles, lambda n: "floor" in n and "clients" in n)
     rps = lambda row: row.get("req_per_s") if row else None  # noqa: E731
     p99 = lambda row: row.get("p99_ms") if row else None  # noqa: E731
     return {
@@ -74,8 +78,12 @@ def tiles_targets(tiles: dict | None) -> dict[str, dict]:
                                              lambda r, _: r >= 1),
         "cold tiles p99 vs tipg": entry(p99(cold), p99(tipg), "ms", "p99 no worse than tipg's",
                                         lambda r, _: r <= 1),
-        "cold tiles p99 vs bare ST_AsMVT": entry(p99(cold), p99(bare), "ms",
-                                                 "p99 no worse than the bare ST_AsMVT query's", lambda r, _: r <= 1),
+        "cold tiles p99 vs bare ST_AsMVT": entry(p99(cold), p99(bare_loaded), "ms",
+                                                 "p99 no worse than the bare query's, same 16 clients",
+                                                 lambda r, _: r <= 1),
+        "cold tiles p99 vs bare, 2 clients": entry(p99(cold), p99(bare), "ms",
+                                                   "(for reference: the bare query with no queue)",
+                                                   lambda r, _: r <= 1),
     }
 
 
