@@ -31,7 +31,8 @@ class Done:
 
 async def run_export(settings: Settings, slug: str, layer_id: str, fmt: str, output: Path,
                      date_from: str | None = None, date_to: str | None = None, categories: list[str] | None = None,
-                     datasets: list[str] | None = None, bbox: str | None = None) -> Done:
+                     datasets: list[str] | None = None, bbox: str | None = None, cql: str | None = None,
+                     cql_lang: str = "cql2-text") -> Done:
     """Write the export to `output` (via a temporary name beside it, so a failed export leaves no
     half file), audit it, and say how many features it holds."""
     import time
@@ -50,7 +51,8 @@ async def run_export(settings: Settings, slug: str, layer_id: str, fmt: str, out
     layer = find_layer(Catalog.load(settings.layers_dir).layers, layer_id)
     check_format(fmt)
     flt = ExportFilter(parse_period(date_from, date_to), parse_categories(categories),
-                       parse_values(datasets, "dataset"), parse_bbox(bbox))
+                       parse_values(datasets, "dataset"), parse_bbox(bbox), cql, cql_lang)
+    flt.check(layer)
     engine = make_engine(settings)
     part = output.with_name(f".{output.stem}.part{output.suffix}")  # GDAL wants the suffix
     try:
@@ -92,13 +94,16 @@ def export_command(
     category: list[str] | None = typer.Option(None, help="Only these categories (repeat)."),
     dataset: list[str] | None = typer.Option(None, help="Only these data sets (repeat)."),
     bbox: str | None = typer.Option(None, help="minlon,minlat,maxlon,maxlat (WGS84)."),
+    cql: str | None = typer.Option(None, "--filter", help="CQL2 over the layer's queryables, e.g. "
+                                   "\"category = 'Burglary' AND month >= '2024-01'\"."),
+    cql_lang: str = typer.Option("cql2-text", "--filter-lang", help="cql2-text or cql2-json."),
 ) -> None:
     """Export a layer of the partnership as GeoPackage (its metric CRS, with a provenance and licence
     note), FlatGeobuf, GeoJSON (WGS84) or CSV (lon/lat and easting/northing), as the partnership's
     administrator sees it. Audited."""
     try:
         done = asyncio.run(run_export(get_settings(), partnership, layer, fmt, output, date_from, date_to,
-                                      category, dataset, bbox))
+                                      category, dataset, bbox, cql, cql_lang))
     except DomainError as e:
         console.print(f"[bold red]error:[/] {e.detail}")
         raise typer.Exit(2) from None

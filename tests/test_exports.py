@@ -318,6 +318,39 @@ async def test_filters_are_those_of_the_incidents_api(client, world, tmp_path):
     assert await ids(bbox=box, dataset="police-crime") == ["Burglary", "Burglary"]
 
 
+async def test_a_cql2_filter_narrows_an_export_as_it_narrows_an_ogc_page(client, world, settings, tmp_path):
+    """What an analyst filtered on /ogc they can export with the same CQL2, text or JSON, through the
+    API and the CLI; a filter naming what is not queryable is a 400 before anything is read."""
+    async def categories(**params) -> list[str]:
+        body = json.loads((await download(client, world.admin, "incidents", "geojson", tmp_path, **params)).read_text())
+        return sorted(f["properties"]["category"] for f in body["features"])
+
+    flt = "category IN ('Robbery', 'Vehicle crime') OR (category = 'Burglary' AND month < '2024-02')"
+    ogc = await client.get("/ogc/collections/incidents/items", params={"filter": flt, "limit": 1000},
+                           headers=world.admin.headers)
+    assert ogc.status_code == 200
+    assert await categories(filter=flt) == sorted(f["properties"]["category"] for f in ogc.json()["features"])
+    as_json = json.dumps({"op": "=", "args": [{"property": "category"}, "Robbery"]})
+    assert await categories(filter=as_json, **{"filter-lang": "cql2-json"}) == ["Robbery"]
+    # The viewer's counts-only rows are filtered before they are counted: no cell of Noise is left.
+    for params, cells in (({}, 1), ({"filter": "category <> 'Noise'"}, 0)):
+        viewer = await client.get("/api/exports/incidents.csv", headers=world.viewer.headers, params=params)
+        assert viewer.status_code == 200
+        assert sum(1 for row in csv.DictReader(io.StringIO(viewer.text)) if row["level"] == "aggregate") == cells
+    for bad in ("nosuch = 1", "category =", "geometry = 'x'"):
+        r = await client.get("/api/exports/incidents.csv", headers=world.admin.headers, params={"filter": bad})
+        assert r.status_code == 400 and r.headers["content-type"].startswith("application/problem+json"), bad
+
+    from app.cli_exports import run_export
+    from app.domain_errors import InvalidValue
+    out = tmp_path / "robbery.csv"
+    done = await run_export(settings, "alpha", "incidents", "csv", out, cql="category = 'Robbery'")
+    assert done.rows == (await categories(filter=as_json, **{"filter-lang": "cql2-json"})).count("Robbery")
+    with pytest.raises(InvalidValue):
+        await run_export(settings, "alpha", "incidents", "csv", tmp_path / "x.csv", cql="nosuch = 1")
+    assert not (tmp_path / "x.csv").exists()
+
+
 # -- audit --------------------------------------------------------------------------------------------
 async def test_every_export_is_audited_and_exact_ones_as_exact_views(client, world, db, tmp_path):
     await download(client, world.viewer, "incidents", "csv", tmp_path)

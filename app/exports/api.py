@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import Annotated, BinaryIO, Literal
 
 import anyio
 from fastapi import APIRouter, Query, Request
@@ -55,12 +55,16 @@ async def export_layer(
     request: Request, session: SessionDep, principal: Viewer, catalog: CatalogDep,
     layer_id: str, fmt: str, period: PeriodDep, categories: CategoriesDep, datasets: DatasetsDep,
     bbox: Annotated[str | None, Query(max_length=200, description="minlon,minlat,maxlon,maxlat (WGS84)")] = None,
+    filter: Annotated[str | None, Query(max_length=4000, description="CQL2 over the layer's queryables, as "
+                                        "/ogc/collections/{id}/queryables lists them")] = None,
+    filter_lang: Annotated[Literal["cql2-text", "cql2-json"], Query(alias="filter-lang")] = "cql2-text",
 ):
     """The layer's features that you may see, as a file: `gpkg` (GeoPackage in your partnership's
     metric CRS, EPSG:27700 in Great Britain, with a provenance and licence note as its metadata),
     `fgb` (FlatGeobuf, the same CRS), `geojson` (WGS84) or `csv` (lon/lat beside easting/northing in
     your partnership's metric CRS; lines and polygons add `wkt`). Filters as for `/api/incidents`
-    (`from`, `to`, `category`, `dataset`, `bbox`); a layer ignores those it has no column for.
+    (`from`, `to`, `category`, `dataset`, `bbox`); a layer ignores those it has no column for. A CQL2
+    `filter` (text, or JSON with `filter-lang=cql2-json`) narrows it as on `/ogc`.
 
     Incidents come at your level for each data set: exact, anonymous points (sanitised), or, where
     you may only count, `count`s on 250 m grid squares with small counts held back. Every export is
@@ -70,7 +74,8 @@ async def export_layer(
     layer = find_layer(catalog.layers, layer_id)
     principal.require(layer.least_role)
     check_format(fmt)
-    flt = ExportFilter(period, categories, datasets, parse_bbox(bbox))
+    flt = ExportFilter(period, categories, datasets, parse_bbox(bbox), filter, filter_lang)
+    flt.check(layer)
     slot = request.app.state.export_slots.take()  # held until the answer is over (app/exports/slots.py)
     try:
         return await _export(request, session, principal, layer, fmt, flt, slot)

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from app.catalog import Layer
 from app.domain_errors import InvalidValue, UnknownItem
+from app.ogc.cql import compile_filter, layer_queryables
 from app.params import BBox, Period, date_literal
 from app.sharing import AGGREGATE_CELL_M, access_params
 from app.tiles.sql import from_sql, ident
@@ -42,13 +43,22 @@ class ExportFilter:
     categories: tuple[str, ...] = ()
     datasets: tuple[str, ...] = ()
     bbox: BBox | None = None
+    cql: str | None = None          # a CQL2 filter over the layer's queryables, as /ogc takes it
+    cql_lang: str = "cql2-text"     # or cql2-json
 
     def detail(self) -> dict[str, Any]:
         """For the audit trail and the provenance note."""
         box = self.bbox
-        return {"from": self.period.start, "to": self.period.end, "categories": list(self.categories),
-                "datasets": list(self.datasets),
-                "bbox": [box.minlon, box.minlat, box.maxlon, box.maxlat] if box else None}
+        out: dict[str, Any] = {"from": self.period.start, "to": self.period.end, "categories": list(self.categories),
+               "datasets": list(self.datasets),
+               "bbox": [box.minlon, box.minlat, box.maxlon, box.maxlat] if box else None}
+        if self.cql:
+            out["filter"] = self.cql
+        return out
+
+    def check(self, layer: Layer) -> None:
+        """Refuse a bad filter (400) before anything is read or sent."""
+        _where(layer, self)
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,10 @@ def _where(layer: Layer, flt: ExportFilter) -> tuple[list[str], dict[str, Any]]:
     if layer.shared and flt.datasets:
         clauses.append("t.dataset = ANY(:datasets)")
         params["datasets"] = list(flt.datasets)
+    if flt.cql:  # the OGC API's compiler: names from the layer's queryables, every value bound
+        compiled = compile_filter(flt.cql, layer_queryables(layer), prefix="cql", lang=flt.cql_lang)
+        clauses.append(compiled.sql)
+        params.update(compiled.params)
     return clauses, params
 
 

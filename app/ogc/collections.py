@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import sharing
 from app.auth import Principal
 from app.catalog import Catalog, Layer
-from app.ogc.cql import Kind, Queryable
+from app.ogc.cql import Queryable, layer_queryables
 from app.tiles.cache import VersionSource, current_versions
 from app.tiles.sql import from_sql, ident
 
@@ -88,24 +88,9 @@ class Collection:
 
     @property
     def queryables(self) -> dict[str, Queryable]:
-        """What a CQL2 filter may name: for incidents category, month and data set (and the other
-        text fields); for other layers their catalog fields. SQL comes from the catalog's checked
-        identifiers only."""
-        out: dict[str, Queryable] = {}
-        for name, kind in self.layer.fields.items():
-            if self.shared and name == "month_label":
-                continue
-            out[name] = Queryable(f"t.{ident(name)}", _kind(kind))
-        if self.date_column:
-            out["month"] = Queryable(f"t.{ident(self.date_column)}", "month",
-                                     "the incident's month, compared as 'YYYY-MM' (police.uk dates by month)")
-        if "dataset" in out:
-            out["dataset"] = Queryable("t.dataset", "string", "the data set's key, e.g. police-uk:greater-manchester")
-        return out
+        """What a CQL2 filter may name (app.ogc.cql.layer_queryables)."""
+        return layer_queryables(self.layer)
 
-
-def _kind(kind: str) -> Kind:
-    return "number" if kind == "number" else "boolean" if kind == "boolean" else "string"
 
 
 async def visible_collections(session: AsyncSession, catalog: Catalog, principal: Principal,

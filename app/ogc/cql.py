@@ -18,7 +18,9 @@ from pygeofilter import ast, values
 from pygeofilter.parsers.cql2_json import parse as parse_cql2_json
 from pygeofilter.parsers.cql2_text import parse as parse_cql2_text
 
+from app.catalog import Layer
 from app.domain_errors import InvalidValue
+from app.tiles.sql import ident
 
 MAX_FILTER_CHARS = 4_000
 MAX_NODES = 200
@@ -31,6 +33,24 @@ class Queryable:
     sql: str          # a fixed expression over the row alias `t`, from code, never from the caller
     kind: Kind
     description: str = ""
+
+
+def layer_queryables(layer: Layer) -> dict[str, Queryable]:
+    """What a CQL2 filter may name on a catalog layer (OGC collections and exports alike): for
+    incidents category, month and data set (and the other text fields); for other layers their
+    catalog fields. SQL comes from the catalog's checked identifiers only."""
+    out: dict[str, Queryable] = {}
+    for name, kind in layer.fields.items():
+        if layer.shared and name == "month_label":
+            continue
+        out[name] = Queryable(f"t.{ident(name)}", "number" if kind == "number" else
+                              "boolean" if kind == "boolean" else "string")
+    if layer.filters.date:
+        out["month"] = Queryable(f"t.{ident(layer.filters.date)}", "month",
+                                 "the incident's month, compared as 'YYYY-MM' (police.uk dates by month)")
+    if "dataset" in out:
+        out["dataset"] = Queryable("t.dataset", "string", "the data set's key, e.g. police-uk:greater-manchester")
+    return out
 
 
 @dataclass
