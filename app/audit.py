@@ -32,12 +32,16 @@ async def record(session: AsyncSession, action: str, *, principal: Principal | N
                  ip: str | None = None) -> None:
     """Add an event in the caller's transaction: it commits (or rolls back) with the change it
     describes, so the trail never claims a change that did not happen."""
-    await session.execute(INSERT_EVENT, {
-        "partnership_id": principal.partnership_id if principal else partnership_id,
-        "principal_id": principal.id if principal else None,
-        "principal_name": principal.name if principal else None,
-        "action": action, "target": target, "detail": json.dumps(detail or {}, default=str), "ip": ip,
-    })
+    await session.execute(INSERT_EVENT, _event(action, principal, partnership_id, target, detail, ip))
+
+
+def _event(action: str, principal: Principal | None, partnership_id: int | None, target: str,
+           detail: dict[str, Any] | None, ip: str | None) -> dict[str, Any]:
+    """INSERT_EVENT's parameters."""
+    return {"partnership_id": principal.partnership_id if principal else partnership_id,
+            "principal_id": principal.id if principal else None,
+            "principal_name": principal.name if principal else None,
+            "action": action, "target": target, "detail": json.dumps(detail or {}, default=str), "ip": ip}
 
 
 def record_after_answer(writer: Writer, scope: MutableMapping[str, Any], action: str, *, principal: Principal,
@@ -46,9 +50,7 @@ def record_after_answer(writer: Writer, scope: MutableMapping[str, Any], action:
     waited for once the answer has gone (app.writer.after_answer), so the reader's answer does not
     wait for the audit's commit. False (nothing queued) when the writer is not running; the caller
     then records it in its own transaction."""
-    params = {"partnership_id": principal.partnership_id, "principal_id": principal.id,
-              "principal_name": principal.name, "action": action, "target": target,
-              "detail": json.dumps(detail or {}, default=str), "ip": ip}
+    params = _event(action, principal, None, target, detail, ip)
 
     async def job(conn: AsyncConnection) -> None:
         await conn.execute(INSERT_EVENT, params)

@@ -49,12 +49,10 @@ class ExportFilter:
     def detail(self) -> dict[str, Any]:
         """For the audit trail and the provenance note."""
         box = self.bbox
-        out: dict[str, Any] = {"from": self.period.start, "to": self.period.end, "categories": list(self.categories),
-               "datasets": list(self.datasets),
-               "bbox": [box.minlon, box.minlat, box.maxlon, box.maxlat] if box else None}
-        if self.cql:
-            out["filter"] = self.cql
-        return out
+        return {"from": self.period.start, "to": self.period.end, "categories": list(self.categories),
+                "datasets": list(self.datasets),
+                "bbox": [box.minlon, box.minlat, box.maxlon, box.maxlat] if box else None,
+                **({"filter": self.cql} if self.cql else {})}
 
     def check(self, layer: Layer) -> None:
         """Refuse a bad filter (400) before anything is read or sent."""
